@@ -1,0 +1,46 @@
+# The book's two commands: `make book` and `make test`. Each does all set-up on its own.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: book test setup system unit chapters-ci nbval html-ci browser clean
+
+## make book: set up, run every chapter on params/default.yaml, build _build/html
+book: setup
+	$(BIN)/python -m vaetone.book execute --params params/default.yaml --out _build/executed/default
+	$(BIN)/python -m vaetone.book build --executed _build/executed/default
+
+## make test: set up, unit tests, then every chapter on params/ci.yaml, nbval, strict book build
+test: setup unit chapters-ci nbval html-ci
+
+setup: $(STAMP) system
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+system:
+	@bash scripts/install_system.sh --with-browser
+
+unit: setup
+	$(BIN)/python -m pytest tests
+
+chapters-ci: setup
+	$(BIN)/python -m vaetone.book execute --params params/ci.yaml --out _build/executed/ci
+
+nbval: chapters-ci
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax _build/executed/ci/chapters -o testpaths=
+
+html-ci: chapters-ci
+	$(BIN)/python -m vaetone.book build --executed _build/executed/ci --html _build/ci --strict
+
+clean:
+	rm -rf _build

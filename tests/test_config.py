@@ -1,0 +1,66 @@
+"""Tests of vaetone.config: names, coercion, range checks and the parameter files."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vaetone import config
+from vaetone.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_equal_default_yaml():
+    values = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
+    assert set(values) == set(config.names())
+    assert config.load_yaml(ROOT / "params" / "default.yaml") == config.Config()
+
+
+@pytest.mark.parametrize("name", ["default", "ci", "paper", "nsynth"])
+def test_every_preset_is_valid(name):
+    cfg = config.load_yaml(ROOT / "params" / f"{name}.yaml")
+    assert isinstance(cfg, config.Config)
+
+
+def test_unknown_name_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="'datset'.*did you mean 'dataset'"):
+        config.make(datset="synthetic")
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"dataset": "nsynt"}, "dataset='nsynt' is not one of"),
+    ({"n_mels": 0}, "n_mels=0 must be > 0"),
+    ({"latent_dim": 0}, "latent_dim=0 must be > 0"),
+    ({"beta": -1}, "beta=-1.0 must be >= 0"),
+    ({"lr": 0}, "lr=0.0 must be > 0"),
+    ({"pitch_min": 80, "pitch_max": 60}, "pitch range 80..60"),
+    ({"velocities": [30]}, "velocities"),
+    ({"families": ["banjo"]}, "families \\['banjo'\\] unknown"),
+    ({"f_max": 9000}, "f_max <= 8000"),
+    ({"n_mels": "many"}, "n_mels' must be int"),
+    ({"latent_dim": 2.5}, "latent_dim' must be int"),
+    ({"dataset": "nsynth"}, "needs nsynth_path"),
+    ({"valid_fraction": 0.6, "test_fraction": 0.5}, "sum to less than 1"),
+])
+def test_bad_values_raise_clear_errors(params, match):
+    with pytest.raises(ConfigError, match=match):
+        config.make(**params)
+
+
+def test_papermill_strings_are_coerced():
+    cfg = config.make(latent_dim="5", beta="0.5", velocities=127)
+    assert (cfg.latent_dim, cfg.beta, cfg.velocities) == (5, 0.5, [127])
+
+
+def test_from_notebook_ignores_modules_and_functions_but_not_typos():
+    import math
+    ns = {"math": math, "f": lambda: 1, "In": [], "_": None, "latent_dim": 8}
+    assert config.from_notebook(ns).latent_dim == 8
+    with pytest.raises(ConfigError, match="latentdim"):
+        config.from_notebook({**ns, "latentdim": 4})
+
+
+def test_stage_params_accumulate():
+    cfg = config.Config()
+    assert "n_mels" not in config.stage_params(cfg, "data")
+    assert {"dataset", "n_mels", "latent_dim", "beta"} <= set(config.stage_params(cfg, "train"))

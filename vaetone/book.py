@@ -1,0 +1,145 @@
+"""The chapter pipeline: MyST chapters → notebooks (jupytext) → executed (papermill) → HTML (Jupyter Book).
+
+Used by the Makefile::
+
+    python -m vaetone.book execute --params params/ci.yaml --out _build/executed/ci
+    python -m vaetone.book build --executed _build/executed/ci --html _build/ci --strict
+
+The book is built from the executed notebooks with execution off, in a staging folder
+that holds no ``.md`` twin of any chapter (Jupyter Book would prefer the ``.md``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import config, store
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "reproduce.md", "references.bib")
+
+
+def chapter_sources(root: Path | None = None) -> list[Path]:
+    """The chapter sources ``chapters/NN_name.md``, in order."""
+    root = root or store.root()
+    return sorted((root / "chapters").glob("[0-9][0-9]_*.md"))
+
+
+def to_notebook(source: Path, target: Path) -> Path:
+    """Convert a MyST markdown chapter to an unexecuted ``.ipynb`` (jupytext)."""
+    import jupytext
+    nb = jupytext.read(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, target)
+    return target
+
+
+def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
+    """Execute one chapter with papermill; the executed notebook is written atomically.
+
+    Args:
+        source: ``chapters/NN_name.md``.
+        out_dir: folder that receives ``chapters/NN_name.ipynb``.
+        parameters: papermill parameters (checked against :mod:`vaetone.config`).
+    Returns:
+        The path of the executed notebook.
+    """
+    import papermill
+    config.make(**parameters)  # fail before starting a kernel
+    target = out_dir / "chapters" / f"{source.stem}.ipynb"
+    running = out_dir / "running" / target.name  # kept, with the traceback, if the chapter fails
+    raw = to_notebook(source, out_dir / "raw" / target.name)
+    running.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(str(raw), str(running), parameters=parameters,
+                               cwd=str(source.parent), kernel_name="python3",
+                               progress_bar=False, log_output=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    running.replace(target)
+    return target
+
+
+def execute(params_file: Path, out_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """Execute every chapter (or those whose name starts with one of ``only``) on a parameters file."""
+    parameters = yaml.safe_load(Path(params_file).read_text()) or {}
+    config.make(**parameters)
+    done = []
+    for source in chapter_sources():
+        if only and not any(source.stem.startswith(o) for o in only):
+            continue
+        start = time.perf_counter()
+        print(f"[book] executing {source.name} on {params_file} ...", flush=True)
+        done.append(execute_chapter(source, Path(out_dir), parameters))
+        print(f"[book] {source.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+    return done
+
+
+def stage(executed: Path, staging: Path) -> Path:
+    """Lay out a book source folder: the book files plus the executed chapters (no ``.md`` twins)."""
+    root = store.root()
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "chapters").mkdir(parents=True)
+    for name in BOOK_FILES:
+        shutil.copy2(root / name, staging / name)
+    for src in chapter_sources():
+        nb = executed / "chapters" / f"{src.stem}.ipynb"
+        if not nb.exists():
+            raise ConfigError(f"chapter {src.name} has no executed notebook at {nb}; "
+                              "run `python -m vaetone.book execute` first")
+        shutil.copy2(nb, staging / "chapters" / nb.name)
+    return staging
+
+
+def build(executed: Path, html_parent: Path, strict: bool = False) -> Path:
+    """Build the HTML book from executed notebooks, with execution off, into ``<html_parent>/html``.
+
+    Args:
+        executed: folder written by :func:`execute`.
+        html_parent: the book lands in ``<html_parent>/html``.
+        strict: treat Sphinx warnings as errors (CI).
+    Returns:
+        The path of ``index.html``.
+    """
+    staging = stage(Path(executed), Path(executed) / "book_src")
+    cmd = ["jupyter-book", "build", str(staging), "--path-output", str(staging)]
+    if strict:
+        cmd += ["-W", "--keep-going"]
+    subprocess.run(cmd, check=True)
+    html = Path(html_parent) / "html"
+    if html.exists():
+        shutil.rmtree(html)
+    shutil.copytree(staging / "_build" / "html", html)
+    return html / "index.html"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the pipeline (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m vaetone.book")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    ex = sub.add_parser("execute", help="run the chapters with papermill")
+    ex.add_argument("--params", required=True, type=Path)
+    ex.add_argument("--out", required=True, type=Path)
+    ex.add_argument("--only", nargs="*", help="chapter name prefixes, e.g. 01 03")
+    bd = sub.add_parser("build", help="build the HTML book from executed chapters")
+    bd.add_argument("--executed", required=True, type=Path)
+    bd.add_argument("--html", type=Path, default=Path("_build"))
+    bd.add_argument("--strict", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.cmd == "execute":
+        execute(args.params, args.out, args.only)
+    else:
+        print(f"[book] built {build(args.executed, args.html, args.strict)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

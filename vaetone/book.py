@@ -24,7 +24,7 @@ from . import config, store
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
-BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "reproduce.md", "references.bib")
+BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "reproduce.md", "references.md", "references.bib")
 
 
 def chapter_sources(root: Path | None = None) -> list[Path]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     """
     import papermill
     config.make(**parameters)  # fail before starting a kernel
+    os.environ.setdefault("TQDM_DISABLE", "1")  # widget progress bars are noise in a static page
     target = out_dir / "chapters" / f"{source.stem}.ipynb"
     running = out_dir / "running" / target.name  # kept, with the traceback, if the chapter fails
     raw = to_notebook(source, out_dir / "raw" / target.name)
@@ -109,7 +111,7 @@ def build(executed: Path, html_parent: Path, strict: bool = False) -> Path:
         The path of ``index.html``.
     """
     staging = stage(Path(executed), Path(executed) / "book_src")
-    cmd = ["jupyter-book", "build", str(staging), "--path-output", str(staging)]
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output", str(staging)]
     if strict:
         cmd += ["-W", "--keep-going"]
     subprocess.run(cmd, check=True)

@@ -16,7 +16,7 @@ book: setup
 	$(BIN)/python -m vaetone.book build --executed _build/executed/default
 
 ## make test: set up, unit tests, then every chapter on params/ci.yaml, nbval, strict book build
-test: setup unit chapters-ci nbval html-ci
+test: setup unit chapters-ci nbval html-ci browser
 
 setup: $(STAMP) system
 
@@ -41,6 +41,9 @@ nbval: chapters-ci
 
 html-ci: chapters-ci
 	$(BIN)/python -m vaetone.book build --executed _build/executed/ci --html _build/ci --strict
+
+browser: html-ci
+	$(BIN)/python -m pytest tests/browser --book-html _build/ci/html
 
 clean:
 	rm -rf _build

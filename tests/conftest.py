@@ -1,0 +1,8 @@
+"""Shared pytest options and fixtures."""
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--book-html", default="", help="folder of a built book (index.html) for the browser tests")

@@ -1,0 +1,146 @@
+"""Tests of vaetone.ablation: a decoder that depends on z_0 alone, and Captum's FeatureAblation as a cross-check."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import ablation as abl
+from vaetone.errors import ConfigError, VaetoneError
+
+N, D, N_MELS, N_FRAMES = 30, 4, 8, 6
+
+
+@pytest.fixture(scope="module")
+def case():
+    """A nonlinear decoder of z_0 only, latents, and references = reconstructions + noise."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(N_MELS * N_FRAMES, generator=gen)
+
+    def decode(z):
+        return torch.tanh(z[:, :1] * w[None, :] + 0.3).reshape(len(z), 1, N_MELS, N_FRAMES)
+    z = torch.randn(N, D, generator=gen) + 0.5
+    ref = decode(z)[:, 0] + 0.05 * torch.randn(N, N_MELS, N_FRAMES, generator=gen)
+    return decode, z, ref
+
+
+def test_logmel_mse_per_note():
+    ref = torch.zeros(3, 2, 2)
+    est = torch.stack([torch.zeros(2, 2), torch.ones(2, 2), 2 * torch.ones(2, 2)])
+    assert np.allclose(abl.logmel_mse(ref, est), [0.0, 1.0, 4.0])
+
+
+def test_baseline_values():
+    z = torch.arange(12.0).reshape(4, 3)
+    assert torch.equal(abl.baseline_values(z, "zero"), torch.zeros(4, 3))
+    assert torch.allclose(abl.baseline_values(z, "mean"), z.mean(0).expand(4, 3))
+    p1, p2 = abl.baseline_values(z, "permute", seed=3), abl.baseline_values(z, "permute", seed=3)
+    assert torch.equal(p1, p2)
+    assert all(sorted(p1[:, j].tolist()) == z[:, j].tolist() for j in range(3))
+    assert not torch.equal(abl.baseline_values(torch.randn(50, 3), "permute", seed=0),
+                           abl.baseline_values(torch.randn(50, 3), "permute", seed=1))
+    with pytest.raises(ConfigError):
+        abl.baseline_values(z, "median")
+    ablated = abl.ablate(z, [1], abl.baseline_values(z, "zero"))
+    assert torch.equal(ablated[:, 1], torch.zeros(4)) and torch.equal(ablated[:, [0, 2]], z[:, [0, 2]])
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mean", "permute"])
+def test_ablation_singles_out_dimension_0(case, baseline):
+    decode, z, ref = case
+    eff = abl.ablation_effects(decode, z, ref, baseline=baseline, seed=0, batch_size=7)
+    assert set(eff.columns) == {"note", "dim", "metric", "base", "ablated", "increase", "degradation"}
+    assert len(eff) == N * D
+    mean = eff.groupby("dim")["increase"].mean()
+    assert mean[0] > 0.05 and np.all(eff.query("dim > 0")["increase"] == 0)
+    assert abl.importance_order(eff)[0] == 0
+
+
+@pytest.mark.parametrize("baseline", ["zero", "mean", "permute"])
+@pytest.mark.parametrize("per_eval", [1, 3])
+def test_package_ablation_equals_captum(case, baseline, per_eval):
+    decode, z, ref = case
+    ours = abl.ablation_matrix(abl.ablation_effects(decode, z, ref, baseline=baseline, seed=2))
+    theirs = abl.captum_ablation(decode, z, ref, baseline=baseline, seed=2,
+                                 perturbations_per_eval=per_eval)
+    assert theirs.shape == (N, D)
+    np.testing.assert_allclose(ours.to_numpy(), theirs, rtol=1e-10, atol=1e-12)
+    assert np.abs(theirs[:, 0]).max() > 0.01
+
+
+def test_several_metrics_and_higher_is_better(case):
+    decode, z, ref = case
+
+    def accuracy(r, e):   # higher is better
+        return 1.0 - abl.logmel_mse(r, e)
+    eff = abl.ablation_effects(decode, z, ref, metrics={"mse": abl.logmel_mse, "acc": accuracy},
+                               higher_is_better=["acc"], index=[f"n{i}" for i in range(N)])
+    acc = eff.query("metric == 'acc' and dim == 0")
+    assert (acc["increase"] <= 1e-12).all() and (acc["degradation"] >= -1e-12).all()
+    mse = eff.query("metric == 'mse' and dim == 0")
+    np.testing.assert_allclose(acc["degradation"].to_numpy(), mse["increase"].to_numpy(), atol=1e-12)
+    assert eff["note"].iloc[0] == "n0"
+
+
+def test_summarise_ablation_overall_and_per_group(case):
+    decode, z, ref = case
+    eff = abl.ablation_effects(decode, z, ref)
+    family = np.array(["brass", "reed"] * (N // 2))
+    pitch = np.arange(40, 40 + N)
+    ranges = abl.pitch_ranges(pitch, width=12)
+    assert ranges[0] == "40-51" and ranges[12] == "52-63" and ranges[-1] == "64-75"
+    summ = abl.summarise_ablation(eff, {"family": family, "pitch range": ranges})
+    assert set(summ["grouping"]) == {"overall", "family", "pitch range"}
+    overall = summ.query("grouping == 'overall'").set_index("dim")
+    assert overall.loc[0, "increase_mean"] == pytest.approx(eff.query("dim == 0")["increase"].mean())
+    assert overall.loc[0, "n"] == N
+    brass = summ.query("grouping == 'family' and group == 'brass' and dim == 0")["increase_mean"].item()
+    expected = eff.query("dim == 0")["increase"].to_numpy()[family == "brass"].mean()
+    assert brass == pytest.approx(expected)
+    assert summ.query("dim > 0")["increase_mean"].abs().max() == 0
+    with pytest.raises(VaetoneError):
+        abl.summarise_ablation(eff, {"family": family[:-1]})
+
+
+def test_cumulative_ablation(case):
+    decode, z, ref = case
+    base = abl.reconstruction_errors(decode, z, ref)["logmel_mse"].mean()
+    cum = abl.cumulative_ablation(decode, z, ref, {"good": [0, 1, 2, 3], "bad": [3, 2, 1, 0]},
+                                  pca_error=np.linspace(1, 0, D + 1))
+    good = cum.query("order == 'good'").set_index("k")["error_mean"]
+    bad = cum.query("order == 'bad'").set_index("k")["error_mean"]
+    assert good[0] > base + 0.05 and np.allclose(good[1:], base)
+    assert np.allclose(bad[:D], good[0]) and bad[D] == pytest.approx(base)
+    pca = cum.query("order == 'PCA'")
+    assert pca["k"].tolist() == list(range(D + 1)) and pca["error_mean"].iloc[0] == 1.0
+    assert cum.query("order == 'good' and k == 2")["kept"].item() == "0,1"
+    with pytest.raises(ConfigError):
+        abl.cumulative_ablation(decode, z, ref, {"broken": [0, 0, 1, 2]})
+
+
+def test_shape_mismatch_is_a_clear_error(case):
+    decode, z, ref = case
+    with pytest.raises(VaetoneError, match="differs"):
+        abl.reconstruction_errors(decode, z, ref[:, :4])
+
+
+def test_via_audio_wraps_an_audio_metric(case):
+    decode, z, ref = case
+    to_audio = lambda x: torch.as_tensor(x).reshape(len(x), -1).numpy()   # noqa: E731
+    audio_mse = lambda a, b: ((np.asarray(a) - np.asarray(b)) ** 2).mean(1)  # noqa: E731
+    direct = abl.ablation_effects(decode, z, ref)
+    for ref_audio in (None, to_audio(ref)):
+        wrapped = abl.ablation_effects(decode, z, ref, {"logmel_mse": abl.via_audio(audio_mse, to_audio, ref_audio)})
+        np.testing.assert_allclose(wrapped["increase"], direct["increase"], atol=1e-6)
+    theirs = abl.captum_ablation(decode, z, ref, abl.via_audio(audio_mse, to_audio, to_audio(ref)),
+                                 perturbations_per_eval=2)
+    np.testing.assert_allclose(theirs, abl.ablation_matrix(direct).to_numpy(), atol=1e-6)
+
+
+def test_importance_order_from_a_summary(case):
+    decode, z, ref = case
+    eff = abl.ablation_effects(decode, z, ref)
+    summ = abl.summarise_ablation(eff, {"family": np.array(["a", "b"] * (N // 2))})
+    assert abl.importance_order(summ).tolist() == abl.importance_order(eff).tolist()
+    assert abl.importance_order(eff).tolist() == [0, 1, 2, 3]
+    with pytest.raises(VaetoneError):
+        abl.importance_order(eff, metric="nope")

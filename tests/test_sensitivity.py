@@ -1,0 +1,168 @@
+"""Tests of vaetone.sensitivity: known answers on hand-made decoders that depend on z_0 alone."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import config, sensitivity as sens
+from vaetone.errors import ConfigError, VaetoneError
+
+N_MELS, N_FRAMES, D = 16, 12, 4
+CFG = config.make(n_mels=N_MELS)
+
+
+def bump_decoder(z: torch.Tensor) -> torch.Tensor:
+    """A Gaussian bump in mel frequency (10 dB high) whose centre moves with z_0; constant in time."""
+    centre = N_MELS / 2 + z[:, :1] * N_MELS / 10                     # (n, 1)
+    m = torch.arange(N_MELS, dtype=z.dtype, device=z.device)[None, :]
+    spec = 10 * torch.exp(-((m - centre) ** 2) / (2 * 2.0 ** 2))     # (n, n_mels)
+    return spec[:, None, :, None].expand(-1, 1, -1, N_FRAMES)
+
+
+def linear_decoder():
+    """x = W z with every column of W zero but the first, and W's first column known."""
+    gen = torch.Generator().manual_seed(1)
+    w = torch.zeros(N_MELS * N_FRAMES, D)
+    w[:, 0] = torch.randn(N_MELS * N_FRAMES, generator=gen)
+
+    def decode(z):
+        return (z @ w.T).reshape(len(z), 1, N_MELS, N_FRAMES)
+    return decode, w[:, 0].reshape(N_MELS, N_FRAMES)
+
+
+def fake_describe(x: torch.Tensor) -> pd.DataFrame:
+    """Centroid (mel bin index) and mean level of each output."""
+    w = x.clamp_min(0) + 1e-9
+    m = torch.arange(x.shape[1], dtype=x.dtype)[None, :, None]
+    return pd.DataFrame({"centroid": ((w * m).sum((1, 2)) / w.sum((1, 2))).numpy(),
+                         "level": x.mean((1, 2)).numpy()})
+
+
+@pytest.fixture(scope="module")
+def anchors():
+    mu = torch.randn(40, D, generator=torch.Generator().manual_seed(0)) * 0.8
+    return sens.anchor_points(mu, n_anchors=5, seed=0)
+
+
+def test_frequency_bands_partition_the_mel_bins_and_are_labelled_in_hz():
+    bands = sens.frequency_bands(64, config.Config(), n_bands=6)
+    bins = np.concatenate([np.arange(64)[b.mels] for b in bands])
+    assert np.array_equal(bins, np.arange(64))
+    assert bands[0].lo == 20.0 and bands[-1].hi == 8000.0
+    assert all(a.hi == pytest.approx(b.lo) for a, b in zip(bands, bands[1:]))
+    assert bands[0].name.endswith(" Hz") and bands[0].lo < bands[0].hi
+    centres = sens.mel_centres_hz(64, 20.0, 8000.0)
+    for b in bands:   # every filter centre lies inside its band
+        assert np.all((centres[b.mels] > b.lo) & (centres[b.mels] < b.hi))
+    with pytest.raises(ConfigError):
+        sens.frequency_bands(4, config.Config(), n_bands=6)
+
+
+def test_time_regions_follow_the_note_layout():
+    regions = {r.name: np.arange(126)[r.frames] for r in sens.time_regions(126, config.Config())}
+    # frame t is centred at t * 512 / 16000 s = 32 ms * t
+    assert regions["attack"].tolist() == [0, 1, 2, 3]
+    assert regions["sustain"][[0, -1]].tolist() == [4, 93]
+    assert regions["release"][[0, -1]].tolist() == [94, 125]
+
+
+def test_anchor_points_put_the_prior_mean_first(anchors):
+    z, rows = anchors
+    assert z.shape == (6, D) and rows[0] == -1 and torch.all(z[0] == 0)
+    assert len(set(rows[1:])) == 5
+
+
+def test_sweep_dimension_sets_only_the_swept_value(anchors):
+    z, _ = anchors
+    grid = sens.sweep_grid(3.0, 7)
+    lat = sens.sweep_latents(z, 2, grid)
+    assert torch.equal(lat[:, :, 2], grid.expand(len(z), -1))
+    assert torch.equal(lat[:, :, [0, 1, 3]], z[:, None, [0, 1, 3]].expand(-1, 7, -1))
+    out = sens.sweep_dimension(bump_decoder, z, 0, grid, batch_size=5)
+    assert out.shape == (len(z), 7, N_MELS, N_FRAMES)
+    assert torch.allclose(out[:, 3], bump_decoder(sens.sweep_latents(z, 0, grid)[:, 3])[:, 0])
+
+
+def test_one_at_a_time_singles_out_dimension_0(anchors):
+    z, rows = anchors
+    res = sens.one_at_a_time(bump_decoder, z, sens.sweep_grid(3.0, 9), CFG, describe=fake_describe,
+                             rows=rows, n_bands=4, batch_size=7)
+    overall = res.logmel.query("scope == 'all'").set_index("dim")["change"]
+    assert overall[0] > 0.1 and np.all(overall[[1, 2, 3]] == 0)
+    assert set(res.logmel["scope"]) == {"all", "band", "region"}
+    assert (res.logmel.query("dim == 0 and scope == 'band'")["change"] > 0).all()
+    matrix = sens.sensitivity_matrix(res)
+    assert list(matrix.columns) == ["centroid", "level"]
+    assert matrix.loc[0, "centroid"] > 0.1 and np.all(matrix.loc[[1, 2, 3]] == 0)
+    # the bump centre moves by N_MELS/10 bins per unit z_0, so the centroid slope is about that
+    slope = res.descriptors.query("dim == 0 and descriptor == 'centroid'")["slope"].item()
+    assert slope == pytest.approx(N_MELS / 10, rel=0.25)
+    assert len(res.curves) == D * len(z) * 9 and set(res.curves["row"]) == set(rows)
+
+
+def test_jacobian_norms_single_out_dimension_0_and_match_the_linear_map(anchors):
+    z, _ = anchors
+    decode, col = linear_decoder()
+    jac = sens.jacobian_norms(decode, z, CFG, n_bands=4, batch_size=4)
+    overall = jac.query("scope == 'all'").set_index("dim")["jacobian_rms"]
+    assert overall[0] == pytest.approx(col.pow(2).mean().sqrt().item(), rel=1e-5)
+    assert np.all(overall[[1, 2, 3]] == 0)
+    band = jac.query("scope == 'band' and dim == 0").iloc[0]
+    assert band["jacobian_rms"] == pytest.approx(col[:4].pow(2).mean().sqrt().item(), rel=1e-5)
+    assert jac.query("dim == 0")["jacobian_rms_std"].max() < 1e-5    # a linear map: same at every point
+    bump = sens.jacobian_norms(bump_decoder, z, CFG).query("scope == 'all'").set_index("dim")
+    assert bump.loc[0, "jacobian_rms"] > 0.1 and np.all(bump.loc[[1, 2, 3], "jacobian_rms"] == 0)
+
+
+def test_sobol_total_index_of_dimension_0_is_one_and_others_zero():
+    res = sens.sobol_indices(bump_decoder, D, CFG, describe=fake_describe, n=64, sigma=3.0, seed=0)
+    assert res.attrs["n_evaluations"] == 64 * (D + 2)
+    st = res.pivot(index="dim", columns="descriptor", values="ST")
+    assert np.all(st.loc[0] > 0.95) and np.all(st.loc[[1, 2, 3]].abs() < 1e-9)
+    s1 = res.pivot(index="dim", columns="descriptor", values="S1")
+    assert np.all(s1.loc[0] > 0.8)
+    assert set(res.columns) == {"descriptor", "dim", "S1", "S1_conf", "ST", "ST_conf"}
+    assert (res["ST_conf"] >= 0).all()
+
+
+def test_sobol_sample_is_the_truncated_prior_and_needs_a_power_of_two():
+    x = sens.sobol_sample(3, 256, sigma=2.0, seed=0)
+    assert x.shape == (256 * 5, 3) and np.abs(x).max() <= 2.0
+    assert abs(x.mean()) < 0.05 and 0.7 < x.std() < 0.95     # N(0,1) truncated at ±2 has std 0.88
+    with pytest.raises(ConfigError):
+        sens.sobol_sample(3, 100)
+
+
+def test_rank_dimensions_puts_dimension_0_first(anchors):
+    z, _ = anchors
+    grid = sens.sweep_grid(3.0, 5)
+    sweeps = sens.one_at_a_time(bump_decoder, z, grid, CFG, describe=fake_describe)
+    jac = sens.jacobian_norms(bump_decoder, z, CFG)
+    sob = sens.sobol_indices(bump_decoder, D, CFG, describe=fake_describe, n=32)
+    ranks = sens.rank_dimensions(sweeps, jac, sob)
+    assert ranks.index[0] == 0 and ranks.loc[0, "mean_rank"] == 1
+    assert {"oat_logmel", "jacobian", "sobol_ST", "top_descriptor"} <= set(ranks.columns)
+    with pytest.raises(VaetoneError):
+        sens.rank_dimensions()
+
+
+def test_band_levels_and_db_decoder():
+    x = torch.zeros(2, N_MELS, N_FRAMES)
+    x[:, :4] = 6.0
+    levels = sens.band_levels(CFG, n_bands=4)(x)
+    assert levels.shape == (2, 4) and levels.iloc[0, 0] == 6.0 and levels.iloc[0, 1] == 0.0
+    both = sens.combine(fake_describe, sens.band_levels(CFG, n_bands=2))(x)
+    assert list(both.columns)[:2] == ["centroid", "level"] and both.shape == (2, 4)
+    decode_db = sens.db_decoder(bump_decoder, lambda y: y * 2 - 1, device="cpu")
+    z = torch.zeros(3, D)
+    assert torch.allclose(decode_db(z), bump_decoder(z) * 2 - 1) and decode_db.device.type == "cpu"
+
+
+def test_decode_throughput_and_errors():
+    info = sens.decode_throughput(bump_decoder, D, n=64, batch_size=16, device="cpu")
+    assert info["decodes_per_s"] > 0 and info["n"] == 64
+    with pytest.raises(VaetoneError):
+        sens.one_at_a_time(bump_decoder, torch.zeros(2, D), sens.sweep_grid(), CFG,
+                           describe=lambda x: pd.DataFrame({"a": [1.0]}))
+    with pytest.raises(ConfigError):
+        sens.sweep_grid(3.0, 1)

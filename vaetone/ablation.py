@@ -1,0 +1,319 @@
+"""Feature ablation of the latent dimensions: how much worse is a reconstruction without z_j?
+
+Used in chapter ``05_ablation``. For each dimension ``j`` the posterior means ``z`` of the notes
+get column ``j`` replaced by a baseline, are decoded, and each reconstruction metric is
+compared with that of the unablated reconstruction, note by note:
+
+* baselines (:data:`BASELINES`): ``"zero"`` (the prior mean), ``"mean"`` (the data mean of
+  ``z_j``), ``"permute"`` (the values of ``z_j`` permuted across notes, seeded: keeps the
+  marginal, breaks the link to the note);
+* ``increase = metric(ref, decode(z_ablated)) - metric(ref, decode(z))`` per note, where ``ref`` is
+  the note's own (input) spectrogram; ``degradation`` is the increase with its sign flipped for
+  metrics where higher is better (frequency accuracy);
+* :func:`captum_ablation` recomputes the same increases with Captum's ``FeatureAblation``
+  (its attribution is ``original - ablated``, so ours is minus Captum's);
+* :func:`cumulative_ablation`: keep the k most important dimensions, ablate the rest.
+
+Metrics are callables ``metric(ref, est) -> (n,)`` per-note array, ``ref`` and ``est`` of shape
+``(n, n_mels, frames)`` (the decoder's output with its channel axis dropped).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, VaetoneError
+from .sensitivity import Decoder, decode_batched, resolve_device
+
+log = logging.getLogger(__name__)
+
+Metric = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
+BASELINES = ("zero", "mean", "permute")
+
+
+def logmel_mse(ref, est) -> np.ndarray:
+    """Mean squared difference per note over all other axes.
+
+    Args:
+        ref, est: (n, ...) tensors or arrays (e.g. (n, n_mels, frames) dB).
+    Returns:
+        (n,) float64 array (squared units of the input, e.g. dB²). Chapter 05.
+    """
+    ref, est = torch.as_tensor(ref), torch.as_tensor(est)
+    return (ref - est).double().pow(2).reshape(len(ref), -1).mean(1).numpy()
+
+
+def via_audio(metric: Callable, to_audio: Callable, ref_audio=None) -> Metric:
+    """Turn an audio metric (frequency accuracy, f0 error) into a log-mel metric by resynthesis.
+
+    Args:
+        metric: ``metric(ref_audio, est_audio) -> (n,)``, e.g. ``metrics.frequency_accuracy``.
+        to_audio: log-mel (n, n_mels, frames) → audio (n, samples), e.g.
+            ``lambda db: metrics.resynthesise(db, cfg)``.
+        ref_audio: (n, samples) reference waveforms (e.g. the original notes); if None the
+            references are resynthesised at every call (slower: once per ablated dimension).
+    Returns:
+        ``metric(ref, est)`` on log-mels, usable in :func:`ablation_effects`. Chapter 05.
+    """
+    def audio_metric(ref, est):
+        if ref_audio is None:
+            ref_a = to_audio(ref)
+        else:   # Captum may stack several copies of the notes
+            ref_a = np.concatenate([np.asarray(ref_audio)] * (len(est) // len(ref_audio)))
+        return metric(ref_a, to_audio(est))
+    audio_metric.__name__ = getattr(metric, "__name__", "audio_metric")
+    return audio_metric
+
+
+def _as_metrics(metrics) -> dict[str, Metric]:
+    """Normalise the metrics argument to {name: callable}; default {"logmel_mse": logmel_mse}."""
+    if metrics is None:
+        return {"logmel_mse": logmel_mse}
+    if callable(metrics):
+        return {getattr(metrics, "__name__", "metric"): metrics}
+    return dict(metrics)
+
+
+def _as_ref(ref) -> torch.Tensor:
+    """The references as a float32 CPU tensor (n, n_mels, frames), channel axis dropped."""
+    ref = torch.as_tensor(ref, dtype=torch.float32).cpu()
+    return ref[:, 0] if ref.dim() == 4 else ref
+
+
+def baseline_values(z, baseline: str | torch.Tensor = "zero", seed: int = 0) -> torch.Tensor:
+    """The value each entry of z takes when its dimension is ablated.
+
+    Args:
+        z: (n, D) latents (posterior means).
+        baseline: "zero" (prior mean), "mean" (each dimension's mean over the notes),
+            "permute" (each column permuted across notes independently, seeded), or a tensor
+            broadcastable to (n, D).
+        seed: seed of the permutations.
+    Returns:
+        (n, D) float32 tensor. Chapter 05.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if isinstance(baseline, (torch.Tensor, np.ndarray)):
+        return torch.as_tensor(baseline, dtype=torch.float32).expand_as(z).clone()
+    if baseline == "zero":
+        return torch.zeros_like(z)
+    if baseline == "mean":
+        return z.mean(0, keepdim=True).expand_as(z).clone()
+    if baseline == "permute":
+        gen = torch.Generator().manual_seed(seed)
+        perms = torch.stack([torch.randperm(len(z), generator=gen) for _ in range(z.shape[1])], 1)
+        return torch.gather(z, 0, perms)
+    raise ConfigError(f"unknown ablation baseline {baseline!r}; use one of {list(BASELINES)} or a tensor")
+
+
+def ablate(z, dims: Sequence[int], values: torch.Tensor) -> torch.Tensor:
+    """A copy of z with the columns ``dims`` replaced by those of ``values`` (n, D)."""
+    z = torch.as_tensor(z, dtype=torch.float32).clone()
+    dims = torch.as_tensor(list(dims), dtype=torch.long)
+    z[:, dims] = values[:, dims].to(z)
+    return z
+
+
+def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int = 512,
+                          device=None) -> pd.DataFrame:
+    """Each metric of every note's reconstruction ``decode(z)`` against its reference.
+
+    Args:
+        decode: latent (n, D) → (n, [1,] n_mels, frames).
+        z: (n, D) latents.
+        ref: (n, [1,] n_mels, frames) references, in the decoder's output units.
+        metrics: {name: metric(ref, est) -> (n,)} or one callable; default log-mel MSE.
+    Returns:
+        DataFrame of n rows, one column per metric. Chapter 05.
+    """
+    ref, metrics = _as_ref(ref), _as_metrics(metrics)
+    est = decode_batched(decode, z, batch_size, device)
+    if est.shape != ref.shape:
+        raise VaetoneError(f"decoded shape {tuple(est.shape)} differs from the references' "
+                           f"{tuple(ref.shape)}; pass references in the decoder's output layout")
+    return pd.DataFrame({name: np.asarray(m(ref, est), dtype=float) for name, m in metrics.items()})
+
+
+def ablation_effects(decode: Decoder, z, ref, metrics=None, baseline="zero", seed: int = 0,
+                     dims: Sequence[int] | None = None, higher_is_better: Sequence[str] = (),
+                     index=None, batch_size: int = 512, device=None) -> pd.DataFrame:
+    """Per note and dimension, the change of each metric when that one dimension is ablated.
+
+    Args:
+        decode, z, ref, metrics: as in :func:`reconstruction_errors`.
+        baseline, seed: as in :func:`baseline_values`.
+        dims: dimensions to ablate (default all).
+        higher_is_better: metric names whose ``degradation`` is ``-increase``.
+        index: (n,) note labels (e.g. ``meta.index``); default 0..n-1.
+    Returns:
+        Tidy DataFrame, one row per (note, dim, metric): note, dim, metric, base (error of
+        the unablated reconstruction), ablated, increase (ablated − base), degradation. Chapter 05.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    values = baseline_values(z, baseline, seed)
+    base = reconstruction_errors(decode, z, ref, metrics, batch_size, device)
+    dims = range(z.shape[1]) if dims is None else dims
+    index = np.arange(len(z)) if index is None else np.asarray(index)
+    frames = []
+    for j in tqdm(dims, desc="ablation", leave=False):
+        errs = reconstruction_errors(decode, ablate(z, [j], values), ref, metrics, batch_size, device)
+        for name in errs.columns:
+            inc = errs[name].to_numpy() - base[name].to_numpy()
+            frames.append(pd.DataFrame({"note": index, "dim": j, "metric": name,
+                                        "base": base[name].to_numpy(), "ablated": errs[name].to_numpy(),
+                                        "increase": inc,
+                                        "degradation": -inc if name in higher_is_better else inc}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def ablation_matrix(effects: pd.DataFrame, metric: str = "logmel_mse",
+                    value: str = "increase") -> pd.DataFrame:
+    """Notes × dimensions table of one metric's ``increase`` (or another column) from :func:`ablation_effects`."""
+    return effects[effects["metric"] == metric].pivot(index="note", columns="dim", values=value)
+
+
+def pitch_ranges(pitch, width: int = 12, start: int | None = None) -> np.ndarray:
+    """Label MIDI pitches by range of ``width`` semitones, e.g. "40-51".
+
+    Args:
+        pitch: (n,) MIDI numbers.
+        width: semitones per range.
+        start: lowest range start (default the lowest pitch).
+    Returns:
+        (n,) array of str labels. Chapter 05.
+    """
+    pitch = np.asarray(pitch, dtype=int)
+    start = int(pitch.min()) if start is None else start
+    lo = start + (pitch - start) // width * width
+    return np.array([f"{a}-{a + width - 1}" for a in lo])
+
+
+def summarise_ablation(effects: pd.DataFrame, groups: Mapping[str, Sequence] | None = None) -> pd.DataFrame:
+    """Aggregate per-note ablation effects overall and per group of notes.
+
+    Args:
+        effects: from :func:`ablation_effects`.
+        groups: {grouping name: (n,) labels in the note order of ``z``}, e.g.
+            ``{"family": meta.instrument_family_str.values, "pitch range": pitch_ranges(meta.pitch)}``.
+    Returns:
+        Tidy DataFrame: grouping ("overall" or a name of ``groups``), group, dim, metric, n,
+        base_mean, increase_mean, increase_sem (standard error over notes),
+        relative_increase (increase_mean / base_mean), degradation_mean. Chapter 05.
+    """
+    notes = pd.Index(pd.unique(effects["note"]))
+    labels = {"overall": np.full(len(notes), "all", dtype=object)}
+    for name, lab in (groups or {}).items():
+        if len(lab) != len(notes):
+            raise VaetoneError(f"group {name!r} has {len(lab)} labels for {len(notes)} notes")
+        labels[name] = np.asarray(lab, dtype=object)
+    position = notes.get_indexer(effects["note"])
+    out = []
+    for name, lab in labels.items():
+        g = effects.assign(grouping=name, group=lab[position]).groupby(
+            ["grouping", "group", "dim", "metric"], sort=True)
+        agg = g.agg(n=("increase", "size"), base_mean=("base", "mean"),
+                    increase_mean=("increase", "mean"), increase_sem=("increase", "sem"),
+                    degradation_mean=("degradation", "mean"))
+        out.append(agg.reset_index())
+    out = pd.concat(out, ignore_index=True)
+    out["relative_increase"] = out["increase_mean"] / out["base_mean"].replace(0.0, np.nan)
+    return out
+
+
+def importance_order(effects: pd.DataFrame, metric: str = "logmel_mse") -> np.ndarray:
+    """Dimensions sorted by mean degradation of one metric, most important first (ties: lower dim first).
+
+    Args:
+        effects: from :func:`ablation_effects` (or the "overall" rows of :func:`summarise_ablation`).
+    Returns:
+        (D,) int array of dimensions. Chapter 05.
+    """
+    col = "degradation" if "degradation" in effects else "degradation_mean"
+    if "grouping" in effects:
+        effects = effects[effects["grouping"] == "overall"]
+    rows = effects[effects["metric"] == metric]
+    if rows.empty:
+        raise VaetoneError(f"no ablation effects for metric {metric!r}; have {sorted(set(effects['metric']))}")
+    mean = rows.groupby("dim")[col].mean()
+    return np.array(sorted(mean.index, key=lambda d: (-mean[d], d)), dtype=int)
+
+
+class _ErrorModule(torch.nn.Module):
+    """Wrapper for Captum: latents (m, D) → each note's reconstruction error (m,) against its reference."""
+
+    def __init__(self, decode: Decoder, ref: torch.Tensor, metric: Metric, batch_size: int, device):
+        super().__init__()
+        self.decode, self.ref, self.metric = decode, ref, metric
+        self.batch_size, self.device = batch_size, device
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        reps = len(z) // len(self.ref)    # Captum stacks perturbations_per_eval copies
+        ref = self.ref.repeat(reps, *([1] * (self.ref.dim() - 1)))
+        est = decode_batched(self.decode, z, self.batch_size, self.device)
+        return torch.as_tensor(np.asarray(self.metric(ref, est), dtype=np.float64))
+
+
+def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, baseline="zero",
+                    seed: int = 0, perturbations_per_eval: int = 1, batch_size: int = 512,
+                    device=None) -> np.ndarray:
+    """The same per-note increases computed by Captum's ``FeatureAblation`` (a cross-check).
+
+    Each latent dimension is one feature; Captum replaces it by the baseline in all notes at
+    once and attributes ``error(original) - error(ablated)`` to it; this returns minus that.
+
+    Args:
+        decode, z, ref: as in :func:`ablation_effects`.
+        metric: one metric callable (default :func:`logmel_mse`).
+        baseline, seed: as in :func:`baseline_values` (all three baselines are expressible).
+    Returns:
+        (n, D) float64 array of increases, comparable with
+        ``ablation_matrix(ablation_effects(...)).to_numpy()``. Chapter 05.
+    """
+    from captum.attr import FeatureAblation
+    z = torch.as_tensor(z, dtype=torch.float32)
+    values = baseline_values(z, baseline, seed)
+    module = _ErrorModule(decode, _as_ref(ref), metric or logmel_mse, batch_size,
+                          resolve_device(decode, device))
+    with torch.no_grad():
+        attr = FeatureAblation(module).attribute(z, baselines=values,
+                                                 perturbations_per_eval=perturbations_per_eval)
+    return -attr.double().numpy()
+
+
+def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[int]],
+                        metric: Metric | None = None, baseline="zero", seed: int = 0,
+                        pca_error=None, batch_size: int = 512, device=None) -> pd.DataFrame:
+    """Keep the k first dimensions of each order, ablate the others, for k = 0..D.
+
+    Args:
+        decode, z, ref: as in :func:`ablation_effects`.
+        orders: {name: dimensions most important first}, e.g. ``{"ablation":
+            importance_order(effects), "KL": latent_stats.kl_order(mu, std)}``.
+        metric: one metric (default :func:`logmel_mse`).
+        baseline, seed: as in :func:`baseline_values`.
+        pca_error: PCA's error with k components for k = 0..D: an array (D+1,) or a callable
+            ``k -> float``; added as order "PCA" (error_sem NaN).
+    Returns:
+        Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter 05.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    values, metric, n_dims, rows = baseline_values(z, baseline, seed), metric or logmel_mse, z.shape[1], []
+    for name, order in orders.items():
+        order = [int(d) for d in order]
+        if sorted(order) != list(range(n_dims)):
+            raise ConfigError(f"order {name!r} must list every dimension 0..{n_dims - 1} once, got {order}")
+        for k in tqdm(range(n_dims + 1), desc=f"cumulative ablation ({name})", leave=False):
+            err = reconstruction_errors(decode, ablate(z, order[k:], values), ref,
+                                        {"e": metric}, batch_size, device)["e"]
+            rows.append({"order": name, "k": k, "kept": ",".join(map(str, order[:k])),
+                         "error_mean": err.mean(), "error_sem": err.sem()})
+    if pca_error is not None:
+        rows += [{"order": "PCA", "k": k, "kept": "", "error_mean": float(
+            pca_error(k) if callable(pca_error) else np.asarray(pca_error)[k]), "error_sem": np.nan}
+            for k in range(n_dims + 1)]
+    return pd.DataFrame(rows)

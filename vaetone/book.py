@@ -34,6 +34,13 @@ def chapter_sources(root: Path | None = None) -> list[Path]:
     return sorted((root / "chapters").glob("[0-9][0-9]_*.md"))
 
 
+def toc_chapters(root: Path | None = None) -> list[str]:
+    """The chapter names (``NN_name``) listed in ``_toc.yml``, in order."""
+    toc = yaml.safe_load(((root or store.root()) / "_toc.yml").read_text())
+    entries = [c for part in toc.get("parts", [toc]) for c in part.get("chapters", [])]
+    return [Path(e["file"]).name for e in entries if e.get("file", "").startswith("chapters/")]
+
+
 def to_notebook(source: Path, target: Path) -> Path:
     """Convert a MyST markdown chapter to an unexecuted ``.ipynb`` (jupytext)."""
     import jupytext
@@ -63,9 +70,22 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     papermill.execute_notebook(str(raw), str(running), parameters=parameters,
                                cwd=str(source.parent), kernel_name="python3",
                                progress_bar=False, log_output=False)
+    _fold_injected_parameters(running)
     target.parent.mkdir(parents=True, exist_ok=True)
     running.replace(target)
     return target
+
+
+def _fold_injected_parameters(path: Path) -> None:
+    """Fold papermill's injected-parameters cell in the book (shown on a click, not hidden)."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+            cell["source"] = "# Parameters of this run (papermill)\n" + cell["source"].removeprefix("# Parameters\n")
+    nbformat.write(nb, path)
 
 
 def execute(params_file: Path, out_dir: Path, only: list[str] | None = None) -> list[Path]:
@@ -91,10 +111,10 @@ def stage(executed: Path, staging: Path) -> Path:
     (staging / "chapters").mkdir(parents=True)
     for name in BOOK_FILES:
         shutil.copy2(root / name, staging / name)
-    for src in chapter_sources():
-        nb = executed / "chapters" / f"{src.stem}.ipynb"
+    for name in toc_chapters(root):
+        nb = executed / "chapters" / f"{name}.ipynb"
         if not nb.exists():
-            raise ConfigError(f"chapter {src.name} has no executed notebook at {nb}; "
+            raise ConfigError(f"chapter {name} (in _toc.yml) has no executed notebook at {nb}; "
                               "run `python -m vaetone.book execute` first")
         shutil.copy2(nb, staging / "chapters" / nb.name)
     return staging

@@ -1,0 +1,255 @@
+"""Tests of vaetone.features: log-mel, the way back to audio, normalisation and the cache."""
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchaudio
+
+from vaetone import audio, config, features, store
+from vaetone.errors import ConfigError, DataError
+
+SR = 16000
+T = np.arange(64000) / SR
+CFG = config.make(device="cpu")
+
+
+def sine(f, amp=0.5):
+    return (amp * np.sin(2 * np.pi * f * T)).astype(np.float32)
+
+
+def harmonic(f0, n=8, amp=0.4):
+    y = sum(0.7 ** h * np.sin(2 * np.pi * f0 * (h + 1) * T) for h in range(n))
+    return (amp * y / np.abs(y).max()).astype(np.float32)
+
+
+@dataclass
+class FakeDataset:
+    """What vaetone.data.dataset returns, with the NSynth-like columns the cache must keep."""
+    meta: pd.DataFrame
+    audio: np.ndarray
+    sample_rate: int = SR
+    path: Path = Path(".")
+    skipped: list = field(default_factory=list)
+
+
+def fake_dataset(amps=(0.1, 0.2, 0.4, 0.8, 0.05, 0.6),
+                 splits=("train", "train", "train", "valid", "test", "test")):
+    names = [f"fake_{i:03d}-060-{100:03d}" for i in range(len(amps))]
+    meta = pd.DataFrame({
+        "note_str": names, "instrument": np.arange(len(amps)), "pitch": np.full(len(amps), 60),
+        "qualities": [[0, 1, 0]] * len(amps), "instrument_family_str": ["organ"] * len(amps),
+        "factor_brightness": np.linspace(0.1, 0.9, len(amps)) / 3, "split": list(splits)},
+        index=pd.Index(names, name="note_str"))
+    audio_ = np.stack([harmonic(220 * (1 + i / 7), amp=a) for i, a in enumerate(amps)])
+    return FakeDataset(meta, audio_)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAETONE_DATA", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Patch the dataset seam with a fake and count calls of it and of the extractor."""
+    calls = {"dataset": 0, "log_mel": 0}
+    ds = fake_dataset()
+    real_log_mel = features.log_mel
+
+    def dataset(cfg):
+        calls["dataset"] += 1
+        return ds
+
+    def log_mel(*args, **kwargs):
+        calls["log_mel"] += 1
+        return real_log_mel(*args, **kwargs)
+
+    monkeypatch.setattr(features, "_dataset", dataset)
+    monkeypatch.setattr(features, "log_mel", log_mel)
+    return calls, ds
+
+
+# ----------------------------------------------------------------------------- log-mel
+
+def test_log_mel_shape_with_defaults_is_64_by_126():
+    x = features.log_mel(np.stack([sine(440), sine(880)]), CFG)
+    assert x.shape == (2, 64, 126) and x.dtype == torch.float32
+    assert features.n_frames(CFG) == 126
+    assert features.log_mel(sine(440), CFG).shape == (1, 64, 126)
+
+
+def test_log_mel_is_torchaudio_mel_spectrogram_in_db():
+    y = np.stack([harmonic(110), sine(3000, 0.01)])
+    mel = torchaudio.transforms.MelSpectrogram(SR, n_fft=CFG.n_fft, hop_length=CFG.hop_length,
+                                               f_min=CFG.f_min, f_max=CFG.f_max, n_mels=CFG.n_mels)
+    expected = 10 * torch.log10(mel(torch.tensor(y)).clamp_min(CFG.log_floor))
+    assert torch.allclose(features.log_mel(y, CFG), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("band", [5, 20, 40, 60])
+def test_log_mel_of_a_sine_peaks_at_the_band_of_its_frequency(band):
+    f = features.mel_frequencies(CFG)[band]
+    x = features.log_mel(sine(f), CFG)[0]
+    assert int(x[:, 5:-5].mean(1).argmax()) == band
+
+
+def test_log_mel_of_silence_is_the_floor_and_batches_do_not_matter():
+    x = features.log_mel(np.zeros((2, 64000), np.float32), CFG)
+    assert torch.allclose(x, torch.full_like(x, -60.0))
+    y = np.stack([sine(300), harmonic(110), sine(2000, 0.1)])
+    assert torch.allclose(features.log_mel(y, CFG, batch_size=1), features.log_mel(y, CFG), atol=1e-4)
+
+
+def test_log_mel_refuses_nan_and_bad_shapes():
+    y = sine(440)
+    y[10] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        features.log_mel(y, CFG)
+    with pytest.raises(DataError, match="dimensions"):
+        features.log_mel(np.zeros((1, 2, 3, 64000)), CFG)
+
+
+def test_cuda_asked_for_but_absent_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert features.resolve_device(config.make(device="auto")).type == "cpu"
+    with pytest.raises(ConfigError, match="cuda"):
+        features.resolve_device(config.make(device="cuda"))
+
+
+# ----------------------------------------------------------------------------- the way back
+
+def test_mel_inversion_without_nnls_is_torchaudio_inverse_mel_scale():
+    power = 10 ** (features.log_mel(np.stack([harmonic(220), sine(1000)]), CFG) / 10)
+    ours = features.mel_to_linear(power, CFG, n_nnls=0)
+    theirs = torchaudio.transforms.InverseMelScale(
+        CFG.n_fft // 2 + 1, CFG.n_mels, SR, CFG.f_min, CFG.f_max, driver="gelsd")(power)
+    assert torch.allclose(ours, theirs, atol=1e-4 * float(theirs.abs().max()))
+    fb = features.mel_filterbank(CFG)
+    misfit = lambda s: float(((fb.T @ s - power) ** 2).sum())  # noqa: E731
+    assert misfit(features.mel_to_linear(power, CFG, n_nnls=30)) < 0.2 * misfit(ours)
+
+
+@pytest.mark.parametrize("f0", [110.0, 220.0, 440.0])
+def test_mel_to_audio_keeps_the_f0_of_a_harmonic_tone_and_is_deterministic(f0):
+    db = features.log_mel(harmonic(f0), CFG)
+    y1 = features.mel_to_audio(db, CFG, n_iter=32)
+    y2 = features.mel_to_audio(db.unsqueeze(1), CFG, n_iter=32)  # (n, 1, n_mels, frames) too
+    assert y1.shape == (1, 64000)
+    assert torch.equal(y1, y2)
+    f0_back = audio.descriptors(y1.numpy())["f0_hz"].iloc[0]
+    assert abs(f0_back / f0 - 1) < 0.01
+    loud = db > -30
+    error = lambda y: float((features.log_mel(y, CFG) - db)[loud].abs().mean())  # noqa: E731 (dB)
+    clipped_only = features.mel_to_audio(db, CFG, n_iter=32, n_nnls=0)
+    assert error(y1) < 9.0 and error(y1) < error(clipped_only) - 1.0
+
+
+def test_mel_to_audio_fast_path_and_wrong_band_count():
+    db = features.log_mel(np.stack([harmonic(220), harmonic(330)]), CFG)
+    y = features.mel_to_audio(db, CFG, n_iter=8)
+    assert y.shape == (2, 64000) and torch.isfinite(y).all()
+    with pytest.raises(ConfigError, match="n_mels"):
+        features.mel_to_audio(db, dataclasses.replace(CFG, n_mels=32))
+
+
+# ----------------------------------------------------------------------------- cache and normalisation
+
+FEATURE_CHANGES = {"n_fft": 2048, "hop_length": 256, "n_mels": 32, "f_min": 40.0, "f_max": 7000.0,
+                   "log_floor": 1e-8}
+
+
+def test_cache_key_changes_with_each_feature_parameter_and_not_with_later_ones(data_dir):
+    base = features.cache_path(CFG)
+    assert base.parent == data_dir and base.name.startswith("features-")
+    for name, value in FEATURE_CHANGES.items():
+        assert features.cache_path(config.make(**{name: value})) != base, name
+    assert features.cache_path(config.make(pitch_step=3)) != base  # data parameters count too
+    for name, value in {"latent_dim": 4, "beta": 0.5, "epochs": 2, "seed": 7}.items():
+        assert features.cache_path(config.make(device="cpu", **{name: value})) == base, name
+
+
+def test_features_are_computed_once_then_read_from_the_cache(data_dir, counted):
+    calls, ds = counted
+    first = features.features(CFG)
+    assert calls == {"dataset": 1, "log_mel": 1}
+    assert features.cache_path(CFG).exists()
+    second = features.features(CFG)
+    assert calls == {"dataset": 1, "log_mel": 1}
+    assert torch.equal(first.logmel, second.logmel)
+    assert (first.mean, first.std) == (second.mean, second.std)
+    pd.testing.assert_frame_equal(second.meta, ds.meta)
+    assert (second.n_mels, second.n_frames) == (64, 126)
+    features.features(CFG, refresh=True)
+    assert calls["log_mel"] == 2
+
+
+def test_a_crash_while_writing_leaves_no_file_and_no_temporary(data_dir, counted, monkeypatch):
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        features.features(CFG)
+    assert list(data_dir.iterdir()) == []
+
+
+def test_a_corrupt_cache_is_recomputed(data_dir, counted, caplog):
+    calls, _ = counted
+    path = features.cache_path(CFG)
+    path.write_bytes(b"not a torch file")
+    feats = features.features(CFG)
+    assert calls["log_mel"] == 1 and "unusable" in caplog.text
+    assert torch.equal(features.features(CFG).logmel, feats.logmel)
+    assert calls["log_mel"] == 1
+
+
+def test_normalisation_uses_the_train_split_only(data_dir, counted):
+    calls, ds = counted
+    feats = features.features(CFG)
+    train = features.log_mel(ds.audio[:3], CFG).double()
+    assert feats.mean == pytest.approx(float(train.mean()), abs=1e-9)
+    assert feats.std == pytest.approx(float(train.std()), abs=1e-9)
+    everything = feats.logmel.double()
+    assert abs(feats.mean - float(everything.mean())) > 0.1  # the other splits would change it
+    x = feats.x("train")
+    assert x.shape == (3, 1, 64, 126)
+    assert float(x.mean()) == pytest.approx(0, abs=1e-5) and float(x.std()) == pytest.approx(1, abs=1e-4)
+    assert feats.x("test").shape == (2, 1, 64, 126) and list(feats.rows("valid")) == [3]
+    assert torch.allclose(feats.denormalise(feats.normalise(feats.logmel)), feats.logmel, atol=1e-4)
+    with pytest.raises(ConfigError, match="no notes in split"):
+        feats.x("holdout")
+
+
+def test_no_train_notes_is_a_clear_error(data_dir, monkeypatch):
+    monkeypatch.setattr(features, "_dataset", lambda cfg: fake_dataset(splits=["test"] * 6))
+    with pytest.raises(DataError, match="train split"):
+        features.features(CFG)
+    assert list(data_dir.iterdir()) == []
+
+
+def test_the_cache_is_keyed_so_another_n_mels_is_not_reused(data_dir, counted):
+    calls, _ = counted
+    features.features(CFG)
+    other = features.features(dataclasses.replace(CFG, n_mels=32))
+    assert calls["log_mel"] == 2 and other.n_mels == 32
+    assert len(list(data_dir.glob("features-*.pt"))) == 2
+    assert store.key("features", CFG) in features.cache_path(CFG).name
+
+
+def test_features_of_a_small_synthetic_dataset_round_trip_through_the_cache(data_dir):
+    from vaetone import data
+    cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_step=18, velocities=[75],
+                      device="cpu")
+    ds = data.dataset(cfg)
+    computed = features.features(cfg)
+    loaded = features.features(cfg)
+    assert loaded.logmel.shape == (len(ds.meta), 64, 126)
+    assert torch.equal(loaded.logmel, features.log_mel(ds.audio, cfg))
+    pd.testing.assert_frame_equal(loaded.meta, ds.meta)
+    pd.testing.assert_frame_equal(computed.meta, ds.meta)
+    assert set(loaded.meta["split"]) == {"train", "valid", "test"}
+    assert sum(len(loaded.rows(s)) for s in ("train", "valid", "test")) == len(ds.meta)

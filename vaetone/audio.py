@@ -1,0 +1,332 @@
+"""Audio descriptors of notes (on waveforms and directly on mel spectra) and labelled audio players.
+
+Definitions (the same in both domains, so that :func:`descriptors` on audio and
+:func:`spectral_descriptors` on its log-mel agree):
+
+- Spectral descriptors are computed per frame on the *power* spectrum and averaged over
+  frames weighted by frame energy, so silent frames do not count and the centroid equals the
+  centroid of the note's summed spectrum. Power (not magnitude) weighting is what makes the
+  mel domain comparable: the HTK triangles sum to one across bands, so a mel band's power is
+  the power of the FFT bins under it.
+  ``centroid_hz`` = Σ f P / Σ P; ``bandwidth_hz`` = sqrt(Σ (f - centroid)² P / Σ P);
+  ``rolloff_hz`` = the frequency below which 85 % of the power lies (linear interpolation
+  between bin or band centres); ``flatness`` = geometric / arithmetic mean of the power
+  spectral density (power per Hz: a mel band's power is divided by its bandwidth), in [0, 1]:
+  about 0 for a sine, about 0.56 for white noise on FFT bins and nearer 1 on mel bands
+  (which average many bins).
+- ``rms_db``: 10·log10 of the note's mean square (dB re full scale 1.0; a sine of amplitude 1
+  is -3 dB). On mel spectra the mean square comes from Parseval's relation,
+  ms = 2 Σ_bands P / (n_fft Σ window²), so it covers f_min..f_max only.
+- Envelope: frame RMS (waveforms: 32 ms rectangular frames every 8 ms; mel spectra: the
+  feature frames, every hop_length samples). ``attack_s`` = time from the envelope's first
+  reaching 10 % of its peak to its first reaching 90 % (a linear amplitude ramp of T seconds
+  gives 0.8 T). ``decay_s`` = time from that 90 % point (the end of the attack) to the first
+  later frame 20 dB below the peak; a note that never falls that far is *censored*: decay_s
+  is then the time to the end of the note.
+- ``f0_hz`` (waveforms only): librosa's YIN on all notes at once (frames of 2048 samples,
+  27.5-4186 Hz, the NSynth pitch range), the median over frames within 20 dB of the loudest.
+- ``inharmonicity`` (waveforms only): the Timbre Toolbox definition,
+  2/f0 · Σ_h |f_h - h·f0| a_h² / Σ_h a_h², where f_h is the strongest spectral peak
+  (parabolically interpolated) within ±f0/2 of h·f0, h = 1..20, on the energy-summed power
+  spectrum (2048-point FFT). 0 for a harmonic tone; about 0.6 for white noise.
+
+Chapters: 01_data (players), 03_training (players), 04_sensitivity (descriptors of decodes),
+05_ablation, 06_statistics (descriptors vs latents), 07_explorer.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import wave
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import HTML
+from tqdm.auto import tqdm
+
+from .config import SAMPLE_RATE, Config
+from .errors import DataError
+from .features import PROGRESS_MIN_NOTES, _as_batch, mel_filterbank, mel_frequencies
+
+log = logging.getLogger(__name__)
+
+DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db",
+               "f0_hz", "inharmonicity", "attack_s", "decay_s")
+SPECTRAL_DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db",
+                        "attack_s", "decay_s")
+ROLLOFF = 0.85
+DECAY_DB = -20.0
+N_FFT, HOP = 2048, 512                 # waveform STFT of the spectral descriptors, f0 and inharmonicity
+ENV_WINDOW, ENV_HOP = 512, 128         # waveform RMS envelope (32 ms every 8 ms at 16 kHz)
+F0_GATE_DB = -20.0
+N_HARMONICS = 20
+
+
+# ----------------------------------------------------------------------------- shared maths (torch)
+
+def frame_statistics(power: torch.Tensor, freqs: torch.Tensor, widths: torch.Tensor,
+                     floor: float) -> dict[str, torch.Tensor]:
+    """Energy-weighted centroid, bandwidth, roll-off and flatness of power spectrograms.
+
+    Args:
+        power: (n, bins, frames) power; freqs: (bins,) centre frequencies in Hz;
+        widths: (bins,) bandwidths in Hz (for the flatness density); floor: power floor.
+    Returns:
+        {"centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness"}: (n,) tensors (differentiable
+        in ``power`` except for the choice of the roll-off bin).
+    """
+    f = freqs[:, None]
+    energy = power.sum(1)                                          # (n, frames)
+    e = energy.clamp_min(1e-30)
+    weight = energy / energy.sum(1, keepdim=True).clamp_min(1e-30)
+    centroid = (f * power).sum(1) / e
+    bandwidth = (((f - centroid[:, None]) ** 2 * power).sum(1) / e).clamp_min(0).sqrt()
+    cum = power.cumsum(1)
+    thr = ROLLOFF * energy
+    k = (cum < thr[:, None]).sum(1).clamp(max=len(freqs) - 1)      # first bin reaching 85 %
+    km1 = (k - 1).clamp_min(0)
+    prev = torch.where(k > 0, cum.gather(1, km1[:, None]).squeeze(1), torch.zeros_like(thr))
+    frac = ((thr - prev) / power.gather(1, k[:, None]).squeeze(1).clamp_min(1e-30)).clamp(0, 1)
+    rolloff = freqs[km1] + frac * (freqs[k] - freqs[km1])
+    density = power.clamp_min(floor) / widths[:, None]
+    flatness = density.log().mean(1).exp() / density.mean(1)
+    return {name: (v * weight).sum(1) for name, v in
+            (("centroid_hz", centroid), ("bandwidth_hz", bandwidth), ("rolloff_hz", rolloff),
+             ("flatness", flatness))}
+
+
+def attack_decay(env: torch.Tensor, hop_s: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attack (10 % → 90 % of the peak) and decay (90 % point → 20 dB below the peak) times.
+
+    Args:
+        env: (n, frames) amplitude envelope (RMS); hop_s: seconds between frames.
+    Returns:
+        (attack_s, decay_s), each (n,); crossings are linearly interpolated between frames and
+        decay_s is censored at the end of the note when the envelope never falls 20 dB.
+    """
+    t = env.shape[1]
+    idx = torch.arange(t, device=env.device)
+    peak = env.amax(1, keepdim=True)
+
+    def rise(level):  # fractional frame of the first env >= level
+        i = (env >= level).int().argmax(1, keepdim=True)
+        lo, hi = env.gather(1, (i - 1).clamp_min(0)), env.gather(1, i)
+        frac = ((level - lo) / (hi - lo).clamp_min(1e-30)).clamp(0, 1)
+        return torch.where(i > 0, i - 1 + frac, torch.zeros_like(frac)).squeeze(1), i
+
+    t10, _ = rise(0.1 * peak)
+    t90, i90 = rise(0.9 * peak)
+    level = peak * 10.0 ** (DECAY_DB / 20.0)
+    below = (env < level) & (idx[None] > i90)
+    j = below.int().argmax(1, keepdim=True).clamp_min(1)
+    lo, hi = env.gather(1, j - 1), env.gather(1, j)
+    t_dec = (j - 1 + ((lo - level) / (lo - hi).clamp_min(1e-30)).clamp(0, 1)).squeeze(1)
+    t_dec = torch.where(below.any(1), t_dec, torch.full_like(t_dec, t - 1))
+    return (t90 - t10) * hop_s, (t_dec - t90).clamp_min(0) * hop_s
+
+
+# ----------------------------------------------------------------------------- waveform descriptors
+
+def _envelope(y: torch.Tensor) -> torch.Tensor:
+    """(n, frames) RMS of ENV_WINDOW-sample frames every ENV_HOP samples (cumulative sums, float64)."""
+    c = torch.nn.functional.pad((y.double() ** 2).cumsum(1), (1, 0))
+    starts = torch.arange(0, y.shape[1] - ENV_WINDOW + 1, ENV_HOP)
+    return ((c[:, starts + ENV_WINDOW] - c[:, starts]) / ENV_WINDOW).clamp_min(0).sqrt().float()
+
+
+def inharmonicity(power: torch.Tensor, f0: torch.Tensor, sr: int = SAMPLE_RATE,
+                  n_harmonics: int = N_HARMONICS) -> torch.Tensor:
+    """Energy-weighted relative deviation of spectral peaks from the harmonics of f0 (0: harmonic).
+
+    Args:
+        power: (n, n_fft // 2 + 1) summed power spectrum; f0: (n,) Hz; sr: sample rate.
+    Returns:
+        (n,) 2/f0 · Σ_h |f_h - h f0| a_h² / Σ_h a_h², in [0, 1]; NaN where f0 is not finite.
+    """
+    n, k = power.shape
+    df = sr / (2 * (k - 1))
+    freqs = torch.arange(k, dtype=power.dtype) * df
+    h = torch.arange(1, n_harmonics + 1, dtype=power.dtype)
+    target = f0[:, None] * h                                                   # (n, H)
+    window = (freqs >= target[..., None] - f0[:, None, None] / 2) & \
+             (freqs < target[..., None] + f0[:, None, None] / 2)               # (n, H, k)
+    logp = power.clamp_min(1e-30).log()
+    peak = torch.where(window, logp[:, None], torch.tensor(-torch.inf)).argmax(-1)   # (n, H)
+    a, b, c = (logp.gather(1, (peak + d).clamp(0, k - 1)) for d in (-1, 0, 1))
+    delta = (0.5 * (a - c) / (a - 2 * b + c).clamp_max(-1e-12)).clamp(-0.5, 0.5)
+    dev = ((peak + delta) * df - target).abs()
+    amp2 = power.gather(1, peak) * (window.any(-1) & (target + f0[:, None] / 2 < sr / 2))
+    return 2 / f0 * (dev * amp2).sum(1) / amp2.sum(1).clamp_min(1e-30)
+
+
+def _descriptor_chunk(y: torch.Tensor, sr: int, fmin: float, fmax: float) -> dict[str, np.ndarray]:
+    """All :data:`DESCRIPTORS` of a chunk of waveforms (n, samples)."""
+    window = torch.hann_window(N_FFT)
+    power = torch.stft(y, N_FFT, HOP, window=window, center=True, return_complex=True).abs() ** 2
+    freqs = torch.arange(power.shape[1], dtype=torch.float32) * sr / N_FFT
+    out = frame_statistics(power, freqs, torch.full_like(freqs, sr / N_FFT), floor=1e-10)
+    out["rms_db"] = 10 * torch.log10((y.double() ** 2).mean(1) + 1e-12)
+    out["attack_s"], out["decay_s"] = attack_decay(_envelope(y), ENV_HOP / sr)
+    f0 = librosa.yin(y.numpy(), fmin=fmin, fmax=fmax, sr=sr, frame_length=N_FFT, hop_length=HOP)
+    energy = power.sum(1).numpy()
+    loud = energy >= energy.max(1, keepdims=True) * 10 ** (F0_GATE_DB / 10)
+    out["f0_hz"] = torch.as_tensor(np.nanmedian(np.where(loud[:, :f0.shape[1]], f0, np.nan), axis=1))
+    out["inharmonicity"] = inharmonicity(power.sum(-1), out["f0_hz"].float(), sr)
+    return {name: out[name].double().numpy() for name in DESCRIPTORS}
+
+
+def descriptors(audio, sr: int = SAMPLE_RATE, fmin: float = 27.5, fmax: float = 4186.0,
+                index=None, batch_size: int = 64, progress: bool | None = None) -> pd.DataFrame:
+    """Spectral, loudness, pitch and envelope descriptors of notes (see the module docstring).
+
+    Args:
+        audio: (n, samples) or (samples,) waveforms (numpy or torch), at ``sr`` Hz.
+        sr: sample rate; fmin, fmax: YIN's f0 search range in Hz.
+        index: optional row labels (e.g. ``meta.index``); batch_size: notes per chunk;
+        progress: tqdm bar (default: only for many notes).
+    Returns:
+        DataFrame (n rows) with columns centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db (dB),
+        f0_hz, inharmonicity, attack_s, decay_s (seconds).
+    Used by: 01_data, 03_training, 04_sensitivity, 06_statistics.
+    """
+    y = _as_batch(audio, 2, "audio").detach().cpu()
+    if not torch.isfinite(y).all():
+        raise DataError("audio holds NaN or inf values; descriptors need finite waveforms")
+    parts = []
+    show = len(y) * 16 >= PROGRESS_MIN_NOTES if progress is None else progress
+    for i in tqdm(range(0, len(y), batch_size), desc="descriptors", unit="chunk", disable=not show):
+        parts.append(_descriptor_chunk(y[i:i + batch_size], sr, fmin, fmax))
+    table = {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
+             for name in DESCRIPTORS}
+    return pd.DataFrame(table, index=index)
+
+
+# ----------------------------------------------------------------------------- mel-domain descriptors
+
+def spectral_descriptor_tensors(logmel_db, cfg: Config) -> dict[str, torch.Tensor]:
+    """:data:`SPECTRAL_DESCRIPTORS` of log-mel spectrograms as (n,) tensors, keeping autograd.
+
+    Centroid, bandwidth, flatness and rms_db are differentiable in ``logmel_db`` (for gradient
+    sensitivity); roll-off, attack and decay are piecewise (differentiable between crossings).
+
+    Args:
+        logmel_db: (n, n_mels, frames), (n, 1, n_mels, frames) or (n_mels, frames) in dB, on any device.
+        cfg: the feature settings they were made with.
+    Returns:
+        dict of (n,) tensors on the input's device.
+    """
+    db = _as_batch(logmel_db, 3, "logmel_db")
+    dev = db.device
+    power = 10.0 ** (db / 10.0)
+    fb = mel_filterbank(cfg).to(dev)
+    freqs = torch.as_tensor(mel_frequencies(cfg), dtype=torch.float32, device=dev)
+    widths = (fb.sum(0) * SAMPLE_RATE / cfg.n_fft).clamp_min(SAMPLE_RATE / cfg.n_fft)
+    out = frame_statistics(power, freqs, widths, floor=cfg.log_floor)
+    window_energy = float((torch.hann_window(cfg.n_fft) ** 2).sum())
+    ms = 2 * power.sum(1) / (cfg.n_fft * window_energy)                    # (n, frames)
+    out["rms_db"] = 10 * torch.log10(ms.mean(1) + 1e-12)
+    out["attack_s"], out["decay_s"] = attack_decay(ms.sqrt(), cfg.hop_length / SAMPLE_RATE)
+    return {name: out[name] for name in SPECTRAL_DESCRIPTORS}
+
+
+def spectral_descriptors(logmel_db, cfg: Config, index=None) -> pd.DataFrame:
+    """Descriptors of log-mel spectrograms, for thousands of decodes at once (no audio needed).
+
+    Args:
+        logmel_db: (n, n_mels, frames) or (n, 1, n_mels, frames) dB (numpy or torch, any device).
+        cfg: the feature settings; index: optional row labels.
+    Returns:
+        DataFrame with centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db, attack_s, decay_s
+        (definitions as :func:`descriptors`, on mel bands; f0 and inharmonicity need audio).
+    Used by: 04_sensitivity, 05_ablation, 07_explorer.
+    """
+    with torch.no_grad():
+        out = spectral_descriptor_tensors(logmel_db, cfg)
+    return pd.DataFrame({k: v.double().cpu().numpy() for k, v in out.items()}, index=index)
+
+
+# ----------------------------------------------------------------------------- players
+
+def wav_bytes(y, sr: int = SAMPLE_RATE, normalise: bool = False) -> bytes:
+    """A mono 16-bit PCM WAV file of ``y`` (samples in [-1, 1]; louder samples are clipped, with a warning).
+
+    Args:
+        y: (samples,) or (1, samples) waveform; normalise: scale the peak to -1 dBFS.
+    """
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=np.float64)
+    if y.ndim > 2 or (y.ndim == 2 and 1 not in y.shape) or not np.isfinite(y).all():
+        raise DataError(f"a player needs one finite mono waveform (samples,), got shape {y.shape}")
+    y = y.reshape(-1)
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    if normalise and peak > 0:
+        y = y * (10 ** (-1 / 20) / peak)
+    elif peak > 1:
+        log.warning("waveform peaks at %.2f > 1: clipped for playback (pass normalise=True)", peak)
+    pcm = (np.clip(y, -1, 1) * 32767).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+class AudioPlayer(HTML):
+    """An HTML audio player (or grid of them) with labels; text/plain shows the labels."""
+
+    def __init__(self, data: str, labels: list[str]):
+        super().__init__(data)
+        self.labels = labels
+
+    def __repr__(self) -> str:
+        return "audio: " + "; ".join(self.labels)
+
+
+def _player_html(y, sr: int, label: str, normalise: bool) -> str:
+    """One labelled ``<audio>`` element with the WAV inlined as a data URI (survives into static HTML).
+
+    The element is built as ``IPython.display.Audio`` builds its own, so it is shown wherever that is.
+    """
+    b64 = base64.b64encode(wav_bytes(y, sr, normalise)).decode("ascii")
+    return (f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.8em 0.2em 0">'
+            f'<figcaption style="font-size:0.9em">{html.escape(label)}</figcaption>'
+            f'<audio controls="controls"><source src="data:audio/wav;base64,{b64}" type="audio/wav"/>'
+            'Your browser does not support the audio element.</audio></figure>')
+
+
+def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = False) -> AudioPlayer:
+    """A labelled audio player that Jupyter shows and the static HTML book keeps.
+
+    Args:
+        y: (samples,) waveform in [-1, 1]; sr: sample rate in Hz; label: caption shown above it;
+        normalise: scale the peak to -1 dBFS (off by default, so loudness differences stay audible).
+    Returns:
+        An ``IPython.display.HTML`` (display it, or make it a cell's last expression).
+    Used by: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
+    """
+    return AudioPlayer(_player_html(y, sr, label, normalise), [label])
+
+
+def audio_grid(items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool = False,
+               title: str | None = None) -> AudioPlayer:
+    """Several labelled players in a compact table, ``columns`` per row.
+
+    Args:
+        items: list of (label, waveform); sr: sample rate; columns: players per row;
+        normalise: per-player peak normalisation; title: optional caption of the table.
+    Returns:
+        An ``IPython.display.HTML`` table of players.
+    Used by: 01_data, 03_training, 04_sensitivity, 05_ablation.
+    """
+    items = list(items)
+    td = '<td style="padding:0.2em 0.6em;vertical-align:top">'
+    cells = [f"{td}{_player_html(y, sr, label, normalise)}</td>" for label, y in items]
+    rows = ["<tr>" + "".join(cells[i:i + columns]) + "</tr>" for i in range(0, len(cells), columns)]
+    caption = f"<caption>{html.escape(title)}</caption>" if title else ""
+    table = f'<table class="vaetone-audio-grid">{caption}{"".join(rows)}</table>'
+    return AudioPlayer(table, [str(label) for label, _ in items])

@@ -293,9 +293,9 @@ def _player_html(y, sr: int, label: str, normalise: bool) -> str:
     The element is built as ``IPython.display.Audio`` builds its own, so it is shown wherever that is.
     """
     b64 = base64.b64encode(wav_bytes(y, sr, normalise)).decode("ascii")
-    return (f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.8em 0.2em 0">'
-            f'<figcaption style="font-size:0.9em">{html.escape(label)}</figcaption>'
-            f'<audio controls="controls"><source src="data:audio/wav;base64,{b64}" type="audio/wav"/>'
+    return (f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.8em 0.2em 0;width:15.5em">'
+            f'<figcaption style="font-size:0.85em;overflow-wrap:anywhere">{html.escape(label)}</figcaption>'
+            f'<audio controls="controls" style="width:15em"><source src="data:audio/wav;base64,{b64}" type="audio/wav"/>'
             'Your browser does not support the audio element.</audio></figure>')
 
 
@@ -314,19 +314,18 @@ def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = Fa
 
 def audio_grid(items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool = False,
                title: str | None = None) -> AudioPlayer:
-    """Several labelled players in a compact table, ``columns`` per row.
+    """Several labelled players side by side, wrapping to the page width (at most ``columns`` per row).
 
     Args:
-        items: list of (label, waveform); sr: sample rate; columns: players per row;
-        normalise: per-player peak normalisation; title: optional caption of the table.
+        items: list of (label, waveform); sr: sample rate; columns: players per row at most;
+        normalise: per-player peak normalisation; title: optional caption above the players.
     Returns:
-        An ``IPython.display.HTML`` table of players.
+        An ``IPython.display.HTML`` block of players.
     Used by: 01_data, 03_training, 04_sensitivity, 05_ablation.
     """
     items = list(items)
-    td = '<td style="padding:0.2em 0.6em;vertical-align:top">'
-    cells = [f"{td}{_player_html(y, sr, label, normalise)}</td>" for label, y in items]
-    rows = ["<tr>" + "".join(cells[i:i + columns]) + "</tr>" for i in range(0, len(cells), columns)]
-    caption = f"<caption>{html.escape(title)}</caption>" if title else ""
-    table = f'<table class="vaetone-audio-grid">{caption}{"".join(rows)}</table>'
-    return AudioPlayer(table, [str(label) for label, _ in items])
+    players = "".join(_player_html(y, sr, label, normalise) for label, y in items)
+    caption = f'<p style="margin:0.2em 0">{html.escape(title)}</p>' if title else ""
+    block = (f'<div class="vaetone-audio-grid">{caption}<div style="display:flex;flex-wrap:wrap;'
+             f'max-width:{17 * columns}em">{players}</div></div>')
+    return AudioPlayer(block, [str(label) for label, _ in items])

@@ -1,0 +1,133 @@
+"""Tests of vaetone.metrics on known answers, and of the PCA baseline."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import config, metrics
+from vaetone.errors import ConfigError
+
+SR = 16000
+
+
+def tone(f0, n_harmonics=6, seconds=1.0, decay=1.5, keep=None):
+    """A harmonic tone with equal-amplitude partials (optionally only the first ``keep``), exponential decay."""
+    t = np.arange(int(seconds * SR)) / SR
+    ks = range(1, (keep or n_harmonics) + 1)
+    y = sum(np.sin(2 * np.pi * f0 * k * t + 0.3 * k) for k in ks) * np.exp(-t * decay)
+    return (0.2 * y).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return np.stack([tone(110), tone(220), tone(330.0)])
+
+
+def test_a_signal_against_itself_is_perfect(notes):
+    db = torch.randn(3, 16, 32) * 10 - 40
+    assert np.array_equal(metrics.logmel_mse(db, db), np.zeros(3))
+    assert np.array_equal(metrics.log_spectral_distance(db, db), np.zeros(3))
+    assert np.array_equal(metrics.spectral_convergence(db, db), np.zeros(3))
+    assert np.array_equal(metrics.multires_stft_distance(notes, notes), np.zeros(3))
+    assert np.array_equal(metrics.frequency_accuracy(notes, notes), np.ones(3))
+    assert np.array_equal(metrics.f0_error_cents(notes, notes), np.zeros(3))
+
+
+def test_spectrogram_metrics_known_offsets():
+    ref = torch.randn(2, 1, 8, 10).double() * 10 - 30            # (n, 1, mels, frames) is accepted too
+    assert metrics.logmel_mse(ref, ref + 3).tolist() == pytest.approx([9.0, 9.0])
+    assert metrics.log_spectral_distance(ref, ref - 3).tolist() == pytest.approx([3.0, 3.0])
+    # +20 log10(2) dB doubles every magnitude: ‖2S − S‖ / ‖S‖ = 1
+    assert metrics.spectral_convergence(ref, ref + 20 * np.log10(2)).tolist() == pytest.approx([1.0, 1.0])
+    lsd = metrics.log_spectral_distance(torch.zeros(1, 2, 2), torch.tensor([[[3.0, 0.0], [4.0, 0.0]]]))
+    assert lsd.tolist() == pytest.approx([(np.sqrt(12.5) + 0) / 2])   # RMS over bins, mean over frames
+    with pytest.raises(ConfigError, match="differ in shape"):
+        metrics.logmel_mse(ref, ref[:1])
+
+
+def test_a_semitone_higher_is_100_cents_off_and_misses_the_harmonics(notes):
+    up = np.stack([tone(f * 2 ** (1 / 12)) for f in (110, 220, 330.0)])
+    err = metrics.f0_error_cents(notes, up)
+    assert err == pytest.approx([100, 100, 100], abs=10)
+    assert metrics.frequency_accuracy(notes, up).tolist() == [0.0, 0.0, 0.0]
+    assert (metrics.multires_stft_distance(notes, up) > 0.5).all()
+
+
+def test_pyin_agrees_on_the_semitone():
+    err = metrics.f0_error_cents(tone(220)[None], tone(220 * 2 ** (1 / 12))[None], method="pyin")
+    assert err == pytest.approx([100], abs=10)
+
+
+def test_frequency_accuracy_counts_the_reproduced_harmonics():
+    ref = tone(220, 6)[None]
+    half = tone(220, 6, keep=3)[None]                                 # first 3 of 6 harmonics
+    assert metrics.frequency_accuracy(ref, half).tolist() == [0.5]
+    peaks = metrics.spectral_peaks(ref)[0]
+    assert peaks == pytest.approx(220 * np.arange(1, 7), rel=2e-3)
+    slightly = tone(220 * 2 ** (20 / 1200), 6)[None]                  # 20 cents sharp: within 50
+    assert metrics.frequency_accuracy(ref, slightly).tolist() == [1.0]
+    assert metrics.frequency_accuracy(ref, slightly, tolerance_cents=10).tolist() == [0.0]
+    silence = np.zeros((1, SR), np.float32)
+    assert np.isnan(metrics.frequency_accuracy(silence, ref)[0])
+    assert metrics.frequency_accuracy(ref, silence).tolist() == [0.0]
+
+
+def test_pca_reconstructs_data_in_a_k_dim_subspace_exactly():
+    g = torch.Generator().manual_seed(0)
+    k, n, shape = 3, 40, (8, 12)
+    basis = torch.randn(k, 96, generator=g)
+    offset = torch.randn(96, generator=g)
+    x = (torch.randn(n, k, generator=g) @ basis + offset).reshape(n, 1, *shape)
+    pca = metrics.pca_baseline(x, k)
+    mu, logvar = pca.encode(x)
+    assert mu.shape == (n, k) and torch.isneginf(logvar).all() and pca.latent_dim == k
+    assert pca.decode(mu).shape == x.shape
+    assert torch.allclose(pca.reconstruct(x), x, atol=1e-4)
+    assert pca.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-5)
+    fresh = (torch.randn(5, k, generator=g) @ basis + offset).reshape(5, 1, *shape)
+    assert torch.allclose(pca.reconstruct(fresh), fresh, atol=1e-4)
+    lower = metrics.pca_baseline(x, k - 1)
+    assert (lower.reconstruct(x) - x).abs().max() > 1e-2
+    with pytest.raises(ConfigError, match="latent_dim"):
+        metrics.pca_baseline(x, 41)
+
+
+def test_evaluate_resynthesises_both_sides(monkeypatch):
+    import vaetone.features as features_module
+
+    def mel_to_audio(db, cfg, n_iter):
+        """A tone whose pitch follows the loudest mel band of the first frame."""
+        band = db[:, :, 0].argmax(1).double()
+        return torch.stack([torch.as_tensor(tone(100.0 + 20.0 * float(b))) for b in band])
+    monkeypatch.setattr(features_module, "mel_to_audio", mel_to_audio)
+    cfg = config.make(n_mels=16)
+    ref = torch.full((3, 16, 20), -60.0)
+    ref[np.arange(3), [2, 5, 9], :] = -10.0
+    same = metrics.evaluate(ref, ref.clone(), cfg, index=["a", "b", "c"])
+    assert list(same.columns) == ["logmel_mse_db2", "lsd_db", "spectral_convergence", "mrstft",
+                                  "frequency_accuracy", "f0_error_cents"]
+    assert list(same.index) == ["a", "b", "c"]
+    assert (same.drop(columns="frequency_accuracy") == 0).all().all()
+    assert (same["frequency_accuracy"] == 1).all()
+    moved = ref.clone()
+    moved[0] = torch.roll(ref[0], 1, 0)                               # the first note one band up
+    table = metrics.evaluate(ref, moved, cfg)
+    assert table["lsd_db"].iloc[0] > 0 and table["f0_error_cents"].iloc[0] > 50
+    assert (table.iloc[1:] == same.iloc[1:].to_numpy()).all().all()
+
+
+def test_summarise_per_group_and_overall():
+    table = pd.DataFrame({"lsd_db": [1.0, 3.0, 5.0], "mrstft": [0.0, 0.0, 3.0]})
+    s = metrics.summarise(table, ["brass", "brass", "reed"])
+    assert list(s.index) == ["brass", "reed", "all"]
+    assert s.loc["brass", ("lsd_db", "mean")] == 2.0 and s.loc["all", ("lsd_db", "mean")] == 3.0
+    assert s.loc["all", ("lsd_db", "std")] == pytest.approx(2.0) and s.loc["all", ("mrstft", "mean")] == 1.0
+    assert list(metrics.summarise(table).index) == ["all"]
+
+
+def test_compare_models():
+    a = pd.DataFrame({"lsd_db": [1.0, 3.0], "mrstft": [0.5, 0.5]})
+    b = pd.DataFrame({"lsd_db": [2.0, 2.0], "mrstft": [1.0, 3.0]})
+    c = metrics.compare({"vae": a, "pca": b})
+    assert list(c.index) == ["vae", "pca"]
+    assert c.loc["vae", ("lsd_db", "mean")] == 2.0 and c.loc["pca", ("mrstft", "median")] == 2.0

@@ -1,0 +1,174 @@
+"""Tests of vaetone.model (shapes, refusal of bad shapes, the loss) and vaetone.generate."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import config, generate
+from vaetone.errors import ConfigError
+from vaetone.model import ConvVAE, describe, loss_terms, n_parameters, padded_shape
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("latent_dim, channels, norm, kernel, activation, n_mels, n_frames", [
+    (16, [4, 8], "batch", 4, "leaky_relu", 16, 32),
+    (1, [4], "none", 3, "relu", 16, 31),
+    (3, [4, 8, 12], "group", 5, "gelu", 17, 33),
+    (8, [6, 8, 10], "batch", 3, "silu", 20, 50),
+    (5, [4, 8], "group", 2, "leaky_relu", 13, 126),
+])
+def test_shapes_for_several_configurations(latent_dim, channels, norm, kernel, activation, n_mels, n_frames):
+    cfg = config.make(latent_dim=latent_dim, channels=channels, norm=norm, kernel_size=kernel, activation=activation)
+    model = ConvVAE(cfg, n_mels, n_frames)
+    x = torch.randn(3, 1, n_mels, n_frames)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (3, latent_dim)
+    recon, mu2, _ = model(x)
+    assert recon.shape == x.shape and mu2.shape == (3, latent_dim)
+    assert model.decode(torch.randn(2, latent_dim)).shape == (2, 1, n_mels, n_frames)
+    step = 2 ** len(channels)
+    assert model.bottleneck == (channels[-1], math.ceil(n_mels / step), math.ceil(n_frames / step))
+    table = describe(model)
+    assert table["output_shape"].iloc[-1] == f"1×{n_mels}×{n_frames}"
+    assert table["parameters"].sum() == n_parameters(model)
+
+
+def test_default_model_layer_table():
+    model = ConvVAE(config.Config(), 64, 126)
+    table = describe(model).set_index("layer")
+    assert table.loc["pad", "output_shape"] == "1×64×128"
+    assert table.loc["encoder.3", "output_shape"] == "128×4×8"
+    assert table.loc["to_mu", "output_shape"] == "16"
+    assert table.loc["decoder.6", "output_shape"] == "1×64×126"
+    assert table.loc["to_mu", "parameters"] == 4096 * 16 + 16
+    assert n_parameters(model) == table["parameters"].sum() == 546017
+
+
+def test_padding_does_not_leak_into_the_output():
+    """Padded cells are cropped: the output is exactly (n_mels, n_frames) and gradients reach every input cell."""
+    model = ConvVAE(config.make(channels=[4, 8], latent_dim=2, norm="none"), 10, 30)
+    assert padded_shape(10, 30, 2) == (12, 32)
+    x = torch.randn(2, 1, 10, 30, requires_grad=True)
+    recon, _, _ = model(x)
+    recon.sum().backward()
+    assert recon.shape == (2, 1, 10, 30) and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("n_mels, n_frames", [(7, 32), (16, 5), (0, 32)])
+def test_inputs_the_strides_cannot_take_are_refused(n_mels, n_frames):
+    cfg = config.make(channels=[4, 8, 16], latent_dim=2)
+    with pytest.raises(ConfigError, match="at least 8"):
+        ConvVAE(cfg, n_mels, n_frames)
+
+
+def test_wrong_input_or_latent_shape_is_refused():
+    model = ConvVAE(config.make(channels=[4, 8], latent_dim=3), 16, 32)
+    with pytest.raises(ConfigError, match=r"expects input \(n, 1, 16, 32\)"):
+        model.encode(torch.zeros(2, 1, 16, 30))
+    with pytest.raises(ConfigError, match=r"expects input"):
+        model(torch.zeros(2, 16, 32))
+    with pytest.raises(ConfigError, match=r"\(n, 3\)"):
+        model.decode(torch.zeros(2, 4))
+
+
+def test_encoder_is_stochastic_in_training_only_and_deterministic_for_beta_zero():
+    x = torch.randn(4, 1, 16, 32)
+    vae = ConvVAE(config.make(channels=[4, 8], latent_dim=3), 16, 32).train()
+    with torch.no_grad():
+        assert not torch.equal(vae(x)[0], vae(x)[0])
+        vae.eval()
+        assert torch.equal(vae(x)[0], vae(x)[0])
+    ae = ConvVAE(config.make(channels=[4, 8], latent_dim=3, beta=0), 16, 32).train()
+    with torch.no_grad():
+        assert ae.deterministic and torch.equal(ae(x)[0], ae(x)[0])
+
+
+def test_loss_terms_known_answers():
+    x = torch.zeros(2, 1, 4, 5)
+    zeros = torch.zeros(2, 3)
+    t = loss_terms(x + 1.0, x, zeros, zeros, beta=1.0)
+    assert float(t["recon"]) == pytest.approx(0.5 * 20)          # 0.5 * 20 bins * 1², per note
+    assert float(t["kl"]) == 0.0 and float(t["total"]) == pytest.approx(10.0)
+    mu = torch.ones(2, 3)
+    t = loss_terms(x, x, mu, zeros, beta=2.0)
+    assert t["kl_per_dim"].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    assert float(t["kl"]) == pytest.approx(1.5) and float(t["total"]) == pytest.approx(3.0)
+    t = loss_terms(x, x, mu, zeros, beta=2.0, free_bits=1.0)          # each dimension counted as 1 nat
+    assert float(t["kl"]) == pytest.approx(1.5) and float(t["total"]) == pytest.approx(6.0)
+    t = loss_terms(x + 1.0, x, mu, zeros, beta=0.0)
+    assert float(t["total"]) == pytest.approx(10.0) and float(t["kl"]) == pytest.approx(1.5)
+    logvar = torch.full((2, 3), math.log(4.0))                        # KL(N(0,4) || N(0,1)) per dim
+    t = loss_terms(x, x, zeros, logvar, beta=1.0)
+    assert float(t["kl"]) == pytest.approx(3 * 0.5 * (4 - 1 - math.log(4)))
+
+
+# ------------------------------------------------------------------ generation
+
+
+def test_linear_and_spherical_interpolation():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    line, arc = generate.lerp(a, b, 5), generate.slerp(a, b, 5)
+    assert line.shape == arc.shape == (5, 2)
+    for path in (line, arc):
+        assert torch.allclose(path[0], torch.tensor(a, dtype=path.dtype))
+        assert torch.allclose(path[-1], torch.tensor(b, dtype=path.dtype))
+    assert float(line[2].norm()) == pytest.approx(math.sqrt(0.5))
+    assert torch.allclose(arc.norm(dim=1), torch.ones(5, dtype=arc.dtype))
+    assert torch.allclose(arc[2], torch.tensor([1.0, 1.0], dtype=arc.dtype) / math.sqrt(2))
+    same = generate.slerp(a, 2 * a, 3)                               # parallel: falls back to lerp
+    assert torch.allclose(same[1], torch.tensor([1.5, 0.0], dtype=same.dtype))
+    with pytest.raises(ConfigError):
+        generate.lerp(a, np.zeros(3), 3)
+
+
+def test_prior_samples_and_interpolations_decode():
+    model = ConvVAE(config.make(channels=[4, 8], latent_dim=3), 16, 32).eval()
+    decode = torch.no_grad()(model.decode)
+    z, x = generate.prior_samples(decode, 4, 3, seed=1)
+    z2, x2 = generate.prior_samples(decode, 4, 3, seed=1)
+    assert z.shape == (4, 3) and x.shape == (4, 1, 16, 32)
+    assert torch.equal(z, z2) and torch.equal(x, x2)
+    for method in ("linear", "spherical"):
+        zi, xi = generate.interpolate(decode, z[0], z[1], steps=6, method=method)
+        assert zi.shape == (6, 3) and xi.shape == (6, 1, 16, 32)
+        assert torch.allclose(xi[0], x[0], atol=1e-5) and torch.allclose(xi[-1], x[1], atol=1e-5)
+    with pytest.raises(ConfigError, match="method"):
+        generate.interpolate(decode, z[0], z[1], method="cubic")
+
+
+def test_pick_pair_chooses_two_families_at_one_pitch():
+    meta = pd.DataFrame({"split": ["test"] * 6 + ["train"],
+                         "instrument_family_str": ["brass", "brass", "flute", "reed", "reed", "flute", "organ"],
+                         "pitch": [60, 64, 60, 64, 70, 70, 60], "velocity": 100},
+                        index=[f"n{i}" for i in range(7)])
+    for seed in range(5):
+        a, b = generate.pick_pair(meta, "test", seed)
+        ra, rb = meta.loc[a], meta.loc[b]
+        assert ra["instrument_family_str"] != rb["instrument_family_str"] and ra["pitch"] == rb["pitch"]
+        assert ra["split"] == rb["split"] == "test"
+    with pytest.raises(ConfigError, match="fewer than two"):
+        generate.pick_pair(meta, "train")
+
+
+def test_to_db_and_to_audio_use_the_features(monkeypatch):
+    class Feats:
+        def denormalise(self, x):
+            return x * 10 - 40
+    import vaetone.features as features_module
+    seen = {}
+
+    def mel_to_audio(db, cfg, n_iter):
+        seen["n_iter"], seen["shape"] = n_iter, tuple(db.shape)
+        return torch.ones(len(db), 100) * db.mean()
+    monkeypatch.setattr(features_module, "mel_to_audio", mel_to_audio)
+    x = torch.zeros(3, 1, 16, 32)
+    assert torch.equal(generate.to_db(x, Feats()), torch.full((3, 16, 32), -40.0))
+    y = generate.to_audio(x, Feats(), config.make(griffin_lim_iters=5))
+    assert y.shape == (3, 100) and np.allclose(y, -40) and seen == {"n_iter": 5, "shape": (3, 16, 32)}

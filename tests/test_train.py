@@ -1,0 +1,270 @@
+"""Tests of vaetone.train: learning, determinism, resume, checkpoint errors, divergence, latents."""
+import dataclasses
+import shutil
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import config, store, train
+from vaetone.errors import CheckpointError, ConfigError, TrainingError
+
+N_MELS, N_FRAMES = 16, 32
+
+
+@dataclasses.dataclass
+class FakeFeatures:
+    """The part of vaetone.features.Features that training uses, on a tiny synthetic set."""
+    meta: pd.DataFrame
+    data: torch.Tensor
+
+    def x(self, split=None):
+        if split is None:
+            return self.data
+        return self.data[torch.as_tensor((self.meta["split"] == split).to_numpy().copy())]
+
+    def denormalise(self, x):
+        return x * 10.0 - 40.0
+
+
+def synthetic_features(n_train=96, n_valid=32, n_test=16, seed=0) -> FakeFeatures:
+    """Notes with a pitch-dependent harmonic pattern and a decay, standardised; splits interleaved."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_train + n_valid + n_test
+    pitch = torch.randint(1, 6, (n,), generator=g).float()
+    decay = 4 + 12 * torch.rand(n, generator=g)
+    level = torch.rand(n, generator=g)
+    m = torch.arange(N_MELS).float()[None, :, None]
+    t = torch.arange(N_FRAMES).float()[None, None, :]
+    harm = sum(torch.exp(-0.5 * (m - h * pitch[:, None, None]) ** 2) / h for h in (1, 2, 3))
+    x = level[:, None, None] + harm * torch.exp(-t / decay[:, None, None])
+    x = x + 0.05 * torch.randn(x.shape, generator=g)
+    x = ((x - x.mean()) / x.std())[:, None]
+    split = np.array(["train"] * n_train + ["valid"] * n_valid + ["test"] * n_test)
+    split = split[np.random.default_rng(seed).permutation(n)]
+    families = np.array(["brass", "flute", "reed", "string"])[np.arange(n) % 4]
+    meta = pd.DataFrame({"split": split, "instrument_family_str": families,
+                         "pitch": pitch.int().numpy(), "velocity": 100},
+                        index=pd.Index([f"note_{i:03d}" for i in range(n)], name="note_str"))
+    return FakeFeatures(meta, x)
+
+
+def tiny(**params) -> config.Config:
+    base = dict(dataset="synthetic", channels=[4, 8], latent_dim=4, epochs=4, batch_size=16,
+                lr=1e-2, kl_warmup_epochs=1, patience=0, device="cpu")
+    return config.make(**{**base, **params})
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAETONE_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("VAETONE_DATA", str(tmp_path / "data"))
+    torch.set_num_threads(1)
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return synthetic_features()
+
+
+def _numbers(history: pd.DataFrame) -> pd.DataFrame:
+    """The history without wall-clock columns."""
+    return history.drop(columns=["seconds", "notes_per_s"])
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_loss_falls_and_files_are_written(runs, feats):
+    run = train.trained_model(tiny(), feats, progress=False)
+    h = run.history
+    assert list(h.index) == [1, 2, 3, 4]
+    assert h["train_recon"].iloc[-1] < 0.6 * h["train_recon"].iloc[0]
+    assert h["valid_recon"].iloc[-1] < 0.6 * h["valid_recon"].iloc[0]
+    assert np.allclose(h["valid_total"], h["valid_recon"] + h["valid_kl"])
+    kl_dims = h.filter(like="valid_kl_d")
+    assert kl_dims.shape[1] == 4 and np.allclose(kl_dims.sum(1), h["valid_kl"], rtol=1e-5)
+    assert h["kl_weight"].tolist() == [1.0] * 4 and h["lr"].iloc[0] == pytest.approx(1e-2)
+    assert h["lr"].is_monotonic_decreasing and (h["notes_per_s"] > 0).all()
+    assert not run.model.training and run.device == "cpu" and run.stop_reason == "completed"
+    assert run.best_epoch == int(h["valid_total"].idxmin())
+    for name in ("checkpoint.pt", "best.pt", "history.csv"):
+        assert (run.path / name).exists()
+    assert run.path == store.run_dir(tiny())
+    summary = train.run_summary(run)
+    assert summary["epochs_trained"] == 4 and summary["best_epoch"] == run.best_epoch
+    assert summary["valid_total"] == pytest.approx(h.loc[run.best_epoch, "valid_total"])
+    assert summary["parameters"] == sum(p.numel() for p in run.model.parameters())
+    on_disk = pd.read_csv(run.path / "history.csv", index_col="epoch")
+    assert np.allclose(on_disk["valid_total"], h["valid_total"])
+    assert not list(run.path.glob("*.tmp"))
+
+
+def test_two_cpu_runs_with_one_seed_are_identical(runs, feats, monkeypatch):
+    a = train.trained_model(tiny(), feats, progress=False)
+    monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "other"))
+    b = train.trained_model(tiny(), feats, progress=False)
+    assert a.path != b.path
+    pd.testing.assert_frame_equal(_numbers(a.history), _numbers(b.history))
+    assert _same_weights(a.model, b.model)
+    monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "third"))
+    c = train.trained_model(tiny(seed=1), feats, progress=False)
+    assert not _same_weights(a.model, c.model)
+
+
+def test_resume_after_interruption_gives_the_uninterrupted_result(runs, feats, monkeypatch):
+    whole = train.trained_model(tiny(), feats, progress=False)
+    monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "interrupted"))
+
+    def stop_after_two(epoch, row):
+        if epoch == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.trained_model(tiny(), feats, progress=False, callback=stop_after_two)
+    ckpt = torch.load(store.run_dir(tiny()) / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and not ckpt["finished"]
+    seen = []
+    resumed = train.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
+    assert seen == [3, 4]
+    pd.testing.assert_frame_equal(_numbers(whole.history), _numbers(resumed.history))
+    assert _same_weights(whole.model, resumed.model)
+    again = train.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
+    assert seen == [3, 4] and _same_weights(again.model, resumed.model)
+
+
+def test_checkpoint_from_another_config_is_refused(runs, feats):
+    run = train.trained_model(tiny(), feats, progress=False)
+    other = tiny(latent_dim=3)
+    shutil.copy(run.path / "checkpoint.pt", store.run_dir(other) / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=r"another configuration: latent_dim=4 \(this configuration: 3\)"):
+        train.trained_model(other, feats, progress=False)
+
+
+def test_checkpoint_from_another_code_version_is_refused(runs, feats, monkeypatch):
+    run = train.trained_model(tiny(), feats, progress=False)
+    monkeypatch.setitem(store.CODE_VERSIONS, "train", 99)
+    shutil.copy(run.path / "checkpoint.pt", store.run_dir(tiny()) / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="code versions"):
+        train.trained_model(tiny(), feats, progress=False)
+
+
+def test_checkpoint_of_other_input_size_is_refused(runs, feats):
+    train.trained_model(tiny(), feats, progress=False)
+    wide = FakeFeatures(feats.meta, torch.nn.functional.pad(feats.data, (0, 4)))
+    with pytest.raises(CheckpointError, match="trained on inputs"):
+        train.trained_model(tiny(), wide, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_checkpoint_is_refused(runs, feats, damage):
+    run = train.trained_model(tiny(epochs=1), feats, progress=False)
+    path = run.path / "checkpoint.pt"
+    blob = path.read_bytes()
+    path.write_bytes(b"not a checkpoint" * 10 if damage == "garbage" else blob[: len(blob) // 2])
+    with pytest.raises(CheckpointError, match="corrupt"):
+        train.trained_model(tiny(epochs=1), feats, progress=False)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats, monkeypatch):
+    poisoned = {"on": False}
+    real = train.loss_terms
+
+    def loss_terms(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        if poisoned["on"]:
+            terms = {k: v * float("nan") for k, v in terms.items()}
+        return terms
+    monkeypatch.setattr(train, "loss_terms", loss_terms)
+    cfg = tiny()
+    with pytest.raises(TrainingError, match=r"epoch 3.*last good checkpoint \(epoch 2\)"):
+        train.trained_model(cfg, feats, progress=False,
+                            callback=lambda e, r: poisoned.__setitem__("on", e == 2))
+    ckpt = train.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    poisoned["on"] = False
+    run = train.trained_model(cfg, feats, progress=False)
+    assert list(run.history.index) == [1, 2, 3, 4]
+
+
+def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
+    real = train._Trainer.evaluate
+
+    def worse_after_two(self, x):
+        row = real(self, x)
+        if self.epoch >= 2:
+            row["valid_total"] = 1e6 + self.epoch
+        return row
+    monkeypatch.setattr(train._Trainer, "evaluate", worse_after_two)
+    run = train.trained_model(tiny(epochs=10, patience=2), feats, progress=False)
+    assert list(run.history.index) == [1, 2, 3, 4] and run.best_epoch == 2
+    assert run.stop_reason.startswith("early stopping")
+    best = torch.load(run.path / "best.pt", weights_only=True)
+    assert best["epoch"] == 2
+    assert all(torch.equal(best["model"][k], v) for k, v in run.model.state_dict().items())
+
+
+def test_latents_of_every_note_in_meta_order(runs, feats):
+    cfg = tiny(epochs=2)
+    run = train.trained_model(cfg, feats, progress=False)
+    lat = train.latents(cfg, run, feats)
+    assert lat.mu.shape == lat.std.shape == (len(feats.meta), 4) and lat.mu.dtype == np.float32
+    mu, logvar = run.encode(feats.data)
+    assert np.allclose(lat.mu, mu.numpy(), atol=1e-6)
+    assert np.allclose(lat.std, np.exp(0.5 * logvar.numpy()), atol=1e-6) and (lat.std > 0).all()
+    test = lat.split("test")
+    assert len(test.mu) == 16 and (test.meta["split"] == "test").all()
+    assert np.allclose(test.mu, run.encode(feats.x("test"))[0].numpy(), atol=1e-6)
+    cached = train.latents(cfg, run, feats)
+    assert (run.path / "latents.npz").exists() and np.array_equal(cached.mu, lat.mu)
+
+
+def test_latents_load_features_lazily(runs, feats, monkeypatch):
+    cfg = tiny(epochs=1)
+    fake = types.ModuleType("vaetone.features")
+    fake.features = lambda c: feats
+    monkeypatch.setitem(sys.modules, "vaetone.features", fake)
+    import vaetone
+    monkeypatch.setattr(vaetone, "features", fake, raising=False)
+    lat = train.latents(cfg)
+    assert lat.mu.shape == (len(feats.meta), 4)
+
+
+def test_autoencoder_baseline_is_deterministic(runs, feats):
+    cfg = tiny(epochs=2)
+    ae = train.autoencoder(cfg, feats, progress=False)
+    assert ae.cfg.beta == 0 and ae.model.deterministic and "-b0-" in ae.path.name
+    lat = train.latents(ae.cfg, ae, feats)
+    assert (lat.std == 0).all()
+    x = feats.x("test")
+    ae.model.train()
+    with torch.no_grad():
+        assert torch.equal(ae.model(x)[0], ae.model(x)[0])
+
+
+def test_device_choice():
+    assert train.resolve_device("cpu").type == "cpu"
+    assert train.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA"):
+            train.resolve_device("cuda")
+
+
+def test_training_restores_global_determinism_flag(runs, feats):
+    assert not torch.are_deterministic_algorithms_enabled()
+    train.trained_model(tiny(epochs=1), feats, progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_nan_in_the_features_fails_in_the_first_epoch_without_a_checkpoint(runs, feats):
+    bad = FakeFeatures(feats.meta, feats.data.clone())
+    bad.data[int(np.flatnonzero(feats.meta["split"] == "train")[3]), 0, 2, 2] = float("nan")
+    with pytest.raises(TrainingError, match="No epoch finished"):
+        train.trained_model(tiny(), bad, progress=False)
+    assert not (store.run_dir(tiny()) / "checkpoint.pt").exists()

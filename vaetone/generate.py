@@ -1,0 +1,132 @@
+"""Generation from the latent space: prior samples and interpolations between notes (chapter 03).
+
+Every function takes a ``decode(z) -> (n, 1, n_mels, frames)`` callable (``Run.decode``, a
+PCA baseline's ``decode``), returns latents and normalised log-mel tensors, and leaves the way
+back to dB and audio to :func:`to_db` and :func:`to_audio`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ConfigError
+
+
+def prior_samples(decode: Callable, n: int, latent_dim: int, seed: int = 0,
+                  temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode ``n`` draws of the prior N(0, temperature² I).
+
+    Args:
+        decode: ``decode(z (n, latent_dim)) -> (n, 1, n_mels, frames)``.
+        n, latent_dim: how many, of what size.
+        seed: seed of the draws (same seed, same notes).
+        temperature: scale of the prior's standard deviation.
+    Returns:
+        ``(z (n, latent_dim), x (n, 1, n_mels, frames))``, normalised log-mel on the CPU.
+    Chapter: 03_training.
+    """
+    g = torch.Generator().manual_seed(seed)
+    z = temperature * torch.randn(n, latent_dim, generator=g)
+    return z, torch.as_tensor(decode(z)).float().cpu()
+
+
+def lerp(z0, z1, steps: int) -> torch.Tensor:
+    """Linear interpolation ``(1 - t) z0 + t z1`` at ``steps`` evenly spaced t in [0, 1]: ``(steps, d)``."""
+    z0, z1, t = _endpoints(z0, z1, steps)
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0, z1, steps: int) -> torch.Tensor:
+    """Spherical interpolation (White 2016) at ``steps`` evenly spaced t in [0, 1]: ``(steps, d)``.
+
+    ``sin((1-t)Ω)/sin Ω · z0 + sin(tΩ)/sin Ω · z1`` with Ω the angle between z0 and z1: the path
+    follows the great circle, so it avoids the low-norm centre of the Gaussian prior that linear
+    interpolation crosses. Falls back to :func:`lerp` for (anti)parallel endpoints.
+    """
+    z0, z1, t = _endpoints(z0, z1, steps)
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp(min=1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if float(torch.sin(omega).abs()) < 1e-6:
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def _endpoints(z0, z1, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked float64 endpoints ``(d,)`` and the column of t values ``(steps, 1)``."""
+    z0 = torch.as_tensor(np.asarray(z0), dtype=torch.float64).flatten()
+    z1 = torch.as_tensor(np.asarray(z1), dtype=torch.float64).flatten()
+    if z0.shape != z1.shape:
+        raise ConfigError(f"interpolation endpoints differ in size: {tuple(z0.shape)} and {tuple(z1.shape)}")
+    if steps < 2:
+        raise ConfigError(f"interpolation needs steps >= 2, got {steps}")
+    return z0, z1, torch.linspace(0, 1, steps, dtype=torch.float64)[:, None]
+
+
+def interpolate(decode: Callable, z0, z1, steps: int = 7,
+                method: str = "linear") -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode an interpolation between two latents.
+
+    Args:
+        decode: ``decode(z) -> (n, 1, n_mels, frames)``.
+        z0, z1: latents ``(latent_dim,)`` (e.g. the posterior means of two notes).
+        steps: points including both ends.
+        method: "linear" or "spherical".
+    Returns:
+        ``(z (steps, latent_dim) float32, x (steps, 1, n_mels, frames))`` on the CPU.
+    Chapter: 03_training.
+    """
+    paths = {"linear": lerp, "spherical": slerp}
+    if method not in paths:
+        raise ConfigError(f"method={method!r} is not one of {sorted(paths)}")
+    z = paths[method](z0, z1, steps).float()
+    return z, torch.as_tensor(decode(z)).float().cpu()
+
+
+def pick_pair(meta: pd.DataFrame, split: str = "test", seed: int = 0) -> tuple[str, str]:
+    """Two notes of ``split`` from different instrument families, at the same pitch and velocity if possible.
+
+    Args:
+        meta: the features' metadata (columns ``split``, ``instrument_family_str``, ``pitch``, ``velocity``).
+        split: which split to draw from.
+        seed: seed of the choice.
+    Returns:
+        Two index labels (note_str) of ``meta``. Chapter: 03_training.
+    """
+    rows = meta[meta["split"] == split]
+    if rows["instrument_family_str"].nunique() < 2:
+        raise ConfigError(f"the {split} split holds fewer than two instrument families; "
+                          "choose another split or widen the data")
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in rows.groupby(["pitch", "velocity"]) if g["instrument_family_str"].nunique() > 1]
+    pool = groups[rng.integers(len(groups))] if groups else rows
+    first = pool.index[rng.integers(len(pool))]
+    others = pool[pool["instrument_family_str"] != pool.loc[first, "instrument_family_str"]]
+    return str(first), str(others.index[rng.integers(len(others))])
+
+
+def to_db(x, features) -> torch.Tensor:
+    """Normalised log-mel ``(n, 1, n_mels, frames)`` back to dB ``(n, n_mels, frames)`` (the features' statistics)."""
+    db = torch.as_tensor(features.denormalise(torch.as_tensor(x).float()))
+    return db[:, 0] if db.ndim == 4 else db
+
+
+def to_audio(x, features, cfg, n_iter: int | None = None, batch: int = 32) -> np.ndarray:
+    """Normalised log-mel ``(n, 1, n_mels, frames)`` to audio ``(n, samples)`` float32 (Griffin-Lim).
+
+    Args:
+        x: normalised log-mel.
+        features: the Features (for denormalising).
+        cfg: the configuration (STFT and mel parameters; ``griffin_lim_iters`` if n_iter is None).
+        n_iter: Griffin-Lim iterations.
+        batch: notes per inversion call.
+    Chapter: 03_training.
+    """
+    from . import features as feats_module
+    db = to_db(x, features)
+    n_iter = cfg.griffin_lim_iters if n_iter is None else n_iter
+    parts = [torch.as_tensor(feats_module.mel_to_audio(db[i:i + batch], cfg, n_iter)).float()
+             for i in range(0, len(db), batch)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)

@@ -1,0 +1,509 @@
+"""Training the ConvVAE, caching the trained run, and encoding every note (chapter 03).
+
+A run lives in ``store.run_dir(cfg)`` (``runs/<dataset>-z<d>-b<β>-s<seed>-<hash>/``), keyed by
+every data, feature, model and training parameter plus the code versions:
+
+* ``checkpoint.pt``: written atomically after every epoch: model, optimiser, scheduler, RNG
+  states, the best weights so far, the configuration, the code versions and the history.
+  An interrupted run (Ctrl-C, a killed process) resumes from it and loses at most one epoch;
+  a finished run just loads.
+* ``best.pt``: the weights with the lowest validation loss (what :func:`trained_model` returns).
+* ``history.csv``: one row per epoch (see :func:`trained_model`).
+
+Recipe: AdamW (``lr``, ``weight_decay``); cosine annealing of the learning rate over
+``cfg.epochs`` epochs down to lr/100, stepped once per epoch; gradient-norm clipping at
+``grad_clip`` (0: off); the KL weight rises linearly per batch from 0 to β over
+``kl_warmup_epochs``; early stopping when the validation loss (recon + β·KL, with z = mu) has not
+improved for ``patience`` epochs after the warm-up (0: off). On the CPU training is seeded and
+deterministic (same cfg ⇒ same weights and history; ``torch.use_deterministic_algorithms`` inside
+training, batches from a seeded generator, no workers). On CUDA it uses bf16 autocast,
+channels_last and cuDNN autotuning, and is fast rather than bit-reproducible.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import store
+from .config import Config, stage_params
+from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .model import ConvVAE, loss_terms, n_parameters
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+HISTORY = "history.csv"
+LATENTS = "latents.npz"
+FORMAT = 1
+"""Layout version of checkpoint.pt / best.pt."""
+EVAL_BATCH = 256
+
+
+@dataclass
+class Run:
+    """A trained model and how it was trained.
+
+    Attributes:
+        model: the ConvVAE with the best validation weights, in eval mode, on ``device``.
+        cfg: the configuration it was trained with.
+        history: one row per epoch, indexed by ``epoch`` (1-based); columns ``train_total``,
+            ``train_recon``, ``train_kl``, ``valid_total``, ``valid_recon``, ``valid_kl`` (nats per
+            note), ``valid_mse`` (per bin, normalised units), ``kl_weight``, ``lr``, ``seconds``,
+            ``notes_per_s`` (training throughput), ``valid_kl_d00``... (KL per latent dimension).
+        path: the run folder.
+        device: "cpu" or "cuda".
+        train_seconds: total training time over all sessions, s.
+        best_epoch: the epoch of the returned weights.
+        stop_reason: "completed", "early stopping" or similar.
+    """
+    model: ConvVAE
+    cfg: Config
+    history: pd.DataFrame
+    path: Path
+    device: str
+    train_seconds: float
+    best_epoch: int
+    stop_reason: str
+
+    def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(mu, logvar)``, each ``(n, latent_dim)`` on the CPU.
+
+        Args:
+            x: normalised log-mel ``(n, 1, n_mels, frames)``, array or tensor.
+        """
+        out = _batched(lambda b: torch.cat(self.model.encode(b), 1), x, self.device)
+        return out[:, : self.model.latent_dim], out[:, self.model.latent_dim:]
+
+    def decode(self, z) -> torch.Tensor:
+        """Decode latents ``(n, latent_dim)`` (array or tensor) to normalised log-mel ``(n, 1, n_mels, frames)``."""
+        return _batched(self.model.decode, z, self.device)
+
+    def reconstruct(self, x) -> torch.Tensor:
+        """Reconstruction from the posterior mean, ``(n, 1, n_mels, frames)`` normalised, on the CPU."""
+        return _batched(lambda b: self.model.decode(self.model.encode(b)[0]), x, self.device)
+
+
+@dataclass
+class Latents:
+    """Posterior means and standard deviations of every note.
+
+    Attributes:
+        mu, std: float32 arrays ``(n, latent_dim)`` in the row order of ``meta`` (std is 0 for
+            the deterministic autoencoder, β = 0).
+        meta: the features' metadata table (with ``split``).
+    """
+    mu: np.ndarray
+    std: np.ndarray
+    meta: pd.DataFrame
+
+    def split(self, name: str) -> "Latents":
+        """The rows of one split ("train", "valid", "test")."""
+        mask = (self.meta["split"] == name).to_numpy()
+        return Latents(self.mu[mask], self.std[mask], self.meta[mask])
+
+
+def _batched(fn: Callable, x, device, batch: int = EVAL_BATCH) -> torch.Tensor:
+    """Apply ``fn`` in eval mode without gradients, batch by batch on ``device``; float32 CPU result."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        outs = [fn(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``cfg.device``: "auto" is CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' but no CUDA GPU is visible to torch; use device='auto' or 'cpu'")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name!r} is not one of ['auto', 'cpu', 'cuda']")
+    return torch.device(name)
+
+
+def _load_features(cfg: Config):
+    """The features of ``cfg`` (imported lazily: vaetone.features is another module's work)."""
+    from . import features as feats_module
+    return feats_module.features(cfg)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _header(cfg: Config, shape: tuple[int, int]) -> dict:
+    """What identifies a run in its files: parameters, code versions and input size."""
+    return {"format": FORMAT, "run_id": store.run_id(cfg), "params": stage_params(cfg, "train"),
+            "code_versions": dict(store.CODE_VERSIONS), "input_shape": [int(s) for s in shape]}
+
+
+def _save(path: Path, obj: dict) -> None:
+    """torch.save atomically (tensors, dicts, lists, numbers and strings only)."""
+    with store.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int]) -> dict:
+    """Load ``checkpoint.pt`` or ``best.pt`` with ``weights_only=True`` and check it belongs to ``cfg``.
+
+    Raises:
+        CheckpointError: the file is unreadable, not a vaetone checkpoint, or from another code
+            version, configuration or input size; the message names the mismatch.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds on corrupt files
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: "
+                              f"{str(exc)[:200]}); delete it to retrain the run") from exc
+    want = _header(cfg, shape)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
+        raise CheckpointError(f"{path} is not a vaetone checkpoint of format {FORMAT}; delete it to retrain")
+    if ckpt.get("code_versions") != want["code_versions"]:
+        raise CheckpointError(f"checkpoint {path} was written by code versions {ckpt.get('code_versions')}, "
+                              f"this code is {want['code_versions']}; delete it to retrain")
+    theirs = ckpt.get("params", {})
+    diff = [f"{k}={theirs.get(k)!r} (this configuration: {v!r})" for k, v in want["params"].items()
+            if theirs.get(k) != v]
+    if diff:
+        raise CheckpointError(f"checkpoint {path} is from another configuration: " + "; ".join(diff)
+                              + ". It does not belong in this run folder; move or delete it.")
+    if ckpt.get("input_shape") != want["input_shape"]:
+        raise CheckpointError(f"checkpoint {path} was trained on inputs {ckpt.get('input_shape')} "
+                              f"(n_mels, frames), the features are {want['input_shape']}; delete it to retrain")
+    return ckpt
+
+
+def _load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
+    """``model.load_state_dict`` with a CheckpointError on any mismatch."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"weights in {path} do not fit the model: {str(exc)[:300]}") from exc
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+@contextlib.contextmanager
+def _reproducible(device: torch.device):
+    """Deterministic algorithms on the CPU; cuDNN autotuning on CUDA. Restores the global flags."""
+    det, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    bench = torch.backends.cudnn.benchmark
+    try:
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        else:
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.use_deterministic_algorithms(det, warn_only=warn)
+        torch.backends.cudnn.benchmark = bench
+
+
+class _Trainer:
+    """Model, optimiser, scheduler, RNG and bookkeeping of one run; (de)serialisable."""
+
+    def __init__(self, cfg: Config, shape: tuple[int, int], device: torch.device):
+        self.cfg, self.shape, self.device = cfg, shape, device
+        torch.manual_seed(cfg.seed)
+        self.model = ConvVAE(cfg, *shape).to(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs, eta_min=cfg.lr / 100)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.epoch, self.history, self.bad_epochs = 0, [], 0
+        self.best_epoch, self.best_valid, self.best_state = 0, math.inf, None
+        self.finished, self.stop_reason = False, ""
+
+    def state(self) -> dict:
+        """Everything needed to continue exactly where this epoch ended."""
+        rng = {"torch": torch.get_rng_state(), "loader": self.gen.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {**_header(self.cfg, self.shape), "config": dataclasses.asdict(self.cfg),
+                "torch_version": str(torch.__version__), "device": self.device.type,
+                "epoch": self.epoch, "finished": self.finished, "stop_reason": self.stop_reason,
+                "model": self.model.state_dict(), "best_model": self.best_state,
+                "best_epoch": self.best_epoch, "best_valid": self.best_valid, "bad_epochs": self.bad_epochs,
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "rng": rng, "history": self.history}
+
+    def restore(self, ckpt: dict, path: Path) -> None:
+        """Continue from a checkpoint read by :func:`read_checkpoint`."""
+        _load_weights(self.model, ckpt["model"], path)
+        try:
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            self.gen.set_state(ckpt["rng"]["loader"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if self.device.type == "cuda" and "cuda" in ckpt["rng"]:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+            self.epoch, self.history = int(ckpt["epoch"]), list(ckpt["history"])
+            self.bad_epochs, self.best_state = int(ckpt["bad_epochs"]), ckpt["best_model"]
+            self.best_epoch, self.best_valid = int(ckpt["best_epoch"]), float(ckpt["best_valid"])
+            self.finished, self.stop_reason = bool(ckpt["finished"]), str(ckpt["stop_reason"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is incomplete or inconsistent ({exc!r}); "
+                                  "delete it to retrain") from exc
+
+    def _autocast(self):
+        """bf16 autocast on CUDA, nothing on the CPU."""
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def kl_weight(self, step: int, steps_per_epoch: int) -> float:
+        """Linear KL warm-up: 0 → 1 over ``kl_warmup_epochs`` (per batch); 1 when off."""
+        if self.cfg.kl_warmup_epochs == 0:
+            return 1.0
+        return min(1.0, (step + 1) / (self.cfg.kl_warmup_epochs * steps_per_epoch))
+
+    def train_epoch(self, x: torch.Tensor, bar) -> dict:
+        """One pass over the training tensor (on ``device``) in seeded random batches."""
+        cfg, model = self.cfg, self.model
+        model.train()
+        n, bs = len(x), cfg.batch_size
+        steps = math.ceil(n / bs)
+        order = torch.randperm(n, generator=self.gen).to(x.device)
+        sums = torch.zeros(3, device=self.device)
+        for i in range(steps):
+            xb = x[order[i * bs:(i + 1) * bs]]
+            w = self.kl_weight(self.epoch * steps + i, steps)
+            with self._autocast():
+                recon, mu, logvar = model(xb)
+            terms = loss_terms(recon, xb, mu, logvar, cfg.beta * w, cfg.free_bits)
+            self.opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            rec, kl = terms["recon"].detach(), terms["kl"].detach()
+            sums += torch.stack([rec + cfg.beta * kl, rec, kl]) * len(xb)
+            if self.device.type == "cpu" or i % 20 == 19 or i == steps - 1:
+                self._check_finite(sums, f"batch {i + 1} of {steps}")
+            bar.update(1)
+        s = (sums / n).tolist()
+        return {"train_total": s[0], "train_recon": s[1], "train_kl": s[2], "kl_weight": w}
+
+    def evaluate(self, x: torch.Tensor) -> dict:
+        """Validation losses with z = mu, full β, true KL (nats per note) and KL per dimension."""
+        self.model.eval()
+        sums, kl_dims, sq = torch.zeros(2), torch.zeros(self.model.latent_dim), 0.0
+        with torch.no_grad():
+            for i in range(0, len(x), EVAL_BATCH):
+                xb = x[i:i + EVAL_BATCH]
+                with self._autocast():
+                    recon, mu, logvar = self.model(xb)
+                t = loss_terms(recon, xb, mu, logvar, self.cfg.beta)
+                sums += torch.stack([t["recon"], t["kl"]]).cpu() * len(xb)
+                kl_dims += t["kl_per_dim"].cpu() * len(xb)
+                sq += float((recon.float() - xb).pow(2).sum())
+        rec, kl = (sums / len(x)).tolist()
+        row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl,
+               "valid_mse": sq / x.numel()}
+        row.update({f"valid_kl_d{j:02d}": v for j, v in enumerate((kl_dims / len(x)).tolist())})
+        self._check_finite(torch.tensor([rec, kl]), "validation")
+        return row
+
+    def _check_finite(self, values: torch.Tensor, where: str) -> None:
+        """Raise TrainingError if a loss is NaN or infinite (nothing is saved for this epoch)."""
+        if bool(torch.isfinite(values).all()):
+            return
+        kept = (f"The last good checkpoint (epoch {self.epoch}) is kept in {store.run_dir(self.cfg)}."
+                if self.epoch else "No epoch finished, so no checkpoint was written.")
+        raise TrainingError(
+            f"training diverged: a non-finite loss ({values.tolist()}) in epoch {self.epoch + 1}, {where}. "
+            f"{kept} Try a lower lr (now {self.cfg.lr}), grad_clip > 0 or a longer kl_warmup_epochs "
+            "(a changed parameter trains in a new run folder); check the features for NaN.")
+
+    def end_epoch(self, row: dict) -> None:
+        """Record the epoch, track the best weights, step the scheduler, decide on stopping."""
+        cfg = self.cfg
+        self.epoch += 1
+        self.history.append({"epoch": self.epoch, **row})
+        if row["valid_total"] < self.best_valid:
+            self.best_valid, self.best_epoch = row["valid_total"], self.epoch
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            self.bad_epochs = 0
+        elif self.epoch >= cfg.kl_warmup_epochs:
+            self.bad_epochs += 1
+        self.sched.step()
+        if cfg.patience > 0 and self.bad_epochs >= cfg.patience:
+            self.finished, self.stop_reason = True, f"early stopping (no improvement for {cfg.patience} epochs)"
+        elif self.epoch >= cfg.epochs:
+            self.finished, self.stop_reason = True, "completed"
+
+    def save(self, folder: Path, improved: bool) -> None:
+        """Write best.pt (if improved or finished), checkpoint.pt and history.csv, each atomically."""
+        if improved or self.finished:
+            _save(folder / BEST, {**_header(self.cfg, self.shape), "epoch": self.best_epoch,
+                                  "valid_total": self.best_valid, "model": self.best_state})
+        _save(folder / CHECKPOINT, self.state())
+        store.write_csv(folder / HISTORY, history_frame(self.history))
+
+
+def history_frame(history: list[dict]) -> pd.DataFrame:
+    """The history records as a DataFrame indexed by epoch."""
+    return pd.DataFrame(history).set_index("epoch") if history else pd.DataFrame()
+
+
+def _splits(features) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train and validation tensors; the train split stands in for an empty validation split."""
+    present = set(features.meta["split"])
+    if "train" not in present:
+        raise DataError("the train split is empty: no notes to train on; widen the data parameters "
+                        "(families, pitch range, max_instruments)")
+    x_train = features.x("train").float()
+    if "valid" not in present:
+        log.warning("the valid split is empty; early stopping and best weights use the train split")
+        return x_train, x_train
+    return x_train, features.x("valid").float()
+
+
+def _fit(trainer: _Trainer, x_train: torch.Tensor, x_valid: torch.Tensor, folder: Path,
+         progress: bool, callback: Callable | None) -> None:
+    """Train epoch by epoch from ``trainer.epoch`` until finished, checkpointing each epoch."""
+    cfg, device = trainer.cfg, trainer.device
+    steps = math.ceil(len(x_train) / cfg.batch_size)
+    x_train, x_valid = x_train.to(device), x_valid.to(device)
+    with _reproducible(device), tqdm(total=cfg.epochs * steps, initial=trainer.epoch * steps, unit="batch",
+                                      desc=f"training {folder.name}", disable=not progress) as bar:
+        while not trainer.finished:
+            start, lr = time.perf_counter(), trainer.opt.param_groups[0]["lr"]
+            row = trainer.train_epoch(x_train, bar)
+            train_s = time.perf_counter() - start
+            row.update(trainer.evaluate(x_valid))
+            row.update(lr=lr, seconds=time.perf_counter() - start, notes_per_s=len(x_train) / train_s)
+            best = trainer.best_epoch
+            trainer.end_epoch(row)
+            trainer.save(folder, improved=trainer.best_epoch != best)
+            bar.set_postfix(epoch=trainer.epoch, train=f"{row['train_total']:.1f}",
+                            valid=f"{row['valid_total']:.1f}", kl=f"{row['valid_kl']:.1f}")
+            log.info("epoch %d: train %.2f valid %.2f (recon %.2f, kl %.2f), %.0f notes/s", trainer.epoch,
+                     row["train_total"], row["valid_total"], row["valid_recon"], row["valid_kl"], row["notes_per_s"])
+            if callback is not None:
+                callback(trainer.epoch, row)
+    log.info("%s: %s after epoch %d; best epoch %d", folder.name, trainer.stop_reason, trainer.epoch,
+             trainer.best_epoch)
+
+
+def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device) -> Run:
+    """The Run of a finished checkpoint, with the weights of best.pt."""
+    best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
+    if best is None or int(best.get("epoch", -1)) != int(ckpt["best_epoch"]):
+        raise CheckpointError(f"{folder / BEST} is missing or does not hold the best epoch "
+                              f"{ckpt['best_epoch']} recorded in {folder / CHECKPOINT}; delete the folder to retrain")
+    model = ConvVAE(cfg, *shape)
+    _load_weights(model, best["model"], folder / BEST)
+    history = history_frame(list(ckpt["history"]))
+    seconds = float(history["seconds"].sum()) if len(history) else 0.0
+    return Run(model.to(device).eval(), cfg, history, folder, device.type, seconds,
+               int(ckpt["best_epoch"]), str(ckpt["stop_reason"]))
+
+
+def trained_model(cfg: Config, features=None, *, progress: bool = True,
+                  callback: Callable[[int, dict], None] | None = None) -> Run:
+    """The model trained with ``cfg``: loaded from its run folder, resumed, or trained from scratch.
+
+    Args:
+        cfg: the configuration (every data, feature, model and training parameter keys the run).
+        features: a ``vaetone.features.Features`` (default: ``features.features(cfg)``); needs
+            ``x(split) -> (n, 1, n_mels, frames)`` normalised tensors for "train" and "valid".
+        progress: show a tqdm bar with live losses.
+        callback: called as ``callback(epoch, row)`` after each epoch's checkpoint is written.
+    Returns:
+        A :class:`Run` with the best validation weights, in eval mode.
+    Raises:
+        CheckpointError: a checkpoint in the run folder is corrupt or from another configuration or code.
+        TrainingError: the loss became NaN or infinite (the last good checkpoint is kept).
+    Chapters: 02_model, 03_training and every analysis chapter.
+    """
+    features = _load_features(cfg) if features is None else features
+    x_train, x_valid = _splits(features)
+    shape = (int(x_train.shape[-2]), int(x_train.shape[-1]))
+    device, folder = resolve_device(cfg.device), store.run_dir(cfg)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape) if (folder / CHECKPOINT).exists() else None
+    if ckpt is not None and ckpt.get("finished"):
+        return _finished_run(cfg, shape, ckpt, folder, device)
+    trainer = _Trainer(cfg, shape, device)
+    if ckpt is not None:
+        trainer.restore(ckpt, folder / CHECKPOINT)
+        log.info("resuming %s after epoch %d", folder.name, trainer.epoch)
+    _fit(trainer, x_train, x_valid, folder, progress, callback)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape)
+    return _finished_run(cfg, shape, ckpt, folder, device)
+
+
+def run_summary(run: Run) -> dict:
+    """Key numbers of a run for the chapter's results JSON (``store.save_results``).
+
+    Returns:
+        JSON-able dict: run_id, device, parameters, epochs_trained, best_epoch, stop_reason,
+        train_seconds, seconds_per_epoch and notes_per_s (medians over epochs), and the
+        validation losses of the best epoch (nats per note; valid_mse per bin). Chapter: 03_training.
+    """
+    h = run.history
+    best = h.loc[run.best_epoch]
+    return {"run_id": run.path.name, "device": run.device, "parameters": n_parameters(run.model),
+            "epochs_trained": int(len(h)), "best_epoch": int(run.best_epoch), "stop_reason": run.stop_reason,
+            "train_seconds": float(run.train_seconds), "seconds_per_epoch": float(h["seconds"].median()),
+            "notes_per_s": float(h["notes_per_s"].median()),
+            **{k: float(best[k]) for k in ("valid_total", "valid_recon", "valid_kl", "valid_mse")}}
+
+
+def autoencoder(cfg: Config, features=None, *, progress: bool = True) -> Run:
+    """The plain-autoencoder baseline: the same model and recipe with β = 0 (deterministic encoder).
+
+    Chapter: 03_training.
+    """
+    return trained_model(dataclasses.replace(cfg, beta=0.0), features, progress=progress)
+
+
+def _all_x(features) -> torch.Tensor:
+    """The normalised tensor of every note, in the row order of ``features.meta``."""
+    split = features.meta["split"].to_numpy()
+    parts = {s: features.x(s) for s in pd.unique(split)}
+    first = next(iter(parts.values()))
+    x = torch.empty((len(split), *first.shape[1:]), dtype=torch.float32)
+    for s, xs in parts.items():
+        x[torch.as_tensor(np.flatnonzero(split == s))] = xs.float()
+    return x
+
+
+def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
+    """Posterior means and standard deviations of every note (cached as ``latents.npz`` in the run folder).
+
+    Args:
+        cfg: the configuration.
+        run: the trained run (default: :func:`trained_model` of ``cfg``).
+        features: the features (default: ``features.features(cfg)``).
+    Returns:
+        :class:`Latents` with ``mu``, ``std`` ``(n, latent_dim)`` in the row order of ``features.meta``.
+    Chapters: 03_training and the analysis chapters 04-07.
+    """
+    features = _load_features(cfg) if features is None else features
+    run = trained_model(cfg, features) if run is None else run
+    path, notes = run.path / LATENTS, features.meta.index.to_numpy(dtype=str)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as f:
+            if f["notes"].tolist() == notes.tolist() and int(f["best_epoch"]) == run.best_epoch:
+                return Latents(f["mu"], f["std"], features.meta)
+    mu, logvar = run.encode(_all_x(features))
+    std = torch.zeros_like(mu) if run.model.deterministic else torch.exp(0.5 * logvar)
+    mu, std = mu.numpy().astype(np.float32), std.numpy().astype(np.float32)
+    with store.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, mu=mu, std=std, notes=notes, best_epoch=run.best_epoch)
+    return Latents(mu, std, features.meta)

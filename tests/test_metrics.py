@@ -131,3 +131,32 @@ def test_compare_models():
     c = metrics.compare({"vae": a, "pca": b})
     assert list(c.index) == ["vae", "pca"]
     assert c.loc["vae", ("lsd_db", "mean")] == 2.0 and c.loc["pca", ("mrstft", "median")] == 2.0
+
+
+def test_evaluate_models_scores_every_note_and_audio_on_a_subset():
+    import dataclasses
+    from vaetone import config
+
+    class FakeFeatures:
+        meta = pd.DataFrame({"split": ["train", "test", "test", "test"]}, index=list("abcd"))
+        logmel = torch.full((4, 8, 20), -30.0)
+        logmel[:, 2, :] = 0.0  # one loud band: a harmonic at a fixed frequency
+
+        def rows(self, split):
+            return np.flatnonzero(self.meta.split.to_numpy() == split)
+
+        def x(self, split):
+            return ((self.logmel[self.rows(split)] + 30.0) / 10.0)[:, None]
+
+        def denormalise(self, x):
+            return x * 10.0 - 30.0
+
+    cfg = dataclasses.replace(config.make(n_mels=8, n_eval_audio=2, griffin_lim_iters=4), seed=1)
+    tables = metrics.evaluate_models({"identity": lambda x: x, "flat": lambda x: torch.zeros_like(x)},
+                                     FakeFeatures(), cfg)
+    ident, flat = tables["identity"], tables["flat"]
+    assert list(ident.index) == ["b", "c", "d"]
+    np.testing.assert_allclose(ident["logmel_mse_db2"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(flat["logmel_mse_db2"], 30.0 ** 2 / 8, rtol=1e-6)  # 30 dB off in 1 band of 8
+    assert ident["mrstft"].notna().sum() == 2 and flat["mrstft"].notna().sum() == 2
+    np.testing.assert_allclose(ident["mrstft"].dropna(), 0.0, atol=1e-6)

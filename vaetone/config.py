@@ -83,6 +83,7 @@ class Config:
     sweep_steps: int = 9
     sobol_n: int = 128                  # Saltelli base sample size (a power of 2)
     griffin_lim_iters: int = 32         # for audio played in the book
+    n_eval_audio: int = 64              # test notes whose audio metrics are computed (seeded subset); 0: all
     n_audio_examples: int = 3
 
 
@@ -104,7 +105,7 @@ _POSITIVE = ("n_fft", "hop_length", "n_mels", "latent_dim", "kernel_size", "epoc
              "pitch_step", "synthetic_instruments", "sweep_steps", "sobol_n", "griffin_lim_iters",
              "n_seeds", "n_anchors", "lr", "log_floor", "sweep_sigma")
 _NON_NEGATIVE = ("beta", "weight_decay", "kl_warmup_epochs", "free_bits", "patience", "grad_clip",
-                 "max_instruments", "n_audio_examples", "f_min", "seed", "split_seed")
+                 "max_instruments", "n_audio_examples", "f_min", "seed", "split_seed", "n_eval_audio")
 
 
 def names() -> list[str]:

@@ -70,21 +70,32 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     papermill.execute_notebook(str(raw), str(running), parameters=parameters,
                                cwd=str(source.parent), kernel_name="python3",
                                progress_bar=False, log_output=False)
-    _fold_injected_parameters(running)
+    _prepare_for_book(running)
     target.parent.mkdir(parents=True, exist_ok=True)
     running.replace(target)
     return target
 
 
-def _fold_injected_parameters(path: Path) -> None:
-    """Fold papermill's injected-parameters cell in the book (shown on a click, not hidden)."""
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _prepare_for_book(path: Path) -> None:
+    """Make an executed notebook ready for the static book, in place.
+
+    Folds papermill's injected-parameters cell (shown on a click), and drops live-widget
+    outputs and the saved widget state: no kernel runs in the HTML, and the state would make
+    the page load widget scripts from a CDN. The live explorer stays in the ``.md`` chapter.
+    """
     import nbformat
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
         if "injected-parameters" in tags and "hide-input" not in tags:
             tags.append("hide-input")
             cell["source"] = "# Parameters of this run (papermill)\n" + cell["source"].removeprefix("# Parameters\n")
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nbformat.write(nb, path)
 
 

@@ -1,0 +1,210 @@
+"""The latent-space explorer: sliders over the latent dimensions, a live spectrogram and sound.
+
+Live in Jupyter (ipywidgets); in the static book, :func:`tour` pre-renders what the
+explorer would show. Chapter 07 uses both.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import SAMPLE_RATE, Config
+
+LIVE_GL_ITERS = 8
+"""Griffin-Lim iterations of a live update (fast); the full count is used on request."""
+MIX_STEPS = 20
+"""Steps of the interpolation slider between the start note and the 'towards' note."""
+
+
+def importance_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int, str]]:
+    """Dimensions ordered by importance from the run's sensitivity/ablation results, when they exist.
+
+    Returns:
+        (order, labels): dimension indices, most important first (identity order when no
+        results exist), and a short label per dimension (e.g. "z3 · rms_db").
+    """
+    from . import store
+    folder = store.run_dir(cfg)
+    for name in ("05_ablation.json", "04_sensitivity.json"):
+        path = folder / name
+        if path.exists():
+            saved = json.loads(path.read_text())
+            order = [int(d) for d in saved.get("dimension_order", [])]
+            if sorted(order) == list(range(latent_dim)):
+                top = {int(k): v for k, v in saved.get("dimension_descriptor", {}).items()}
+                return order, {d: f"z{d}" + (f" · {top[d]}" if d in top else "") for d in order}
+    return list(range(latent_dim)), {d: f"z{d}" for d in range(latent_dim)}
+
+
+@dataclass
+class Decoder:
+    """Decodes latent points to dB spectrograms and audio, timing each step.
+
+    Args:
+        run: the trained run (``vaetone.train.Run``; its ``decode`` maps (n, D) → (n, 1, n_mels, frames)).
+        feats: the Features (for ``denormalise``).
+        cfg: the configuration.
+    """
+    run: object
+    feats: object
+    cfg: Config
+    timings: dict = field(default_factory=dict)
+
+    @torch.no_grad()
+    def spectrogram(self, z: np.ndarray) -> np.ndarray:
+        """Decode latent points (n, D) → log-mel in dB (n, n_mels, frames)."""
+        x = self.run.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32))
+        return self.feats.denormalise(x.float())[:, 0].numpy()
+
+    def render(self, z: np.ndarray, n_iter: int = LIVE_GL_ITERS) -> tuple[np.ndarray, np.ndarray]:
+        """Decode one latent point (D,) → (dB spectrogram (n_mels, frames), audio (samples,))."""
+        from .features import mel_to_audio
+        t0 = time.perf_counter()
+        db = self.spectrogram(z)
+        t1 = time.perf_counter()
+        y = mel_to_audio(torch.as_tensor(db), self.cfg, n_iter=n_iter)[0].numpy()
+        self.timings.update(decode_s=t1 - t0, invert_s=time.perf_counter() - t1)
+        return db[0], y
+
+
+def _png(db: np.ndarray, cfg: Config, title: str, vmin: float, vmax: float) -> bytes:
+    """Render one spectrogram to PNG bytes with the Agg backend (about 40 ms)."""
+    from matplotlib.figure import Figure
+    from .plots import spectrogram
+    fig = Figure(figsize=(6.4, 3.0), dpi=80, layout="constrained")
+    spectrogram(fig.add_subplot(), db, cfg, title, vmin=vmin, vmax=vmax)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _wav(y: np.ndarray) -> bytes:
+    """Encode audio as 16-bit PCM WAV bytes at the dataset's sample rate."""
+    import soundfile as sf
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1, 1), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+class Explorer:
+    """The ipywidgets app: one slider per latent dimension, a start point, live spectrogram and audio.
+
+    Args:
+        decoder: a :class:`Decoder`.
+        mu: posterior means of the test notes (n, D), the start points.
+        meta: their metadata (family, pitch, note_str), in the row order of ``mu``.
+        order, labels: slider order and labels (see :func:`importance_order`).
+        seed: seed of the "randomise" and "prior sample" buttons.
+    """
+
+    def __init__(self, decoder: Decoder, mu: np.ndarray, meta, order=None, labels=None, seed: int = 0):
+        import ipywidgets as w
+        self.decoder, self.mu, self.meta = decoder, np.asarray(mu, dtype=np.float32), meta
+        d = self.mu.shape[1]
+        self.order = list(order) if order is not None else list(range(d))
+        labels = labels or {i: f"z{i}" for i in range(d)}
+        self.rng = np.random.default_rng(seed)
+        span = decoder.cfg.sweep_sigma
+        self.sliders = {i: w.FloatSlider(value=0.0, min=-span, max=span, step=0.05, description=labels[i],
+                                         continuous_update=False, layout=w.Layout(width="340px"))
+                        for i in self.order}
+        names = [(f"{r.instrument_family_str} · pitch {r.pitch} · {k}", k) for k, r in meta.iterrows()]
+        self.start = w.Dropdown(options=names, description="start note", layout=w.Layout(width="480px"))
+        self.other = w.Dropdown(options=names, value=names[-1][1], description="towards",
+                                layout=w.Layout(width="480px"))
+        self.mix = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / MIX_STEPS, description="interpolate",
+                                 continuous_update=False)
+        self.buttons = {n: w.Button(description=n) for n in ("reset", "randomise", "prior sample", "full quality")}
+        self.image, self.sound = w.Image(format="png"), w.Audio(format="wav", autoplay=False, loop=False)
+        self.status = w.Label()
+        self._vrange = self._value_range()
+        self._wire()
+        self.set_start(self.start.value)
+
+    def _value_range(self) -> tuple[float, float]:
+        """A fixed dB colour scale for all updates: the range of the decoded start points."""
+        db = self.decoder.spectrogram(self.mu[: min(len(self.mu), 64)])
+        return float(db.min()), float(db.max())
+
+    def _wire(self) -> None:
+        """Connect widget events to updates."""
+        for s in self.sliders.values():
+            s.observe(lambda _: self.update(), names="value")
+        self.start.observe(lambda ch: self.set_start(ch["new"]), names="value")
+        self.other.observe(lambda _: self.set_mix(self.mix.value), names="value")
+        self.mix.observe(lambda ch: self.set_mix(ch["new"]), names="value")
+        self.buttons["reset"].on_click(lambda _: self.set_start(self.start.value))
+        self.buttons["randomise"].on_click(lambda _: self.set_z(self.z + self.rng.normal(0, 0.5, self.z.shape)))
+        self.buttons["prior sample"].on_click(lambda _: self.set_z(self.rng.standard_normal(self.z.shape)))
+        self.buttons["full quality"].on_click(lambda _: self.update(self.decoder.cfg.griffin_lim_iters))
+
+    @property
+    def z(self) -> np.ndarray:
+        """The current latent point (D,), read from the sliders."""
+        z = np.zeros(len(self.sliders), dtype=np.float32)
+        for i, s in self.sliders.items():
+            z[i] = s.value
+        return z
+
+    def set_z(self, z: np.ndarray) -> None:
+        """Move the sliders to ``z`` (clipped to their range) and update once."""
+        self._quiet = True
+        for i, s in self.sliders.items():
+            s.value = float(np.clip(z[i], s.min, s.max))
+        self._quiet = False
+        self.update()
+
+    def set_start(self, note_str: str) -> None:
+        """Start from a test note's posterior mean."""
+        self.mix.value = 0.0
+        self.set_z(self.mu[self.meta.index.get_loc(note_str)])
+
+    def set_mix(self, t: float) -> None:
+        """Interpolate (spherically) between the start note and the 'towards' note."""
+        from .generate import slerp
+        a = self.mu[self.meta.index.get_loc(self.start.value)]
+        b = self.mu[self.meta.index.get_loc(self.other.value)]
+        path = slerp(a, b, MIX_STEPS + 1).numpy()
+        self.set_z(path[int(round(t * MIX_STEPS))])
+
+    def update(self, n_iter: int = LIVE_GL_ITERS) -> dict:
+        """Decode the current point, invert it to audio and redraw; returns the step timings (s)."""
+        if getattr(self, "_quiet", False):
+            return {}
+        t0 = time.perf_counter()
+        self.db, self.y = self.decoder.render(self.z, n_iter=n_iter)
+        self.image.value = _png(self.db, self.decoder.cfg, "decoded note", *self._vrange)
+        self.sound.value = _wav(self.y)
+        self.timings = {**self.decoder.timings, "total_s": time.perf_counter() - t0}
+        self.status.value = f"update {1000 * self.timings['total_s']:.0f} ms ({n_iter} Griffin-Lim iterations)"
+        return self.timings
+
+    def widget(self):
+        """The assembled app, ready to display."""
+        import ipywidgets as w
+        sliders = w.VBox([self.sliders[i] for i in self.order])
+        controls = w.VBox([self.start, self.other, self.mix, w.HBox(list(self.buttons.values())), self.status])
+        return w.VBox([controls, w.HBox([sliders, w.VBox([self.image, self.sound])])])
+
+
+def tour(decoder: Decoder, anchor: np.ndarray, dims: list[int], values: list[float]) -> dict:
+    """Pre-render the explorer for the static book: each of ``dims`` swept over ``values`` from ``anchor``.
+
+    Returns:
+        {dim: [(value, dB spectrogram (n_mels, frames), audio (samples,)), ...]}, decoded in one batch
+        per dimension and inverted with the full Griffin-Lim count.
+    """
+    from .features import mel_to_audio
+    out = {}
+    for d in dims:
+        z = np.repeat(anchor[None].astype(np.float32), len(values), axis=0)
+        z[:, d] = values
+        db = decoder.spectrogram(z)
+        y = mel_to_audio(torch.as_tensor(db), decoder.cfg, n_iter=decoder.cfg.griffin_lim_iters).numpy()
+        out[d] = [(v, db[i], y[i]) for i, v in enumerate(values)]
+    return out

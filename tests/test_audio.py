@@ -158,6 +158,6 @@ def test_audio_player_clips_with_a_warning_and_refuses_bad_input(caplog):
 def test_audio_grid_shows_every_player_wrapped_to_the_column_width():
     items = [(f"note {i}", sine(220 * (i + 1), 0.1)) for i in range(5)]
     g = audio.audio_grid(items, SR, columns=2, title="five notes")
-    assert g.data.count("<audio") == 5 and "flex-wrap:wrap;max-width:29.0em" in g.data
+    assert g.data.count("<audio") == 5 and "flex-wrap:wrap;max-width:24.4em" in g.data
     assert "five notes" in g.data and all(f"note {i}" in g.data for i in range(5))
     assert len(wav_of(g.data)) == 5

@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 export MPLBACKEND := Agg
 
-.PHONY: book test setup system unit chapters-ci nbval html-ci browser clean
+.PHONY: book test setup system browser-deps unit chapters-ci nbval html-ci browser clean
 
 ## make book: set up, run every chapter on params/default.yaml, build _build/html
 book: setup
@@ -22,12 +22,14 @@ setup: $(STAMP) system
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
 system:
+	@bash scripts/install_system.sh
+
+browser-deps:
 	@bash scripts/install_system.sh --with-browser
 
 unit: setup
@@ -42,7 +44,7 @@ nbval: chapters-ci
 html-ci: chapters-ci
 	$(BIN)/python -m vaetone.book build --executed _build/executed/ci --html _build/ci --strict
 
-browser: html-ci
+browser: html-ci browser-deps
 	$(BIN)/python -m pytest tests/browser --book-html _build/ci/html
 
 clean:

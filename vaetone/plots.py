@@ -14,19 +14,14 @@ import pandas as pd
 from .config import SAMPLE_RATE, Config
 
 
-def _mel_centres(cfg: Config) -> np.ndarray:
-    """Centre frequencies (Hz) of the mel bands of the features (HTK mel scale, as torchaudio)."""
-    import librosa
-    return librosa.mel_frequencies(cfg.n_mels + 2, fmin=cfg.f_min, fmax=cfg.f_max, htk=True)[1:-1]
-
-
 def spectrogram(ax, db: np.ndarray, cfg: Config, title: str = "", vmin=None, vmax=None, colorbar=True):
     """Draw one log-mel spectrogram (n_mels, frames) in dB on ``ax``: time in s, mel bands labelled in Hz."""
     db = np.asarray(db)
     seconds = db.shape[1] * cfg.hop_length / SAMPLE_RATE
     im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                    extent=(0, seconds, -0.5, db.shape[0] - 0.5), interpolation="nearest")
-    centres = _mel_centres(cfg)
+    from .features import mel_frequencies
+    centres = mel_frequencies(cfg)
     ticks = np.linspace(0, db.shape[0] - 1, 5).round().astype(int)
     ax.set_yticks(ticks, [f"{centres[t]:.0f}" for t in ticks])
     ax.set_xlabel("time (s)")
@@ -140,4 +135,171 @@ def curves(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, xlabel: s
         ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
+    return fig
+
+
+# ---------------------------------------------------------------- chapters 04-06 (latent-space analyses)
+
+DESCRIPTOR_LABELS = {"centroid_hz": "centroid (Hz)", "bandwidth_hz": "bandwidth (Hz)",
+                     "rolloff_hz": "roll-off (Hz)", "flatness": "flatness (ratio)", "rms_db": "RMS level (dB)",
+                     "f0_hz": "f0 (Hz)", "inharmonicity": "inharmonicity (ratio)",
+                     "attack_s": "attack time (s)", "decay_s": "decay time (s)"}
+"""Axis labels, with units, of the audio descriptors of :mod:`vaetone.audio`."""
+
+
+def descriptor_label(name: str) -> str:
+    """An axis label with its unit for a descriptor column, e.g. "centroid (Hz)" for "centroid_hz"."""
+    return DESCRIPTOR_LABELS.get(name, name.replace("_", " "))
+
+
+def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequence[str], title: str,
+                 ncols: int = 4):
+    """Descriptors of the decoded output along one-at-a-time sweeps: mean over anchors ± one std.
+
+    Args:
+        curves: ``sensitivity.one_at_a_time(...).curves`` (columns dim, anchor, z, one per descriptor).
+        dims: the swept dimensions to draw (one line each).
+        descriptors: one panel each.
+        title: the figure's title.
+    Returns:
+        The Figure (x: z_j in prior standard deviations; y: the descriptor in its unit). Chapter 04.
+    """
+    n = len(descriptors)
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows), squeeze=False,
+                             constrained_layout=True)
+    for ax, name in zip(axes.flat, descriptors):
+        for k, d in enumerate(dims):
+            g = curves[curves["dim"] == d].groupby("z")[name].agg(["mean", "std"])
+            ax.plot(g.index, g["mean"], marker="o", ms=3, color=f"C{k}", label=f"z{d}")
+            ax.fill_between(g.index, g["mean"] - g["std"], g["mean"] + g["std"], color=f"C{k}", alpha=0.15)
+        ax.set_xlabel("swept value of z_j (prior std)")
+        ax.set_ylabel(descriptor_label(name))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def bars(values: pd.DataFrame, title: str, xlabel: str, ylabel: str, errors: pd.DataFrame | None = None,
+         logy: bool = False, width: float = 0.8):
+    """Grouped bar chart: one group per row of ``values``, one bar per column, optional error bars.
+
+    Args:
+        values: rows = categories on the x axis (e.g. latent dimensions), columns = series.
+        errors: same shape as ``values`` (e.g. standard errors or confidence half-widths), or None.
+    Returns:
+        The Figure. Chapters 04-06.
+    """
+    values = values.astype(float)
+    n, m = values.shape
+    fig, ax = plt.subplots(figsize=(min(10.0, max(5.5, 0.25 * n * m + 2.5)), 3.6), constrained_layout=True)
+    w = width / m
+    x = np.arange(n)
+    for k, col in enumerate(values.columns):
+        err = None if errors is None else errors[col].to_numpy(dtype=float)
+        ax.bar(x + (k - (m - 1) / 2) * w, values[col].to_numpy(), w, yerr=err, capsize=2,
+               label=str(col), color=f"C{k}", error_kw={"elinewidth": 0.8})
+    ax.set_xticks(x, [str(i) for i in values.index], rotation=0 if n <= 20 else 90)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+    if m > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def band_curves(frame: pd.DataFrame, x: str, y: str, err: str, hue: str, title: str, xlabel: str,
+                ylabel: str, logy: bool = False):
+    """Lines of ``y`` against ``x``, one per value of ``hue``, each with a ±``err`` band (NaN: no band).
+
+    Returns:
+        The Figure. Chapter 05 (cumulative ablation).
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
+    for k, (name, g) in enumerate(frame.groupby(hue, sort=False)):
+        g = g.sort_values(x)
+        ax.plot(g[x], g[y], marker="o", ms=3, color=f"C{k}", label=str(name))
+        e = g[err].to_numpy(dtype=float)
+        if np.isfinite(e).any():
+            ax.fill_between(g[x], g[y] - np.nan_to_num(e), g[y] + np.nan_to_num(e), color=f"C{k}", alpha=0.15)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def latent_histograms(mu: np.ndarray, title: str, ncols: int = 8, bins: int = 30):
+    """Histograms of each latent dimension's posterior means, with the N(0, 1) prior density overlaid.
+
+    Args:
+        mu: (n, D) posterior means.
+    Returns:
+        The Figure (x: z_j; y: density). Chapter 06.
+    """
+    mu = np.asarray(mu, dtype=float)
+    d = mu.shape[1]
+    ncols = min(ncols, d)
+    nrows = int(np.ceil(d / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 1.7 * nrows + 0.4), squeeze=False,
+                             sharex=True, constrained_layout=True)
+    grid = np.linspace(-4, 4, 200)
+    prior = np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi)
+    for j, ax in enumerate(axes.flat):
+        if j >= d:
+            ax.axis("off")
+            continue
+        ax.hist(np.clip(mu[:, j], -4, 4), bins=bins, range=(-4, 4), density=True, color="C0", alpha=0.7)
+        ax.plot(grid, prior, color="C3", lw=1)
+        ax.set_title(f"z{j}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if j % ncols == 0:
+            ax.set_ylabel("density", fontsize=8)
+        if j >= d - ncols:
+            ax.set_xlabel("posterior mean", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def embedding_scatter(embeddings: dict[str, pd.DataFrame], colours: dict[str, Sequence], title: str,
+                      axis_labels: dict[str, tuple[str, str]] | None = None):
+    """2-D views of the latents (rows) coloured by note attributes (columns).
+
+    Args:
+        embeddings: {view name: DataFrame with columns x, y (n rows)}, e.g. PCA and t-SNE.
+        colours: {attribute name: (n,) values}; text values get a legend, numbers a colour bar.
+        axis_labels: {view name: (x label, y label)}; default "<view> 1", "<view> 2".
+    Returns:
+        The Figure. Chapter 06.
+    """
+    nrows, ncols = len(embeddings), len(colours)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False,
+                             constrained_layout=True)
+    for r, (view, xy) in enumerate(embeddings.items()):
+        labels = (axis_labels or {}).get(view, (f"{view} 1", f"{view} 2"))
+        for c, (name, values) in enumerate(colours.items()):
+            ax, values = axes[r, c], np.asarray(values)
+            if values.dtype.kind in "OUS":
+                for k, v in enumerate(pd.unique(values)):
+                    sel = values == v
+                    ax.scatter(xy["x"][sel], xy["y"][sel], s=8, color=plt.cm.tab20((2 * k + k // 10) % 20), label=str(v))
+                if r == 0:
+                    ax.legend(fontsize=6, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+            else:
+                sc = ax.scatter(xy["x"], xy["y"], s=8, c=values.astype(float), cmap="viridis")
+                fig.colorbar(sc, ax=ax, label=name)
+            ax.set_title(f"{view}, coloured by {name}", fontsize=9)
+            ax.set_xlabel(labels[0])
+            ax.set_ylabel(labels[1])
+    fig.suptitle(title)
     return fig

@@ -1,0 +1,185 @@
+"""Bridges between the views of the latent space: what an ablated dimension changes, audio metrics, the ground-truth check.
+
+Chapters 04-06 look at the latent dimensions with sensitivity analysis (:mod:`vaetone.sensitivity`),
+feature ablation (:mod:`vaetone.ablation`) and descriptive statistics (:mod:`vaetone.latent_stats`).
+This module holds what connects them:
+
+* :func:`ablation_descriptor_effects`: which audio descriptor each ablated dimension moves
+  most (the label of the ablation order, as one-at-a-time sweeps label the sensitivity order);
+* :func:`audio_ablation_effects`: the ablation effects on audio metrics (frequency accuracy,
+  f0 error), with every ablated note resynthesised in one batch;
+* :func:`ground_truth_check`: on the synthetic source, whose generative factors are known,
+  do sensitivity and ablation single out the dimensions that carry each factor?
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import ablation, metrics
+from .config import Config
+from .sensitivity import Decoder, decode_batched, default_describe
+
+FACTOR_DESCRIPTORS = {"factor_pitch": None, "factor_loudness": "rms_db", "factor_brightness": "centroid_hz",
+                      "factor_attack": "attack_s", "factor_decay": "decay_s", "factor_inharmonicity": None,
+                      "factor_noise": "flatness"}
+"""The mel-domain descriptor (:func:`vaetone.audio.spectral_descriptors`) that follows each synthetic
+factor most directly; None where none does (pitch moves the centroid, as brightness does;
+inharmonicity needs audio)."""
+
+
+def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero", seed: int = 0,
+                                describe: Callable | None = None, batch_size: int = 512) -> pd.DataFrame:
+    """How much ablating each dimension moves each descriptor of the decoded output.
+
+    For dimension j: the mean over notes of |descriptor(decode(z with z_j ablated)) −
+    descriptor(decode(z))|, divided by the descriptor's standard deviation over the unablated
+    decodes (unitless, comparable across descriptors; a descriptor constant up to rounding,
+    standard deviation below 1e-6 of its magnitude, gives NaN).
+
+    Args:
+        decode: latent (n, D) → dB output (:func:`vaetone.sensitivity.db_decoder`).
+        z: (n, D) posterior means.
+        cfg: for the default descriptors (:func:`vaetone.audio.spectral_descriptors`).
+        baseline, seed: as in :func:`vaetone.ablation.baseline_values`.
+        describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
+    Returns:
+        DataFrame indexed by dim, one column per descriptor. Chapter 05.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    describe = describe or default_describe(cfg)
+    values = ablation.baseline_values(z, baseline, seed)
+    base = describe(decode_batched(decode, z, batch_size)).reset_index(drop=True).astype(float)
+    scale = base.std(ddof=0)
+    scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))   # constant up to rounding: NaN
+    rows = {}
+    for j in range(z.shape[1]):
+        out = describe(decode_batched(decode, ablation.ablate(z, [j], values), batch_size))
+        rows[j] = (out.reset_index(drop=True).astype(float) - base).abs().mean() / scale
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "dim"
+    return frame
+
+
+def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
+    """The column of each row's largest value ({dim: descriptor}); rows that are all NaN are left out. Chapters 04, 05."""
+    return {int(d): str(row.idxmax()) for d, row in matrix.iterrows() if row.notna().any()}
+
+
+def audio_metrics(cfg: Config) -> dict[str, Callable]:
+    """Frequency accuracy and f0 error (cents) of audio, as in chapter 03, for :func:`audio_ablation_effects`.
+
+    Returns:
+        {"frequency_accuracy": metric (higher is better, 0..1), "f0_error_cents": metric (f0 search
+        range of :func:`vaetone.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``. Chapter 05.
+    """
+    return {"frequency_accuracy": metrics.frequency_accuracy,
+            "f0_error_cents": functools.partial(metrics.f0_error_cents, **metrics.f0_range(cfg))}
+
+
+def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, audio_metrics: Mapping[str, Callable],
+                           baseline="zero", seed: int = 0, higher_is_better: Sequence[str] = (), index=None,
+                           batch_size: int = 512) -> pd.DataFrame:
+    """Per note and dimension, the change of audio metrics when that dimension is ablated, in one batch.
+
+    The same quantities as :func:`vaetone.ablation.ablation_effects` with metrics wrapped by
+    :func:`vaetone.ablation.via_audio`, but the unablated and the D ablated versions of every note
+    are decoded and turned into audio in a single batch (one Griffin-Lim run instead of D + 1).
+
+    Args:
+        decode: latent (n, D) → dB output.
+        z: (n, D) posterior means.
+        ref_audio: (n, samples) reference waveforms (best the references' own resynthesis).
+        to_audio: dB log-mels (m, n_mels, frames) → audio (m, samples), e.g.
+            ``lambda db: metrics.resynthesise(db, cfg)``.
+        audio_metrics: {name: metric(ref_audio, est_audio) -> (m,)} (see :func:`audio_metrics`).
+        baseline, seed: as in :func:`vaetone.ablation.baseline_values`.
+        higher_is_better: metric names whose ``degradation`` is ``-increase``.
+        index: (n,) note labels.
+    Returns:
+        Tidy DataFrame: note, dim, metric, base, ablated, increase, degradation (as
+        :func:`vaetone.ablation.ablation_effects`). Chapter 05.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    n, d = z.shape
+    values = ablation.baseline_values(z, baseline, seed)
+    variants = torch.cat([z] + [ablation.ablate(z, [j], values) for j in range(d)])      # ((d+1)·n, D)
+    est = np.asarray(to_audio(decode_batched(decode, variants, batch_size)))
+    ref = np.concatenate([np.asarray(ref_audio)] * (d + 1))
+    index = np.arange(n) if index is None else np.asarray(index)
+    frames = []
+    for name, metric in audio_metrics.items():
+        score = np.asarray(metric(ref, est), dtype=float).reshape(d + 1, n)
+        inc = score[1:] - score[0]
+        frames.append(pd.DataFrame({"note": np.tile(index, d), "dim": np.repeat(np.arange(d), n), "metric": name,
+                                    "base": np.tile(score[0], d), "ablated": score[1:].ravel(),
+                                    "increase": inc.ravel(),
+                                    "degradation": (-inc if name in higher_is_better else inc).ravel()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _rank_of(order: Sequence[int]) -> dict[int, int]:
+    """{dim: 1-based position} of an importance order (most important first)."""
+    return {int(d): k + 1 for k, d in enumerate(order)}
+
+
+def ground_truth_check(mig_table: pd.DataFrame, dci_importance: pd.DataFrame, sensitivity_order: Sequence[int],
+                       ablation_order: Sequence[int], oat_matrix: pd.DataFrame | None = None,
+                       factor_descriptors: Mapping[str, str | None] = FACTOR_DESCRIPTORS) -> pd.DataFrame:
+    """Per known factor: the dimension that carries it, and where sensitivity and ablation rank that dimension.
+
+    The *carrier* of a factor is the dimension with the largest mutual information with it
+    (MIG's ``top_dim``); DCI's most important dimension for it is given beside. Ranks are
+    1-based positions in the importance orders (1 = most important).
+
+    Args:
+        mig_table: the per-factor table of :func:`vaetone.latent_stats.mig`.
+        dci_importance: the dims × factors importance of :func:`vaetone.latent_stats.dci`.
+        sensitivity_order: dimensions by sensitivity, most important first (e.g. the index of
+            :func:`vaetone.sensitivity.rank_dimensions`).
+        ablation_order: dimensions by ablation effect (:func:`vaetone.ablation.importance_order`).
+        oat_matrix: dims × descriptors sensitivity (:func:`vaetone.sensitivity.sensitivity_matrix`), optional.
+        factor_descriptors: {factor: descriptor that follows it, or None}.
+    Returns:
+        DataFrame indexed by factor: carrier, mi_gap (normalised), dci_dim, sensitivity_rank,
+        ablation_rank, descriptor, oat_dim (the dimension whose sweep moves that descriptor
+        most), oat_agrees (oat_dim == carrier). Chapter 06.
+    """
+    sens_rank, abl_rank = _rank_of(sensitivity_order), _rank_of(ablation_order)
+    rows = []
+    for _, r in mig_table.iterrows():
+        carrier, desc = int(r["top_dim"]), factor_descriptors.get(r["factor"])
+        oat_dim = None
+        if oat_matrix is not None and desc in oat_matrix and oat_matrix[desc].notna().any():
+            oat_dim = int(oat_matrix[desc].idxmax())
+        rows.append({"factor": r["factor"], "carrier": carrier, "mi_gap": float(r["gap"]),
+                     "dci_dim": int(dci_importance[r["factor"]].idxmax()),
+                     "sensitivity_rank": sens_rank[carrier], "ablation_rank": abl_rank[carrier],
+                     "descriptor": desc or "", "oat_dim": oat_dim,
+                     "oat_agrees": (oat_dim == carrier) if oat_dim is not None else None})
+    frame = pd.DataFrame(rows).set_index("factor")
+    return frame.astype({"oat_dim": "Int64", "oat_agrees": "boolean"})
+
+
+def carriers_singled_out(check: pd.DataFrame) -> dict:
+    """Do the importance orders put the factor carriers first? A summary of :func:`ground_truth_check`.
+
+    With k distinct carrier dimensions, counts how many of them are among the k first
+    dimensions of the sensitivity order and of the ablation order.
+
+    Returns:
+        {"carriers": sorted distinct carrier dims, "k", "in_top_sensitivity", "in_top_ablation",
+        "oat_checked" (factors with a descriptor), "oat_agree"}. Chapter 06.
+    """
+    carriers = sorted(set(int(c) for c in check["carrier"]))
+    first = check.drop_duplicates("carrier")
+    k = len(carriers)
+    oat = check["oat_agrees"].dropna()
+    return {"carriers": carriers, "k": k,
+            "in_top_sensitivity": int((first["sensitivity_rank"] <= k).sum()),
+            "in_top_ablation": int((first["ablation_rank"] <= k).sum()),
+            "oat_checked": int(len(oat)), "oat_agree": int(oat.astype(bool).sum())}

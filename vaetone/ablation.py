@@ -25,7 +25,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .errors import ConfigError, VaetoneError
 from .sensitivity import Decoder, decode_batched, resolve_device

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import torch
 from IPython.display import HTML
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import SAMPLE_RATE, Config
 from .errors import DataError

@@ -81,7 +81,7 @@ class Config:
     n_anchors: int = 16                 # encoded test notes used as sweep anchors
     sweep_sigma: float = 3.0            # sweep range in prior standard deviations
     sweep_steps: int = 9
-    sobol_n: int = 128                  # Saltelli base sample size (a power of 2)
+    sobol_n: int = 512                  # Saltelli base sample size (a power of 2)
     griffin_lim_iters: int = 32         # for audio played in the book
     n_eval_audio: int = 64              # test notes whose audio metrics are computed (seeded subset); 0: all
     n_audio_examples: int = 3

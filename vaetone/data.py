@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import store
 from .config import DEFAULT_SOUNDFONT, FAMILIES, NOTE_SECONDS, SAMPLE_RATE, SOURCES, Config

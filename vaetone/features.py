@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torchaudio
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from . import store
 from .config import SAMPLE_RATE, Config

@@ -115,8 +115,10 @@ def heatmap(frame: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "v
     ax.set_ylabel(frame.index.name or "")
     if annotate and values.size <= 400:
         for (r, c), v in np.ndenumerate(values):
+            red, green, blue, _ = im.cmap(im.norm(v))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived lightness of the cell
             ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
-                    color="white" if im.norm(v) < 0.5 else "black")
+                    color="black" if light else "white")
     fig.colorbar(im, ax=ax, label=colorbar_label)
     ax.set_title(title)
     return fig

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import SAMPLE_RATE, Config
 from .errors import ConfigError, VaetoneError

@@ -6,7 +6,6 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
 .PHONY: book test setup system browser-deps unit chapters-ci nbval html-ci browser clean
 
@@ -45,7 +44,7 @@ html-ci: chapters-ci
 	$(BIN)/python -m vaetone.book build --executed _build/executed/ci --html _build/ci --strict
 
 browser: html-ci browser-deps
-	$(BIN)/python -m pytest tests/browser --book-html _build/ci/html
+	$(BIN)/python -m pytest tests/browser --book-html _build/ci/html --book-src _build/executed/ci/book_src
 
 clean:
 	rm -rf _build

@@ -63,6 +63,7 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     import papermill
     config.make(**parameters)  # fail before starting a kernel
     os.environ["VAETONE_PROGRESS"] = "0"  # progress bars are noise in a static page
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures into the notebook
     target = out_dir / "chapters" / f"{source.stem}.ipynb"
     running = out_dir / "running" / target.name  # kept, with the traceback, if the chapter fails
     raw = to_notebook(source, out_dir / "raw" / target.name)

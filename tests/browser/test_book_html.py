@@ -62,6 +62,23 @@ def test_book_has_chapters(html_dir):
     assert len(pages(html_dir)) >= 4
 
 
+def test_every_figure_the_run_made_is_on_its_page(html_dir, request):
+    """Each image output of an executed chapter (not removed by a tag) is an <img> on its page."""
+    import json
+    src = request.config.getoption("--book-src")
+    if not src:
+        pytest.skip("needs --book-src (the staged executed notebooks)")
+    for nb_path in sorted((Path(src) / "chapters").glob("*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        shown = [c for c in cells if c["cell_type"] == "code" and not
+                 {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", []))]
+        n_png = sum("image/png" in o.get("data", {}) for c in shown for o in c.get("outputs", []))
+        html = (html_dir / "chapters" / f"{nb_path.stem}.html").read_text()
+        assert html.count("<img") >= n_png, f"{nb_path.stem}: {html.count('<img')} images for {n_png} figures"
+        if nb_path.stem not in ("02_model",):
+            assert n_png >= 1, f"{nb_path.stem} shows no figure: did the kernel run without the inline backend?"
+
+
 def test_every_page_as_a_reader_sees_it(html_dir, server, browser):
     shots = html_dir.parent.parent / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,8 @@ def test_chapter_has_one_parameters_cell_of_known_literals_then_the_check(source
     for stmt in ast.parse(cells[tagged[0]].source).body:
         assert isinstance(stmt, ast.Assign), f"{source.name}: the parameters cell holds only assignments"
         params[stmt.targets[0].id] = ast.literal_eval(stmt.value)   # plain literals only
-    assert config.make(**params)                                      # known names, valid values
+    assert config.make(**params) == config.make(**{k: getattr(config.Config(), k) for k in params}), \
+        f"{source.name}: the parameters cell must hold the package defaults (params/default.yaml)"
     assert "config.from_notebook(globals())" in cells[tagged[0] + 1].source
 
 

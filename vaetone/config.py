@@ -42,7 +42,7 @@ class Config:
     pitch_min: int = 40                 # MIDI
     pitch_max: int = 76                 # MIDI, inclusive
     pitch_step: int = 6                 # semitones between rendered pitches (soundfont, synthetic)
-    velocities: list = field(default_factory=lambda: [25, 75, 127])
+    velocities: list = field(default_factory=lambda: [25, 50, 75, 100, 127])
     families: list = field(default_factory=list)      # empty: all families
     sources: list = field(default_factory=list)       # empty: all sources
     instruments: list = field(default_factory=list)   # instrument_str values; empty: all

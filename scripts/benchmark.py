@@ -68,11 +68,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    result = bench(args.device)
-    text = json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=2)
-    print(text)
+    result = {k: round(v, 4) if isinstance(v, float) else v for k, v in bench(args.device).items()}
+    print(json.dumps(result, indent=2))
     if args.out:
-        open(args.out, "w").write(text + "\n")
+        from vaetone.store import write_json
+        write_json(args.out, result)
     return 0
 
 

@@ -249,11 +249,11 @@ def test_autoencoder_baseline_is_deterministic(runs, feats):
 
 
 def test_device_choice():
-    assert train.resolve_device("cpu").type == "cpu"
-    assert train.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert train.resolve_device(tiny(device="cpu")).type == "cpu"
+    assert train.resolve_device(tiny(device="auto")).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
-            train.resolve_device("cuda")
+            train.resolve_device(tiny(device="cuda"))
 
 
 def test_training_restores_global_determinism_flag(runs, feats):
@@ -268,3 +268,17 @@ def test_nan_in_the_features_fails_in_the_first_epoch_without_a_checkpoint(runs,
     with pytest.raises(TrainingError, match="No epoch finished"):
         train.trained_model(tiny(), bad, progress=False)
     assert not (store.run_dir(tiny()) / "checkpoint.pt").exists()
+
+
+def test_new_best_weights_drop_the_cached_latents_and_runs_know_their_training_device(runs, feats):
+    cfg = tiny(epochs=2)
+    run = train.trained_model(cfg, feats, progress=False)
+    assert run.trained_on == "cpu" and train.run_summary(run)["device"] == "cpu"
+    train.latents(cfg, run, feats)
+    assert (run.path / train.LATENTS).exists()
+    resumed = dataclasses.replace(cfg, epochs=3)          # another run folder, same data
+    trainer = train._Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
+    trainer.best_state = run.model.state_dict()
+    shutil.copy(run.path / train.LATENTS, store.run_dir(resumed) / train.LATENTS)
+    trainer.save(store.run_dir(resumed), improved=True)
+    assert not (store.run_dir(resumed) / train.LATENTS).exists()

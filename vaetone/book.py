@@ -148,9 +148,14 @@ def build(executed: Path, html_parent: Path, strict: bool = False) -> Path:
         cmd += ["-W", "--keep-going"]
     subprocess.run(cmd, check=True)
     html = Path(html_parent) / "html"
+    tmp, old = html.with_name(".html.new"), html.with_name(".html.old")
+    for leftover in (tmp, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(staging / "_build" / "html", tmp)  # the old book stays until the new one is complete
     if html.exists():
-        shutil.rmtree(html)
-    shutil.copytree(staging / "_build" / "html", html)
+        html.rename(old)
+    tmp.rename(html)
+    shutil.rmtree(old, ignore_errors=True)
     return html / "index.html"
 
 

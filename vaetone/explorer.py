@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .config import SAMPLE_RATE, Config
+from .audio import wav_bytes
+from .config import Config
+from .generate import slerp, to_db
 
 LIVE_GL_ITERS = 8
 """Griffin-Lim iterations of a live update (fast); the full count is used on request."""
@@ -55,11 +57,9 @@ class Decoder:
     cfg: Config
     timings: dict = field(default_factory=dict)
 
-    @torch.no_grad()
     def spectrogram(self, z: np.ndarray) -> np.ndarray:
         """Decode latent points (n, D) → log-mel in dB (n, n_mels, frames)."""
-        x = self.run.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32))
-        return self.feats.denormalise(x.float())[:, 0].numpy()
+        return to_db(self.run.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)), self.feats).numpy()
 
     def render(self, z: np.ndarray, n_iter: int = LIVE_GL_ITERS) -> tuple[np.ndarray, np.ndarray]:
         """Decode one latent point (D,) → (dB spectrogram (n_mels, frames), audio (samples,))."""
@@ -80,14 +80,6 @@ def _png(db: np.ndarray, cfg: Config, title: str, vmin: float, vmax: float) -> b
     spectrogram(fig.add_subplot(), db, cfg, title, vmin=vmin, vmax=vmax)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-def _wav(y: np.ndarray) -> bytes:
-    """Encode audio as 16-bit PCM WAV bytes at the dataset's sample rate."""
-    import soundfile as sf
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(y, -1, 1), SAMPLE_RATE, format="WAV", subtype="PCM_16")
     return buf.getvalue()
 
 
@@ -160,13 +152,14 @@ class Explorer:
         self.update()
 
     def set_start(self, note_str: str) -> None:
-        """Start from a test note's posterior mean."""
-        self.mix.value = 0.0
+        """Start from a test note's posterior mean (one update)."""
+        if self.mix.value != 0.0:
+            self.mix.value = 0.0  # its observer moves to the start of the path: the start note
+            return
         self.set_z(self.mu[self.meta.index.get_loc(note_str)])
 
     def set_mix(self, t: float) -> None:
         """Interpolate (spherically) between the start note and the 'towards' note."""
-        from .generate import slerp
         a = self.mu[self.meta.index.get_loc(self.start.value)]
         b = self.mu[self.meta.index.get_loc(self.other.value)]
         path = slerp(a, b, MIX_STEPS + 1).numpy()
@@ -179,7 +172,7 @@ class Explorer:
         t0 = time.perf_counter()
         self.db, self.y = self.decoder.render(self.z, n_iter=n_iter)
         self.image.value = _png(self.db, self.decoder.cfg, "decoded note", *self._vrange)
-        self.sound.value = _wav(self.y)
+        self.sound.value = wav_bytes(self.y)
         self.timings = {**self.decoder.timings, "total_s": time.perf_counter() - t0}
         self.status.value = f"update {1000 * self.timings['total_s']:.0f} ms ({n_iter} Griffin-Lim iterations)"
         return self.timings
@@ -196,15 +189,14 @@ def tour(decoder: Decoder, anchor: np.ndarray, dims: list[int], values: list[flo
     """Pre-render the explorer for the static book: each of ``dims`` swept over ``values`` from ``anchor``.
 
     Returns:
-        {dim: [(value, dB spectrogram (n_mels, frames), audio (samples,)), ...]}, decoded in one batch
-        per dimension and inverted with the full Griffin-Lim count.
+        {dim: [(value, dB spectrogram (n_mels, frames), audio (samples,)), ...]}, decoded and
+        inverted (full Griffin-Lim count) in one batch for all dimensions.
     """
-    from .features import mel_to_audio
-    out = {}
-    for d in dims:
-        z = np.repeat(anchor[None].astype(np.float32), len(values), axis=0)
-        z[:, d] = values
-        db = decoder.spectrogram(z)
-        y = mel_to_audio(torch.as_tensor(db), decoder.cfg, n_iter=decoder.cfg.griffin_lim_iters).numpy()
-        out[d] = [(v, db[i], y[i]) for i, v in enumerate(values)]
-    return out
+    from .metrics import resynthesise
+    z = np.repeat(anchor[None].astype(np.float32), len(dims) * len(values), axis=0)
+    for i, d in enumerate(dims):
+        z[i * len(values):(i + 1) * len(values), d] = values
+    db = decoder.spectrogram(z)
+    y = resynthesise(db, decoder.cfg)
+    return {d: [(v, db[i * len(values) + j], y[i * len(values) + j]) for j, v in enumerate(values)]
+            for i, d in enumerate(dims)}

@@ -113,7 +113,7 @@ def to_db(x, features) -> torch.Tensor:
     return db[:, 0] if db.ndim == 4 else db
 
 
-def to_audio(x, features, cfg, n_iter: int | None = None, batch: int = 32) -> np.ndarray:
+def to_audio(x, features, cfg, n_iter: int | None = None) -> np.ndarray:
     """Normalised log-mel ``(n, 1, n_mels, frames)`` to audio ``(n, samples)`` float32 (Griffin-Lim).
 
     Args:
@@ -121,12 +121,7 @@ def to_audio(x, features, cfg, n_iter: int | None = None, batch: int = 32) -> np
         features: the Features (for denormalising).
         cfg: the configuration (STFT and mel parameters; ``griffin_lim_iters`` if n_iter is None).
         n_iter: Griffin-Lim iterations.
-        batch: notes per inversion call.
     Chapter: 03_training.
     """
-    from . import features as feats_module
-    db = to_db(x, features)
-    n_iter = cfg.griffin_lim_iters if n_iter is None else n_iter
-    parts = [torch.as_tensor(feats_module.mel_to_audio(db[i:i + batch], cfg, n_iter)).float()
-             for i in range(0, len(db), batch)]
-    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+    from .metrics import resynthesise
+    return resynthesise(to_db(x, features), cfg, n_iter)

@@ -188,19 +188,16 @@ def f0_error_cents(ref_audio, est_audio, sr: int = SAMPLE_RATE, method: str = "y
         return np.abs(1200 * np.log2(f_est / f_ref))
 
 
-def resynthesise(logmel_db, cfg, n_iter: int | None = None, batch: int = 32) -> np.ndarray:
-    """Audio ``(n, samples)`` of log-mel dB ``(n, n_mels, frames)`` by ``features.mel_to_audio`` (seeded, batched).
+def resynthesise(logmel_db, cfg, n_iter: int | None = None) -> np.ndarray:
+    """Audio ``(n, samples)`` float32 of log-mel dB ``(n, n_mels, frames)``: ``features.mel_to_audio`` (deterministic, batched).
 
-    Chapter: 03_training.
+    Chapters: 03_training, 05_ablation.
     """
     from . import features as feats_module
-    db = _spec(logmel_db).float()
+    if len(logmel_db) == 0:
+        return np.zeros((0, 0), np.float32)
     n_iter = cfg.griffin_lim_iters if n_iter is None else n_iter
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        parts = [torch.as_tensor(feats_module.mel_to_audio(db[i:i + batch], cfg, n_iter)).float()
-                 for i in range(0, len(db), batch)]
-    return torch.cat(parts).numpy()
+    return torch.as_tensor(feats_module.mel_to_audio(_spec(logmel_db).float(), cfg, n_iter)).float().cpu().numpy()
 
 
 def evaluate(ref_db, est_db, cfg, *, n_iter: int | None = None, index=None, ref_audio=None,

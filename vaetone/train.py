@@ -38,6 +38,7 @@ from .progress import tqdm
 from . import store
 from .config import Config, stage_params
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .features import resolve_device
 from .model import ConvVAE, loss_terms, n_parameters
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Run:
         train_seconds: total training time over all sessions, s.
         best_epoch: the epoch of the returned weights.
         stop_reason: "completed", "early stopping" or similar.
+        trained_on: the device type the run was trained on ("cpu" or "cuda"); ``device`` is where it is loaded.
     """
     model: ConvVAE
     cfg: Config
@@ -76,6 +78,7 @@ class Run:
     train_seconds: float
     best_epoch: int
     stop_reason: str
+    trained_on: str = ""
 
     def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior ``(mu, logvar)``, each ``(n, latent_dim)`` on the CPU.
@@ -120,17 +123,6 @@ def _batched(fn: Callable, x, device, batch: int = EVAL_BATCH) -> torch.Tensor:
     with torch.no_grad():
         outs = [fn(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
     return torch.cat(outs) if outs else torch.empty(0)
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device for ``cfg.device``: "auto" is CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' but no CUDA GPU is visible to torch; use device='auto' or 'cpu'")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device={name!r} is not one of ['auto', 'cpu', 'cuda']")
-    return torch.device(name)
 
 
 def _load_features(cfg: Config):
@@ -350,6 +342,7 @@ class _Trainer:
         if improved or self.finished:
             _save(folder / BEST, {**_header(self.cfg, self.shape), "epoch": self.best_epoch,
                                   "valid_total": self.best_valid, "model": self.best_state})
+            (folder / LATENTS).unlink(missing_ok=True)  # encoded with other weights
         _save(folder / CHECKPOINT, self.state())
         store.write_csv(folder / HISTORY, history_frame(self.history))
 
@@ -399,6 +392,14 @@ def _fit(trainer: _Trainer, x_train: torch.Tensor, x_valid: torch.Tensor, folder
              trainer.best_epoch)
 
 
+def _input_shape(features) -> tuple[int, int]:
+    """(n_mels, n_frames) of the features, without copying them when they say it themselves."""
+    if hasattr(features, "n_mels") and hasattr(features, "n_frames"):
+        return int(features.n_mels), int(features.n_frames)
+    x = features.x("train")
+    return int(x.shape[-2]), int(x.shape[-1])
+
+
 def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device) -> Run:
     """The Run of a finished checkpoint, with the weights of best.pt."""
     best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
@@ -410,7 +411,7 @@ def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path,
     history = history_frame(list(ckpt["history"]))
     seconds = float(history["seconds"].sum()) if len(history) else 0.0
     return Run(model.to(device).eval(), cfg, history, folder, device.type, seconds,
-               int(ckpt["best_epoch"]), str(ckpt["stop_reason"]))
+               int(ckpt["best_epoch"]), str(ckpt["stop_reason"]), str(ckpt.get("device", device.type)))
 
 
 def trained_model(cfg: Config, features=None, *, progress: bool = True,
@@ -431,12 +432,12 @@ def trained_model(cfg: Config, features=None, *, progress: bool = True,
     Chapters: 02_model, 03_training and every analysis chapter.
     """
     features = _load_features(cfg) if features is None else features
-    x_train, x_valid = _splits(features)
-    shape = (int(x_train.shape[-2]), int(x_train.shape[-1]))
-    device, folder = resolve_device(cfg.device), store.run_dir(cfg)
+    shape = _input_shape(features)
+    device, folder = resolve_device(cfg), store.run_dir(cfg)
     ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape) if (folder / CHECKPOINT).exists() else None
     if ckpt is not None and ckpt.get("finished"):
         return _finished_run(cfg, shape, ckpt, folder, device)
+    x_train, x_valid = _splits(features)  # normalised copies, only when there is training to do
     trainer = _Trainer(cfg, shape, device)
     if ckpt is not None:
         trainer.restore(ckpt, folder / CHECKPOINT)
@@ -456,7 +457,7 @@ def run_summary(run: Run) -> dict:
     """
     h = run.history
     best = h.loc[run.best_epoch]
-    return {"run_id": run.path.name, "device": run.device, "parameters": n_parameters(run.model),
+    return {"run_id": run.path.name, "device": run.trained_on or run.device, "parameters": n_parameters(run.model),
             "epochs_trained": int(len(h)), "best_epoch": int(run.best_epoch), "stop_reason": run.stop_reason,
             "train_seconds": float(run.train_seconds), "seconds_per_epoch": float(h["seconds"].median()),
             "notes_per_s": float(h["notes_per_s"].median()),

@@ -1,6 +1,8 @@
 """Tests of vaetone.data and the data-check command: loader, bad input, renderers, splits, cache."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import re
@@ -370,8 +372,10 @@ def test_rendered_dataset_is_cached_and_keyed(monkeypatch):
     monkeypatch.setattr(data, "_build_synthetic", lambda *a: pytest.fail("re-rendered a cached dataset"))
     second = data.dataset(cfg)
     assert second.path == first.path and np.array_equal(second.audio, first.audio)
+    resplit = data.dataset(dataclasses.replace(cfg, split_seed=7, test_fraction=0.3))   # same audio, new split
+    assert resplit.path == first.path
     other = config.make(dataset="synthetic", synthetic_instruments=3, pitch_step=30, velocities=[127])
-    assert store.key("data", other) != store.key("data", cfg)
+    assert data.render_key(other) != data.render_key(cfg)
     with pytest.raises(pytest.fail.Exception, match="re-rendered"):
         data.dataset(other)                                            # a new key renders anew
     assert sorted(p.name for p in store.data_dir().iterdir()) == [first.path.name]   # no temp left

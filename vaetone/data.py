@@ -18,6 +18,7 @@ the same loader as a user's NSynth folder. Splits are by instrument, seeded, str
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import io
 import json
 import logging
@@ -127,7 +128,7 @@ def dataset(cfg: Config) -> Dataset:
             ``pitch_step`` and ``synthetic_instruments`` apply to the rendered sources only.
     Returns:
         A :class:`Dataset`. Rendered sources are cached under
-        ``store.data_dir()/<dataset>-<store.key("data", cfg)>/``; a second call reuses the folder.
+        ``store.data_dir()/<dataset>-<render_key(cfg)>/``; a second call reuses the folder.
     Raises:
         DataError: the folder is unusable or no note matches the filters.
         DependencyError: FluidSynth or the SoundFont is missing (soundfont source).
@@ -484,15 +485,27 @@ def split_instruments(families: Mapping[str, str] | pd.Series, valid_fraction: f
 # Writing NSynth-format folders (rendered sources)
 # ---------------------------------------------------------------------------------------------
 
+def render_key(cfg: Config) -> str:
+    """The cache key of a rendered source: the data parameters less those that only split it.
+
+    The split fractions never change the audio, nor does the split seed unless it picks a
+    subset of instruments (``max_instruments`` > 0); so changing only the split reuses the render.
+    """
+    base = Config()
+    neutral = dataclasses.replace(cfg, valid_fraction=base.valid_fraction, test_fraction=base.test_fraction,
+                                  split_seed=cfg.split_seed if cfg.max_instruments else base.split_seed)
+    return store.key("data", neutral)
+
+
 def rendered_folder(cfg: Config) -> Path:
     """The NSynth-format folder of a rendered source, rendering it first when it is not cached.
 
     Args:
         cfg: a configuration with dataset "soundfont" or "synthetic".
     Returns:
-        ``store.data_dir()/<dataset>-<store.key("data", cfg)>``. Chapter: 01_data.
+        ``store.data_dir()/<dataset>-<render_key(cfg)>``. Chapter: 01_data.
     """
-    folder = store.data_dir() / f"{cfg.dataset}-{store.key('data', cfg)}"
+    folder = store.data_dir() / f"{cfg.dataset}-{render_key(cfg)}"
     if (folder / "examples.json").is_file():
         log.info("reusing rendered dataset %s", folder)
         return folder

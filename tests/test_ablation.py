@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from vaetone import ablation as abl
+from vaetone.metrics import logmel_mse
 from vaetone.errors import ConfigError, VaetoneError
 
 N, D, N_MELS, N_FRAMES = 30, 4, 8, 6
@@ -21,12 +22,6 @@ def case():
     z = torch.randn(N, D, generator=gen) + 0.5
     ref = decode(z)[:, 0] + 0.05 * torch.randn(N, N_MELS, N_FRAMES, generator=gen)
     return decode, z, ref
-
-
-def test_logmel_mse_per_note():
-    ref = torch.zeros(3, 2, 2)
-    est = torch.stack([torch.zeros(2, 2), torch.ones(2, 2), 2 * torch.ones(2, 2)])
-    assert np.allclose(abl.logmel_mse(ref, est), [0.0, 1.0, 4.0])
 
 
 def test_baseline_values():
@@ -71,8 +66,8 @@ def test_several_metrics_and_higher_is_better(case):
     decode, z, ref = case
 
     def accuracy(r, e):   # higher is better
-        return 1.0 - abl.logmel_mse(r, e)
-    eff = abl.ablation_effects(decode, z, ref, metrics={"mse": abl.logmel_mse, "acc": accuracy},
+        return 1.0 - logmel_mse(r, e)
+    eff = abl.ablation_effects(decode, z, ref, metrics={"mse": logmel_mse, "acc": accuracy},
                                higher_is_better=["acc"], index=[f"n{i}" for i in range(N)])
     acc = eff.query("metric == 'acc' and dim == 0")
     assert (acc["increase"] <= 1e-12).all() and (acc["degradation"] >= -1e-12).all()
@@ -104,14 +99,12 @@ def test_summarise_ablation_overall_and_per_group(case):
 def test_cumulative_ablation(case):
     decode, z, ref = case
     base = abl.reconstruction_errors(decode, z, ref)["logmel_mse"].mean()
-    cum = abl.cumulative_ablation(decode, z, ref, {"good": [0, 1, 2, 3], "bad": [3, 2, 1, 0]},
-                                  pca_error=np.linspace(1, 0, D + 1))
+    cum = abl.cumulative_ablation(decode, z, ref, {"good": [0, 1, 2, 3], "bad": [3, 2, 1, 0]})
     good = cum.query("order == 'good'").set_index("k")["error_mean"]
     bad = cum.query("order == 'bad'").set_index("k")["error_mean"]
     assert good[0] > base + 0.05 and np.allclose(good[1:], base)
     assert np.allclose(bad[:D], good[0]) and bad[D] == pytest.approx(base)
-    pca = cum.query("order == 'PCA'")
-    assert pca["k"].tolist() == list(range(D + 1)) and pca["error_mean"].iloc[0] == 1.0
+    assert set(cum["order"]) == {"good", "bad"} and cum.query("order == 'bad'")["k"].tolist() == list(range(D + 1))
     assert cum.query("order == 'good' and k == 2")["kept"].item() == "0,1"
     with pytest.raises(ConfigError):
         abl.cumulative_ablation(decode, z, ref, {"broken": [0, 0, 1, 2]})
@@ -123,17 +116,18 @@ def test_shape_mismatch_is_a_clear_error(case):
         abl.reconstruction_errors(decode, z, ref[:, :4])
 
 
-def test_via_audio_wraps_an_audio_metric(case):
+def test_a_metric_returning_a_frame_gives_one_metric_per_column(case):
     decode, z, ref = case
-    to_audio = lambda x: torch.as_tensor(x).reshape(len(x), -1).numpy()   # noqa: E731
-    audio_mse = lambda a, b: ((np.asarray(a) - np.asarray(b)) ** 2).mean(1)  # noqa: E731
-    direct = abl.ablation_effects(decode, z, ref)
-    for ref_audio in (None, to_audio(ref)):
-        wrapped = abl.ablation_effects(decode, z, ref, {"logmel_mse": abl.via_audio(audio_mse, to_audio, ref_audio)})
-        np.testing.assert_allclose(wrapped["increase"], direct["increase"], atol=1e-6)
-    theirs = abl.captum_ablation(decode, z, ref, abl.via_audio(audio_mse, to_audio, to_audio(ref)),
-                                 perturbations_per_eval=2)
-    np.testing.assert_allclose(theirs, abl.ablation_matrix(direct).to_numpy(), atol=1e-6)
+
+    def parts(r, e):   # the error of the low and of the high mel bins, as two columns
+        return pd.DataFrame({"low": logmel_mse(r[:, :4], e[:, :4]), "high": logmel_mse(r[:, 4:], e[:, 4:])})
+    eff = abl.ablation_effects(decode, z, ref, {"mse": logmel_mse, "parts": parts}, baseline="zero")
+    assert set(eff["metric"]) == {"mse", "parts:low", "parts:high"}
+    inc = {m: abl.ablation_matrix(eff, m).to_numpy() for m in ("mse", "parts:low", "parts:high")}
+    np.testing.assert_allclose((inc["parts:low"] + inc["parts:high"]) / 2, inc["mse"], atol=1e-12)
+    assert np.all(inc["parts:low"][:, 1:] == 0) and np.abs(inc["parts:low"][:, 0]).max() > 0
+    with pytest.raises(VaetoneError, match="rows"):
+        abl.reconstruction_errors(decode, z, ref, {"bad": lambda r, e: pd.DataFrame({"a": [1.0]})})
 
 
 def test_importance_order_from_a_summary(case):

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from vaetone import ablation, compare, config
+from vaetone import ablation, compare, config, metrics, sensitivity
+from vaetone.errors import VaetoneError
 
 N, D, M, T = 12, 3, 8, 10
 
@@ -35,12 +36,20 @@ def test_ablation_descriptor_effects_single_out_dimension_zero(z):
     assert moved.loc[0, "level"] == pytest.approx(expected, rel=1e-5)
     assert moved.loc[1, "level"] == 0 and moved.loc[2, "level"] == 0
     assert moved["tilt"].isna().all()          # constant descriptor: no scale
-    assert compare.top_descriptor(moved) == {0: "level", 1: "level", 2: "level"}
+    assert sensitivity.top_descriptor(moved) == {0: "level", 1: "level", 2: "level"}
 
 
-def test_top_descriptor_skips_all_nan_rows():
-    frame = pd.DataFrame({"a": [1.0, np.nan], "b": [2.0, np.nan]})
-    assert compare.top_descriptor(frame) == {0: "b"}
+def test_descriptor_effects_from_the_error_pass_equal_their_own_pass(z):
+    """One ablation pass with the descriptor metric beside the error gives the same table."""
+    ref = decode(z)[:, 0] + 0.1
+    effects = ablation.ablation_effects(decode, z, ref, {"mse": metrics.logmel_mse,
+                                                         "descriptors": compare.descriptor_metric(config.make(), describe)})
+    assert set(effects["metric"]) == {"mse", "descriptors:level", "descriptors:tilt"}
+    together = compare.descriptor_effects(effects)
+    alone = compare.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
+    pd.testing.assert_frame_equal(together, alone)
+    with pytest.raises(VaetoneError, match="descriptor_metric"):
+        compare.descriptor_effects(effects[effects["metric"] == "mse"])
 
 
 def _to_audio(db):
@@ -55,14 +64,19 @@ def _score(ref, est):
     return -np.abs(np.asarray(ref) - np.asarray(est)).mean(1)
 
 
+def _on_audio(metric, ref_audio):
+    """A log-mel metric for ablation.ablation_effects that compares the estimate's audio with ref_audio."""
+    return lambda ref_db, est_db: metric(ref_audio, _to_audio(est_db))
+
+
 @pytest.mark.parametrize("baseline", ["zero", "permute"])
 def test_audio_ablation_effects_equal_ablation_effects(z, baseline):
     ref_db = decode(z)[:, 0] + 0.1
     ref_audio = _to_audio(ref_db)
-    metrics = {"mse": _audio_mse, "score": _score}
-    batched = compare.audio_ablation_effects(decode, z, ref_audio, _to_audio, metrics, baseline=baseline, seed=3,
-                                             higher_is_better=("score",))
-    wrapped = {k: ablation.via_audio(m, _to_audio, ref_audio) for k, m in metrics.items()}
+    audio_metrics = {"mse": _audio_mse, "score": _score}
+    batched = compare.audio_ablation_effects(decode, z, ref_audio, _to_audio, audio_metrics, baseline=baseline,
+                                             seed=3, higher_is_better=("score",))
+    wrapped = {k: _on_audio(m, ref_audio) for k, m in audio_metrics.items()}   # one resynthesis per dimension
     loop = ablation.ablation_effects(decode, z, ref_db, wrapped, baseline=baseline, seed=3, higher_is_better=("score",))
     key = ["metric", "dim", "note"]
     a, b = batched.sort_values(key).reset_index(drop=True), loop.sort_values(key).reset_index(drop=True)

@@ -48,6 +48,22 @@ def test_kl_to_the_prior():
     assert {"posterior_std", "kl"} <= set(table.columns) and table["posterior_std"].eq(0.5).all()
 
 
+def test_kl_of_a_deterministic_autoencoder_is_finite_and_orders():
+    """β = 0 reports std = 0: the variance is floored at VAR_FLOOR inside the log, not -inf."""
+    zero = ls.kl_per_dimension(np.zeros((5, 2)), np.zeros((5, 2)))
+    expected = 0.5 * (-1.0 - np.log(ls.VAR_FLOOR))             # ½(0 + 0 − 1 − ln 1e-12) ≈ 13.3 nats
+    np.testing.assert_allclose(zero, [expected, expected])
+    assert np.isfinite(zero).all() and expected == pytest.approx(13.3155, abs=1e-4)
+    rng = np.random.default_rng(1)
+    mu = rng.normal(size=(50, 3)) * [0.1, 2.0, 1.0]
+    std = np.zeros_like(mu)
+    kl = ls.kl_per_dimension(mu, std)
+    np.testing.assert_allclose(kl, expected + 0.5 * (mu ** 2).mean(0))
+    assert ls.kl_order(mu, std).tolist() == [1, 2, 0]
+    table = ls.dimension_table(mu, std)
+    assert np.isfinite(table["kl"]).all() and table["posterior_std"].eq(0.0).all()
+
+
 def test_correlation_matrix():
     rng = np.random.default_rng(0)
     a = rng.normal(size=1000)

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaetone import config, seeds, train
+from vaetone import config, latent_stats, seeds, train
 from vaetone.errors import VaetoneError
 
 N, D = 200, 4
@@ -58,15 +58,34 @@ def test_seed_runs_trains_each_seed_once(fake):
     assert [r.cfg.seed for r in runs] == [0, 1, 2]
 
 
-def test_matched_test_latents_recovers_permutation_and_signs(fake):
-    aligned, matches = seeds.matched_test_latents(config.make(n_seeds=3))
+def test_match_to_reference_recovers_permutation_and_signs(fake):
+    mus = [lat.mu for lat in seeds.seed_latents(config.make(n_seeds=3))]
+    matches = seeds.match_to_reference(mus)
     ref = _reference_mu()[: N // 2]
     for s, (perm, signs, corr) in enumerate(matches):
         assert perm.tolist() == PERMS[s]
         assert signs.tolist() == SIGNS[s]
         assert np.all(corr > 0.99)
-        assert aligned[s].shape == (N // 2, D)
-        np.testing.assert_allclose(aligned[s], ref, atol=0.05 * SCALE.max())
+        aligned = latent_stats.align(mus[s], perm, signs)
+        assert aligned.shape == (N // 2, D)
+        np.testing.assert_allclose(aligned, ref, atol=0.05 * SCALE.max())
+
+
+def test_across_seeds_reuses_the_reference_run_and_latents(fake, monkeypatch):
+    cfg = config.make(n_seeds=3)
+    run0 = FakeRun(cfg)
+    lat0 = _fake_latents(cfg, run0).split("test")
+    loaded = []
+    monkeypatch.setattr(train, "latents", lambda c, r, f=None: loaded.append(c.seed) or _fake_latents(c, r, f))
+    seen = []
+
+    def per_run(c, run, lat):
+        seen.append((c.seed, run, lat))
+        return pd.DataFrame({"spread": lat.mu.std(0)}, index=pd.RangeIndex(D, name="dim"))
+    res = seeds.across_seeds(cfg, None, per_run, reference_run=run0, reference_latents=lat0)
+    assert fake == [1, 2] and loaded == [1, 2]            # seed 0 is neither reloaded nor re-encoded
+    assert seen[0][1] is run0 and seen[0][2] is lat0
+    np.testing.assert_allclose(res.summary[("spread", "mean")], _reference_mu()[: N // 2].std(0), rtol=0.03)
 
 
 def test_across_seeds_aggregates_on_reference_dimensions(fake):
@@ -108,6 +127,8 @@ def test_across_seeds_rejects_tables_not_indexed_by_dim(fake):
 
 
 def test_single_seed_is_identity(fake):
-    aligned, matches = seeds.matched_test_latents(config.make(n_seeds=1))
-    assert len(aligned) == 1 and matches[0][0].tolist() == list(range(D))
-    np.testing.assert_array_equal(aligned[0], _fake_latents(config.make(), None).split("test").mu)
+    def per_run(c, run, lat):
+        return pd.DataFrame({"first": lat.mu[0]}, index=pd.RangeIndex(D, name="dim"))
+    res = seeds.across_seeds(config.make(n_seeds=1), None, per_run, signed=["first"])
+    assert res.seeds == [0] and res.matches[0][0].tolist() == list(range(D))
+    np.testing.assert_array_equal(res.aligned("first")[0], _fake_latents(config.make(), None).split("test").mu[0])

@@ -15,7 +15,11 @@ compared with that of the unablated reconstruction, note by note:
 * :func:`cumulative_ablation`: keep the k most important dimensions, ablate the rest.
 
 Metrics are callables ``metric(ref, est) -> (n,)`` per-note array, ``ref`` and ``est`` of shape
-``(n, n_mels, frames)`` (the decoder's output with its channel axis dropped).
+``(n, n_mels, frames)`` (the decoder's output with its channel axis dropped); the default is
+:func:`vaetone.metrics.logmel_mse`. A metric may also return a DataFrame of n rows: each of its
+columns ``c`` is then a metric named ``"<name>:<c>"`` (e.g. the audio descriptors of the
+decoded notes, :func:`vaetone.compare.descriptor_metric`), so that one decoding pass gives
+the reconstruction errors and the descriptors together.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import torch
 from .progress import tqdm
 
 from .errors import ConfigError, VaetoneError
+from .metrics import logmel_mse as _logmel_mse
 from .sensitivity import Decoder, decode_batched, resolve_device
 
 log = logging.getLogger(__name__)
@@ -36,44 +41,10 @@ Metric = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 BASELINES = ("zero", "mean", "permute")
 
 
-def logmel_mse(ref, est) -> np.ndarray:
-    """Mean squared difference per note over all other axes.
-
-    Args:
-        ref, est: (n, ...) tensors or arrays (e.g. (n, n_mels, frames) dB).
-    Returns:
-        (n,) float64 array (squared units of the input, e.g. dB²). Chapter 05.
-    """
-    ref, est = torch.as_tensor(ref), torch.as_tensor(est)
-    return (ref - est).double().pow(2).reshape(len(ref), -1).mean(1).numpy()
-
-
-def via_audio(metric: Callable, to_audio: Callable, ref_audio=None) -> Metric:
-    """Turn an audio metric (frequency accuracy, f0 error) into a log-mel metric by resynthesis.
-
-    Args:
-        metric: ``metric(ref_audio, est_audio) -> (n,)``, e.g. ``metrics.frequency_accuracy``.
-        to_audio: log-mel (n, n_mels, frames) → audio (n, samples), e.g.
-            ``lambda db: metrics.resynthesise(db, cfg)``.
-        ref_audio: (n, samples) reference waveforms (e.g. the original notes); if None the
-            references are resynthesised at every call (slower: once per ablated dimension).
-    Returns:
-        ``metric(ref, est)`` on log-mels, usable in :func:`ablation_effects`. Chapter 05.
-    """
-    def audio_metric(ref, est):
-        if ref_audio is None:
-            ref_a = to_audio(ref)
-        else:   # Captum may stack several copies of the notes
-            ref_a = np.concatenate([np.asarray(ref_audio)] * (len(est) // len(ref_audio)))
-        return metric(ref_a, to_audio(est))
-    audio_metric.__name__ = getattr(metric, "__name__", "audio_metric")
-    return audio_metric
-
-
 def _as_metrics(metrics) -> dict[str, Metric]:
-    """Normalise the metrics argument to {name: callable}; default {"logmel_mse": logmel_mse}."""
+    """Normalise the metrics argument to {name: callable}; default ``{"logmel_mse": metrics.logmel_mse}``."""
     if metrics is None:
-        return {"logmel_mse": logmel_mse}
+        return {"logmel_mse": _logmel_mse}
     if callable(metrics):
         return {getattr(metrics, "__name__", "metric"): metrics}
     return dict(metrics)
@@ -127,16 +98,27 @@ def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int
         decode: latent (n, D) → (n, [1,] n_mels, frames).
         z: (n, D) latents.
         ref: (n, [1,] n_mels, frames) references, in the decoder's output units.
-        metrics: {name: metric(ref, est) -> (n,)} or one callable; default log-mel MSE.
+        metrics: {name: metric(ref, est) -> (n,) array or DataFrame of n rows} or one callable;
+            default :func:`vaetone.metrics.logmel_mse`.
     Returns:
-        DataFrame of n rows, one column per metric. Chapter 05.
+        DataFrame of n rows, one column per metric (``"<name>:<column>"`` for each column of a
+        metric that returns a DataFrame). Chapter 05.
     """
     ref, metrics = _as_ref(ref), _as_metrics(metrics)
     est = decode_batched(decode, z, batch_size, device)
     if est.shape != ref.shape:
         raise VaetoneError(f"decoded shape {tuple(est.shape)} differs from the references' "
                            f"{tuple(ref.shape)}; pass references in the decoder's output layout")
-    return pd.DataFrame({name: np.asarray(m(ref, est), dtype=float) for name, m in metrics.items()})
+    cols = {}
+    for name, metric in metrics.items():
+        value = metric(ref, est)
+        if isinstance(value, pd.DataFrame):
+            if len(value) != len(est):
+                raise VaetoneError(f"metric {name!r} returned {len(value)} rows for {len(est)} notes")
+            cols.update({f"{name}:{c}": value[c].to_numpy(dtype=float) for c in value.columns})
+        else:
+            cols[name] = np.asarray(value, dtype=float)
+    return pd.DataFrame(cols)
 
 
 def ablation_effects(decode: Decoder, z, ref, metrics=None, baseline="zero", seed: int = 0,
@@ -268,7 +250,7 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
 
     Args:
         decode, z, ref: as in :func:`ablation_effects`.
-        metric: one metric callable (default :func:`logmel_mse`).
+        metric: one metric callable (default :func:`vaetone.metrics.logmel_mse`).
         baseline, seed: as in :func:`baseline_values` (all three baselines are expressible).
     Returns:
         (n, D) float64 array of increases, comparable with
@@ -277,7 +259,7 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
     from captum.attr import FeatureAblation
     z = torch.as_tensor(z, dtype=torch.float32)
     values = baseline_values(z, baseline, seed)
-    module = _ErrorModule(decode, _as_ref(ref), metric or logmel_mse, batch_size,
+    module = _ErrorModule(decode, _as_ref(ref), metric or _logmel_mse, batch_size,
                           resolve_device(decode, device))
     with torch.no_grad():
         attr = FeatureAblation(module).attribute(z, baselines=values,
@@ -287,22 +269,20 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
 
 def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[int]],
                         metric: Metric | None = None, baseline="zero", seed: int = 0,
-                        pca_error=None, batch_size: int = 512, device=None) -> pd.DataFrame:
+                        batch_size: int = 512, device=None) -> pd.DataFrame:
     """Keep the k first dimensions of each order, ablate the others, for k = 0..D.
 
     Args:
         decode, z, ref: as in :func:`ablation_effects`.
         orders: {name: dimensions most important first}, e.g. ``{"ablation":
             importance_order(effects), "KL": latent_stats.kl_order(mu, std)}``.
-        metric: one metric (default :func:`logmel_mse`).
+        metric: one metric (default :func:`vaetone.metrics.logmel_mse`).
         baseline, seed: as in :func:`baseline_values`.
-        pca_error: PCA's error with k components for k = 0..D: an array (D+1,) or a callable
-            ``k -> float``; added as order "PCA" (error_sem NaN).
     Returns:
         Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter 05.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
-    values, metric, n_dims, rows = baseline_values(z, baseline, seed), metric or logmel_mse, z.shape[1], []
+    values, metric, n_dims, rows = baseline_values(z, baseline, seed), metric or _logmel_mse, z.shape[1], []
     for name, order in orders.items():
         order = [int(d) for d in order]
         if sorted(order) != list(range(n_dims)):
@@ -312,8 +292,4 @@ def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[i
                                         {"e": metric}, batch_size, device)["e"]
             rows.append({"order": name, "k": k, "kept": ",".join(map(str, order[:k])),
                          "error_mean": err.mean(), "error_sem": err.sem()})
-    if pca_error is not None:
-        rows += [{"order": "PCA", "k": k, "kept": "", "error_mean": float(
-            pca_error(k) if callable(pca_error) else np.asarray(pca_error)[k]), "error_sem": np.nan}
-            for k in range(n_dims + 1)]
     return pd.DataFrame(rows)

@@ -6,6 +6,8 @@ This module holds what connects them:
 
 * :func:`ablation_descriptor_effects`: which audio descriptor each ablated dimension moves
   most (the label of the ablation order, as one-at-a-time sweeps label the sensitivity order);
+  :func:`descriptor_metric` and :func:`descriptor_effects` give the same from the ablation pass
+  that measures the reconstruction errors, so that the ablated notes are decoded once;
 * :func:`audio_ablation_effects`: the ablation effects on audio metrics (frequency accuracy,
   f0 error), with every ablated note resynthesised in one batch;
 * :func:`ground_truth_check`: on the synthetic source, whose generative factors are known,
@@ -22,6 +24,7 @@ import torch
 
 from . import ablation, metrics
 from .config import Config
+from .errors import VaetoneError
 from .sensitivity import Decoder, decode_batched, default_describe
 
 FACTOR_DESCRIPTORS = {"factor_pitch": None, "factor_loudness": "rms_db", "factor_brightness": "centroid_hz",
@@ -32,14 +35,63 @@ factor most directly; None where none does (pitch moves the centroid, as brightn
 inharmonicity needs audio)."""
 
 
+def descriptor_metric(cfg: Config, describe: Callable | None = None) -> Callable:
+    """An ablation "metric" that returns the descriptors of the decoded notes (the references are ignored).
+
+    Put it beside the error metrics of :func:`vaetone.ablation.ablation_effects` (e.g. under the
+    name "descriptors"): each descriptor ``c`` becomes a metric ``"descriptors:c"`` whose
+    ``increase`` is the change of the descriptor when a dimension is ablated. Summarise with
+    :func:`descriptor_effects`.
+
+    Args:
+        cfg: for the default descriptors (:func:`vaetone.audio.spectral_descriptors`).
+        describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
+    Returns:
+        ``metric(ref, est) -> DataFrame`` of one row per note, one column per descriptor. Chapter 05.
+    """
+    describe = describe or default_describe(cfg)
+
+    def descriptors(ref, est) -> pd.DataFrame:
+        return describe(est).reset_index(drop=True).astype(float)
+    return descriptors
+
+
+def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.DataFrame:
+    """How much ablating each dimension moves each descriptor, from effects that include :func:`descriptor_metric`.
+
+    For dimension j: the mean over notes of |descriptor(decode(z with z_j ablated)) −
+    descriptor(decode(z))|, divided by the descriptor's standard deviation (ddof=0) over the
+    unablated decodes (unitless, comparable across descriptors; a descriptor constant up to
+    rounding, standard deviation below 1e-6 of its magnitude, gives NaN).
+
+    Args:
+        effects: from :func:`vaetone.ablation.ablation_effects` with ``{name: descriptor_metric(cfg)}``
+            among its metrics.
+        name: the name the descriptor metric was given.
+    Returns:
+        DataFrame indexed by dim, one column per descriptor. Chapter 05.
+    """
+    rows = effects[effects["metric"].str.startswith(f"{name}:")]
+    if rows.empty:
+        raise VaetoneError(f"no {name!r} metrics in the ablation effects; pass "
+                           f"{{{name!r}: compare.descriptor_metric(cfg)}} among the metrics")
+    columns = list(pd.unique(rows["metric"]))
+    base = rows[rows["dim"] == rows["dim"].iloc[0]].pivot(index="note", columns="metric", values="base")[columns]
+    scale = base.std(ddof=0)
+    scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))   # constant up to rounding: NaN
+    change = rows.assign(change=rows["increase"].abs()).groupby(["dim", "metric"])["change"].mean()
+    frame = (change.unstack("metric")[columns] / scale).rename(columns=lambda c: c[len(name) + 1:])
+    frame.columns.name = None
+    frame.index.name = "dim"
+    return frame
+
+
 def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero", seed: int = 0,
                                 describe: Callable | None = None, batch_size: int = 512) -> pd.DataFrame:
     """How much ablating each dimension moves each descriptor of the decoded output.
 
-    For dimension j: the mean over notes of |descriptor(decode(z with z_j ablated)) −
-    descriptor(decode(z))|, divided by the descriptor's standard deviation over the unablated
-    decodes (unitless, comparable across descriptors; a descriptor constant up to rounding,
-    standard deviation below 1e-6 of its magnitude, gives NaN).
+    The table of :func:`descriptor_effects` on its own ablation pass (when the reconstruction
+    errors are needed too, add :func:`descriptor_metric` to their metrics instead and decode once).
 
     Args:
         decode: latent (n, D) → dB output (:func:`vaetone.sensitivity.db_decoder`).
@@ -51,23 +103,10 @@ def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero"
         DataFrame indexed by dim, one column per descriptor. Chapter 05.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
-    describe = describe or default_describe(cfg)
-    values = ablation.baseline_values(z, baseline, seed)
-    base = describe(decode_batched(decode, z, batch_size)).reset_index(drop=True).astype(float)
-    scale = base.std(ddof=0)
-    scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))   # constant up to rounding: NaN
-    rows = {}
-    for j in range(z.shape[1]):
-        out = describe(decode_batched(decode, ablation.ablate(z, [j], values), batch_size))
-        rows[j] = (out.reset_index(drop=True).astype(float) - base).abs().mean() / scale
-    frame = pd.DataFrame(rows).T
-    frame.index.name = "dim"
-    return frame
-
-
-def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
-    """The column of each row's largest value ({dim: descriptor}); rows that are all NaN are left out. Chapters 04, 05."""
-    return {int(d): str(row.idxmax()) for d, row in matrix.iterrows() if row.notna().any()}
+    ref = decode_batched(decode, z, batch_size)     # only sets the layout: the descriptor metric ignores it
+    effects = ablation.ablation_effects(decode, z, ref, {"descriptors": descriptor_metric(cfg, describe)},
+                                        baseline=baseline, seed=seed, batch_size=batch_size)
+    return descriptor_effects(effects, "descriptors")
 
 
 def audio_metrics(cfg: Config) -> dict[str, Callable]:
@@ -86,9 +125,9 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
                            batch_size: int = 512) -> pd.DataFrame:
     """Per note and dimension, the change of audio metrics when that dimension is ablated, in one batch.
 
-    The same quantities as :func:`vaetone.ablation.ablation_effects` with metrics wrapped by
-    :func:`vaetone.ablation.via_audio`, but the unablated and the D ablated versions of every note
-    are decoded and turned into audio in a single batch (one Griffin-Lim run instead of D + 1).
+    The same quantities as :func:`vaetone.ablation.ablation_effects` with each metric applied to
+    ``to_audio`` of the decoded log-mels, but the unablated and the D ablated versions of every
+    note are decoded and turned into audio in a single batch (one Griffin-Lim run instead of D + 1).
 
     Args:
         decode: latent (n, D) → dB output.

@@ -6,7 +6,8 @@ deviations, factors as (n,) or (n, K) arrays / DataFrames.
 
 Conventions: standard deviations and variances over notes use ``ddof=1``; kurtosis is
 Fisher's *excess* kurtosis (0 for a Gaussian); KL is the analytic
-``KL(N(mu, std²) || N(0, 1)) = ½(mu² + std² − 1 − ln std²)`` in nats, averaged over notes; a unit is
+``KL(N(mu, std²) || N(0, 1)) = ½(mu² + std² − 1 − ln std²)`` in nats, averaged over notes (std² floored
+at 1e-12 inside the logarithm, so that the std = 0 of a β = 0 autoencoder gives a finite KL); a unit is
 *active* when the variance over notes of its posterior mean exceeds 0.01 (Burda et al., 2016);
 mutual information is in nats.
 """
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 ACTIVE_THRESHOLD = 0.01
 """Variance of the posterior means above which a unit is active (Burda et al., 2016)."""
+
+VAR_FLOOR = 1e-12
+"""Smallest posterior variance used inside ``ln std²`` of the KL (β = 0 gives std = 0)."""
 
 
 def _as_2d(a, name: str = "mu") -> np.ndarray:
@@ -62,14 +66,19 @@ def _factor_frame(factors, n: int) -> pd.DataFrame:
 def kl_per_dimension(mu, std) -> np.ndarray:
     """Analytic KL of each posterior dimension to N(0, 1), averaged over notes.
 
+    A posterior standard deviation of 0 (the deterministic autoencoder, β = 0, reports
+    ``std = 0``) would make ``ln std²`` infinite; the variance is floored at
+    ``VAR_FLOOR`` = 1e-12 inside the logarithm, so such a dimension gets a large but finite KL
+    (about 13.3 nats plus ``mu²/2``) and orders still work.
+
     Args:
-        mu, std: (n, D) posterior means and standard deviations (std > 0).
+        mu, std: (n, D) posterior means and standard deviations (std ≥ 0).
     Returns:
         (D,) nats. Chapters 05, 06.
     """
     mu, std = _as_2d(mu), _as_2d(std, "std")
     var = std ** 2
-    return (0.5 * (mu ** 2 + var - 1.0 - np.log(var))).mean(0)
+    return (0.5 * (mu ** 2 + var - 1.0 - np.log(np.maximum(var, VAR_FLOOR)))).mean(0)
 
 
 def kl_order(mu, std) -> np.ndarray:

@@ -56,32 +56,39 @@ def seed_configs(cfg: Config) -> list[Config]:
     return [dataclasses.replace(cfg, seed=cfg.seed + s) for s in range(cfg.n_seeds)]
 
 
-def seed_runs(cfg: Config, feats=None, progress: bool = False) -> list:
+def seed_runs(cfg: Config, feats=None, progress: bool = False, reference_run=None) -> list:
     """The trained runs of every seed (loaded from ``runs/`` or trained, see :func:`vaetone.train.trained_model`).
 
     Args:
         cfg: the configuration; ``cfg.n_seeds`` runs are returned, reference seed first.
         feats: the Features (default: computed or loaded for ``cfg``).
         progress: show the training progress bar of runs that still need training.
+        reference_run: the reference seed's run if the chapter has already loaded it (it is then
+            not loaded again).
     Returns:
         list of ``vaetone.train.Run``. Chapters: 04-06.
     """
-    return [train.trained_model(c, feats, progress=progress) for c in seed_configs(cfg)]
+    return [reference_run if s == 0 and reference_run is not None else train.trained_model(c, feats, progress=progress)
+            for s, c in enumerate(seed_configs(cfg))]
 
 
-def seed_latents(cfg: Config, feats=None, runs: Sequence | None = None, split: str = "test") -> list:
+def seed_latents(cfg: Config, feats=None, runs: Sequence | None = None, split: str = "test",
+                 reference_latents=None) -> list:
     """Posterior means and standard deviations of one split's notes under every seed's model.
 
     Args:
         cfg, feats: as in :func:`seed_runs`.
         runs: the runs of :func:`seed_runs` (default: loaded).
         split: "train", "valid" or "test".
+        reference_latents: the reference seed's ``Latents`` of the ``split`` notes if the chapter
+            has already loaded them (they are then not loaded again).
     Returns:
         list of ``vaetone.train.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
     Chapters: 04-06.
     """
     runs = seed_runs(cfg, feats) if runs is None else runs
-    return [train.latents(c, r, feats).split(split) for c, r in zip(seed_configs(cfg), runs)]
+    return [reference_latents if s == 0 and reference_latents is not None else train.latents(c, r, feats).split(split)
+            for s, (c, r) in enumerate(zip(seed_configs(cfg), runs))]
 
 
 def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -101,28 +108,6 @@ def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.n
     out = [(np.arange(d), np.ones(d, dtype=int), np.ones(d))]
     out += [latent_stats.match_dimensions(ref, mu) for mu in mus[1:]]
     return out
-
-
-def matched_test_latents(cfg: Config, feats=None, runs: Sequence | None = None,
-                         split: str = "test") -> tuple[list[np.ndarray], list[tuple]]:
-    """Every seed's posterior means of the test notes, aligned onto the reference seed's dimensions.
-
-    Dimensions are matched by the absolute correlation of the posterior means of the same
-    notes (Hungarian assignment, then a sign flip where the correlation is negative; see the
-    module docstring).
-
-    Args:
-        cfg, feats, runs: as in :func:`seed_latents`.
-        split: the notes to match on (default the test split).
-    Returns:
-        (aligned, matches): ``aligned[s]`` is (n, D), column ``i`` the seed's counterpart of
-        reference dimension ``i`` (``aligned[0]`` is the reference's own ``mu``); ``matches[s]``
-        is ``(perm, signs, corr)``. Chapters: 04-06.
-    """
-    mus = [lat.mu for lat in seed_latents(cfg, feats, runs, split)]
-    matches = match_to_reference(mus)
-    aligned = [latent_stats.align(mu, perm, signs) for mu, (perm, signs, _) in zip(mus, matches)]
-    return aligned, matches
 
 
 @dataclass
@@ -171,7 +156,8 @@ class AcrossSeeds:
 
 
 def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), runs: Sequence | None = None,
-                 split: str = "test", reference: pd.DataFrame | None = None) -> AcrossSeeds:
+                 split: str = "test", reference: pd.DataFrame | None = None, reference_run=None,
+                 reference_latents=None) -> AcrossSeeds:
     """Apply a per-dimension analysis to every seed's model and aggregate it on the reference's dimensions.
 
     Each seed's dimensions are matched to the reference seed's (``cfg.seed``) by the absolute
@@ -191,12 +177,14 @@ def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), run
         split: the notes the dimensions are matched on and that ``fn`` receives.
         reference: the reference seed's table if the chapter has already computed it (``fn``
             is then not called for that seed).
+        reference_run, reference_latents: the reference seed's run and its ``split`` latents if the
+            chapter has already loaded them (see :func:`seed_runs`, :func:`seed_latents`).
     Returns:
         :class:`AcrossSeeds`. Chapters: 04-06.
     """
     configs = seed_configs(cfg)
-    runs = seed_runs(cfg, feats) if runs is None else list(runs)
-    lats = seed_latents(cfg, feats, runs, split)
+    runs = seed_runs(cfg, feats, reference_run=reference_run) if runs is None else list(runs)
+    lats = seed_latents(cfg, feats, runs, split, reference_latents=reference_latents)
     matches = match_to_reference([lat.mu for lat in lats])
     tables = []
     for s, (c, run, lat) in enumerate(zip(configs, runs, lats)):
@@ -252,7 +240,7 @@ def _split_rows(feats, lat) -> torch.Tensor:
 
 
 def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
-    """The per-run analysis of chapter 04: :func:`vaetone.sensitivity.rank_dimensions` of one seed's model.
+    """The per-run analysis of chapter 04: :func:`vaetone.sensitivity.analysis` of one seed's model, its ranking.
 
     One-at-a-time sweeps from the same anchor notes in every seed (``anchor_seed``, the
     reference seed), decoder Jacobian norms at those anchors, and (``sobol``) Sobol indices
@@ -269,12 +257,7 @@ def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
     """
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = sensitivity.db_decoder(run.decode, feats.denormalise)
-        anchors, rows = sensitivity.anchor_points(lat.mu, c.n_anchors, seed=anchor_seed)
-        grid = sensitivity.sweep_grid(c.sweep_sigma, c.sweep_steps)
-        sweeps = sensitivity.one_at_a_time(decode, anchors, grid, c, rows=rows)
-        jac = sensitivity.jacobian_norms(decode, anchors, c)
-        sob = sensitivity.sobol_indices(decode, c.latent_dim, c, seed=anchor_seed) if sobol else None
-        return sensitivity.rank_dimensions(sweeps, jac, sob).sort_index()
+        return sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol).ranking.sort_index()
     return fn
 
 

@@ -13,16 +13,23 @@ Three views of the same question, used in chapter ``04_sensitivity``:
 * **global** (:func:`sobol_indices`): Sobol first-order and total indices of every descriptor,
   with SALib's Sobol/Saltelli sample of the prior truncated at ``±sigma``.
 
+:func:`rank_dimensions` ranks the dimensions by four scores of these views (two from the
+sweeps: log-mel change and mean normalised descriptor change; the Jacobian norm; the mean
+Sobol total index) and by their mean rank; :func:`analysis` runs the whole sequence for one
+decoder (chapter 06, and every seed of chapter 04); :func:`normalised_moves` expresses the
+sweeps' descriptor slopes in units of the descriptors' spread over real notes (chapters 04, 06).
+
 Everything works on a plain callable ``decode(z (n, D)) -> (n, 1, n_mels, frames)`` (or
 ``(n, n_mels, frames)``). Pass a decoder that returns dB (see :func:`db_decoder`) to get the
 changes in dB and meaningful descriptors. Descriptors come from a ``describe(x_db (n, n_mels,
 frames)) -> DataFrame`` callable, by default :func:`vaetone.audio.spectral_descriptors`.
 
 Layout of the output (see :func:`output_parts`): frequency bands are contiguous groups of mel
-bins of (nearly) equal mel width, labelled in Hz assuming the HTK mel scale (torchaudio's
-default); time regions follow the NSynth note layout (a note is held for 3 s of its 4 s):
-*attack* is the frames centred before ``ATTACK_S`` = 0.1 s, *sustain* those up to
-``RELEASE_S`` = 3.0 s, *release* the rest (frame ``t`` is centred at ``t * hop_length / sr``).
+bins of (nearly) equal mel width, labelled in Hz from the filter centres of
+:func:`vaetone.features.mel_frequencies` (HTK mel scale, as the features); time regions
+follow the NSynth note layout (a note is held for 3 s of its 4 s): *attack* is the frames
+centred before ``ATTACK_S`` = 0.1 s, *sustain* those up to ``RELEASE_S`` = 3.0 s, *release* the
+rest (frame ``t`` is centred at ``t * hop_length / sr``).
 """
 from __future__ import annotations
 
@@ -39,6 +46,7 @@ from .progress import tqdm
 
 from .config import SAMPLE_RATE, Config
 from .errors import ConfigError, VaetoneError
+from .features import mel_frequencies
 
 log = logging.getLogger(__name__)
 
@@ -57,51 +65,41 @@ RELEASE_S = 3.0
 class Part:
     """A region of the output spectrogram: all of it, a frequency band or a time region."""
     scope: str          # "all" | "band" | "region"
-    name: str           # "all", "20-345 Hz", "attack", ...
+    name: str           # "all", "20-419 Hz", "attack", ...
     mels: slice
     frames: slice
     lo: float           # band: Hz; region: s; all: nan
     hi: float
 
 
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=float) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=float) / 2595.0) - 1.0)
-
-
-def mel_centres_hz(n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Centre frequencies of the mel filters (HTK mel scale, as torchaudio's default).
-
-    Returns:
-        (n_mels,) Hz, increasing.
-    """
-    points = np.linspace(_hz_to_mel(f_min), _hz_to_mel(f_max), n_mels + 2)
-    return _mel_to_hz(points[1:-1])
-
-
 def frequency_bands(n_mels: int, cfg: Config, n_bands: int = 6) -> list[Part]:
-    """Split the mel bins into ``n_bands`` contiguous bands of nearly equal mel width, labelled in Hz.
+    """Split the mel bins into ``n_bands`` contiguous bands of (nearly) equal mel width, labelled in Hz.
+
+    The bins are split into groups of (nearly) equal count, and mel bins are evenly spaced on
+    the mel axis, so the bands have (nearly) equal mel width. A band's edges are the midpoints
+    in Hz between the centre of its first bin and that of the previous bin, and between the
+    centre of its last bin and that of the next bin; the outer edges are ``f_min`` and
+    ``f_max``. The centres are :func:`vaetone.features.mel_frequencies`, the package's one
+    mel-scale formula.
 
     Args:
-        n_mels: mel bins of the output.
-        cfg: gives ``f_min``, ``f_max`` (Hz).
+        n_mels: mel bins of the output (must equal ``cfg.n_mels``).
+        cfg: gives ``n_mels``, ``f_min``, ``f_max`` (Hz).
         n_bands: number of bands, 1..n_mels.
     Returns:
-        Parts with scope "band", name like "20-345 Hz", lo/hi the band edges in Hz (edges
-        lie halfway between neighbouring filter centres on the mel axis). Chapter 04.
+        Parts with scope "band", name like "20-419 Hz", lo/hi the band edges in Hz. Chapter 04.
     """
     if not 1 <= n_bands <= n_mels:
         raise ConfigError(f"n_bands={n_bands} must be between 1 and n_mels={n_mels}")
-    m0, m1 = _hz_to_mel(cfg.f_min), _hz_to_mel(cfg.f_max)
-    step = (m1 - m0) / (n_mels + 1)
+    if n_mels != cfg.n_mels:
+        raise ConfigError(f"the output has {n_mels} mel bins but cfg.n_mels is {cfg.n_mels}; pass the "
+                          "configuration the decoder was trained with")
+    centres = mel_frequencies(cfg)
     parts = []
     for idx in np.array_split(np.arange(n_mels), n_bands):
         a, b = int(idx[0]), int(idx[-1]) + 1
-        lo = cfg.f_min if a == 0 else float(_mel_to_hz(m0 + step * (a + 0.5)))
-        hi = cfg.f_max if b == n_mels else float(_mel_to_hz(m0 + step * (b + 0.5)))
+        lo = float(cfg.f_min) if a == 0 else float((centres[a - 1] + centres[a]) / 2)
+        hi = float(cfg.f_max) if b == n_mels else float((centres[b - 1] + centres[b]) / 2)
         parts.append(Part("band", f"{lo:.0f}-{hi:.0f} Hz", slice(a, b), slice(None), lo, hi))
     return parts
 
@@ -226,29 +224,6 @@ def default_describe(cfg: Config) -> Describe:
         raise VaetoneError("vaetone.audio.spectral_descriptors is not available "
                            f"({exc}); pass describe=... explicitly") from exc
     return lambda x_db: spectral_descriptors(x_db, cfg)
-
-
-def band_levels(cfg: Config, n_bands: int = 6) -> Describe:
-    """A ``describe`` callable giving the mean level of each frequency band, columns "level <band>".
-
-    Useful as extra Sobol/one-at-a-time outputs beside the audio descriptors. Chapter 04.
-    """
-    def describe(x: torch.Tensor) -> pd.DataFrame:
-        bands = frequency_bands(x.shape[1], cfg, n_bands)
-        return pd.DataFrame({f"level {b.name}": x[:, b.mels].mean(dim=(1, 2)).numpy()
-                             for b in bands})
-    return describe
-
-
-def combine(*describes: Describe) -> Describe:
-    """One ``describe`` callable whose columns are those of several, side by side.
-
-    E.g. ``combine(default_describe(cfg), band_levels(cfg))`` for Sobol indices of the audio
-    descriptors and of the band levels at once. Chapter 04.
-    """
-    def describe(x: torch.Tensor) -> pd.DataFrame:
-        return pd.concat([d(x).reset_index(drop=True) for d in describes], axis=1)
-    return describe
 
 
 def _describe_checked(describe: Describe, x: torch.Tensor) -> pd.DataFrame:
@@ -508,7 +483,8 @@ def sobol_indices(decode: Decoder, latent_dim: int, cfg: Config, describe: Descr
     """Sobol first-order (S1) and total (ST) indices of each dimension for each descriptor.
 
     Decodes the ``n·(D+2)`` latents of :func:`sobol_sample`, describes them, and runs SALib's
-    ``analyze.sobol`` on each descriptor (bootstrap confidence intervals). Non-finite
+    ``analyze.sobol`` on each descriptor (bootstrap confidence intervals, seeded with ``seed + 1``:
+    SALib leaves the bootstrap unseeded for a seed of 0). Non-finite
     descriptor values are replaced by the descriptor's mean (logged); a constant descriptor
     gets NaN indices.
 
@@ -537,7 +513,7 @@ def sobol_indices(decode: Decoder, latent_dim: int, cfg: Config, describe: Descr
         if values is None or np.ptp(values) == 0:
             res = {k: np.full(latent_dim, np.nan) for k in keys}
         else:
-            res = sobol_analyzer.analyze(problem, values, calc_second_order=False, seed=seed,
+            res = sobol_analyzer.analyze(problem, values, calc_second_order=False, seed=seed + 1,
                                          num_resamples=num_resamples, conf_level=conf_level)
         rows.append(pd.DataFrame({"descriptor": name, "dim": np.arange(latent_dim),
                                   **{k: np.asarray(res[k]) for k in keys}}))
@@ -571,21 +547,23 @@ def rank_dimensions(sweeps: Sweeps | None = None, jacobian: pd.DataFrame | None 
         sobol: :func:`sobol_indices` result → ``sobol_ST`` (mean total index over descriptors).
     Returns:
         DataFrame indexed by dim, sorted by ``mean_rank`` (1 = most influential): the scores
-        above, ``rank_<score>`` for each, ``mean_rank``, and ``top_descriptor`` (the
-        descriptor each dimension moves most: by Sobol ST if given, else by slope_norm). Chapter 04.
+        above, ``rank_<score>`` for each, ``mean_rank`` (the mean of the available ranks: four
+        with all three arguments, two of them from the sweeps), and ``top_descriptor`` (the
+        descriptor each dimension moves most: by Sobol ST if given, else by slope_norm; None
+        where unknown). Chapters 04, 06.
     """
     scores, top = {}, None
     if sweeps is not None:
         scores["oat_logmel"] = sweeps.logmel.query("scope == 'all'").set_index("dim")["change"]
         matrix = sensitivity_matrix(sweeps)
         scores["oat_descriptors"] = matrix.mean(axis=1)
-        top = _top(matrix)
+        top = top_descriptor(matrix)
     if jacobian is not None:
         scores["jacobian"] = jacobian.query("scope == 'all'").set_index("dim")["jacobian_rms"]
     if sobol is not None:
         st = sobol.pivot(index="dim", columns="descriptor", values="ST")
         scores["sobol_ST"] = st.mean(axis=1)
-        top = _top(st) if st.notna().any().any() else top
+        top = top_descriptor(st) if st.notna().any().any() else top
     if not scores:
         raise VaetoneError("rank_dimensions needs at least one of sweeps, jacobian, sobol")
     table = pd.DataFrame(scores)
@@ -593,11 +571,88 @@ def rank_dimensions(sweeps: Sweeps | None = None, jacobian: pd.DataFrame | None 
         table[f"rank_{name}"] = table[name].rank(ascending=False, method="min")
     table["mean_rank"] = table[[f"rank_{s}" for s in scores]].mean(axis=1)
     if top is not None:
-        table["top_descriptor"] = top
+        table["top_descriptor"] = pd.Series([top.get(int(d)) for d in table.index], index=table.index,
+                                            dtype=object)
     table.index.name = "dim"
     return table.sort_values(["mean_rank"] + list(scores)[:1], ascending=[True, False])
 
 
-def _top(matrix: pd.DataFrame) -> pd.Series:
-    """The column of each row's largest value (None for an all-NaN row)."""
-    return matrix.apply(lambda r: r.idxmax() if r.notna().any() else None, axis=1)
+
+def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
+    """The column of each row's largest value, ``{dim: descriptor}``; rows that are all NaN are left out.
+
+    Args:
+        matrix: dims × descriptors, e.g. :func:`sensitivity_matrix`, :func:`normalised_moves` or
+            :func:`vaetone.compare.ablation_descriptor_effects`.
+    Returns:
+        {dim: name of the descriptor with the largest value}. Chapters 04, 05.
+    """
+    return {int(d): str(row.idxmax()) for d, row in matrix.iterrows() if row.notna().any()}
+
+
+def normalised_moves(sweeps: Sweeps, decode: Decoder, mu, cfg: Config, describe: Describe | None = None,
+                     batch_size: int = 512, device=None) -> pd.DataFrame:
+    """Descriptor slopes of the sweeps in units of each descriptor's spread over real notes.
+
+    The ``slope`` of :func:`sensitivity_matrix` (descriptor units per unit z) divided by the
+    standard deviation (ddof=1) of the descriptor over the reconstructions ``decode(mu)``: 0.5
+    means that moving z_j by one prior standard deviation moves the descriptor by half its spread
+    across the notes. A descriptor constant over the reconstructions gives NaN.
+
+    Args:
+        sweeps: from :func:`one_at_a_time`.
+        decode: the decoder of the sweeps (dB output, :func:`db_decoder`).
+        mu: (n, D) posterior means of the notes that set the spread (e.g. the test notes).
+        cfg, describe: as in :func:`one_at_a_time`.
+    Returns:
+        DataFrame indexed by dim, one column per descriptor (unitless). Chapters 04, 06.
+    """
+    describe = describe or default_describe(cfg)
+    spread = _describe_checked(describe, decode_batched(decode, mu, batch_size, device)).std()
+    return sensitivity_matrix(sweeps, "slope") / spread.replace(0.0, np.nan)
+
+
+@dataclass
+class Analysis:
+    """All three views of one decoder (:func:`analysis`).
+
+    Attributes:
+        anchors: (a, D) anchor latents; rows: (a,) their rows of mu (-1: the prior mean).
+        grid: (g,) sweep values.
+        sweeps: :func:`one_at_a_time` result.
+        jacobian: :func:`jacobian_norms` result at the anchors.
+        sobol: :func:`sobol_indices` result, or None.
+        ranking: :func:`rank_dimensions` of the views, sorted by mean rank.
+    """
+    anchors: torch.Tensor
+    rows: np.ndarray
+    grid: torch.Tensor
+    sweeps: Sweeps
+    jacobian: pd.DataFrame
+    sobol: pd.DataFrame | None
+    ranking: pd.DataFrame
+
+
+def analysis(decode: Decoder, mu, cfg: Config, seed: int | None = None, sobol: bool = True,
+             describe: Describe | None = None) -> Analysis:
+    """The sensitivity analysis of chapter 04 in one call: anchors → sweeps → Jacobian → Sobol → ranking.
+
+    Args:
+        decode: latent (n, D) → dB output (:func:`db_decoder`).
+        mu: (n, D) posterior means the anchors are chosen from (``cfg.n_anchors`` of them, plus
+            the prior mean).
+        cfg: gives ``n_anchors``, ``sweep_sigma``, ``sweep_steps``, ``sobol_n`` and the layout.
+        seed: seed of the anchor choice and of the Sobol sample (default ``cfg.seed``).
+        sobol: include Sobol indices (the slowest part).
+        describe: default :func:`default_describe`.
+    Returns:
+        :class:`Analysis`. Chapter 06 (ground-truth check), and per seed through
+        :func:`vaetone.seeds.sensitivity_per_run` (chapter 04).
+    """
+    seed = cfg.seed if seed is None else seed
+    anchors, rows = anchor_points(mu, cfg.n_anchors, seed=seed)
+    grid = sweep_grid(cfg.sweep_sigma, cfg.sweep_steps)
+    sweeps = one_at_a_time(decode, anchors, grid, cfg, describe, rows=rows)
+    jac = jacobian_norms(decode, anchors, cfg)
+    sob = sobol_indices(decode, anchors.shape[1], cfg, describe, seed=seed) if sobol else None
+    return Analysis(anchors, rows, grid, sweeps, jac, sob, rank_dimensions(sweeps, jac, sob))

@@ -555,7 +555,7 @@ def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray,
     for i in bar:
         row = notes.iloc[i]
         _write_wav(folder / "audio" / f"{row['note_str']}.wav", audio[i])
-        records[row["note_str"]] = {c: _plain(row[c]) for c in columns}
+        records[row["note_str"]] = {c: row[c] for c in columns}  # numpy values: store.jsonable
     store.write_json(folder / "examples.json", records)
     if report is not None:
         store.write_json(folder / "render_report.json", report)
@@ -567,13 +567,6 @@ def _write_wav(file: Path, y: np.ndarray) -> None:
     buffer = io.BytesIO()
     sf.write(buffer, y, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     file.write_bytes(buffer.getvalue())
-
-
-def _plain(value):
-    """A JSON-able Python value from a numpy/pandas scalar or list."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value.item() if hasattr(value, "item") else value
 
 
 def _render_skips(folder: Path) -> list[dict]:

@@ -317,19 +317,12 @@ def cache_path(cfg: Config) -> Path:
     return store.data_dir() / f"features-{store.key('features', cfg)}.pt"
 
 
-def _plain(obj):
-    """JSON fallback for numpy values and paths inside metadata."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
-
-
 def meta_to_json(meta: pd.DataFrame) -> str:
     """A metadata table as JSON text (index, columns, values, dtypes), exact for floats."""
     return json.dumps({"index": meta.index.tolist(), "index_name": meta.index.name,
                        "columns": [str(c) for c in meta.columns],
                        "data": {str(c): meta[c].tolist() for c in meta.columns},
-                       "dtypes": {str(c): str(meta[c].dtype) for c in meta.columns}}, default=_plain)
+                       "dtypes": {str(c): str(meta[c].dtype) for c in meta.columns}}, default=store.jsonable)
 
 
 def meta_from_json(text: str) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def _umask() -> int:
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON atomically; returns the path."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=jsonable) + "\n")
     return Path(path)
 
 
@@ -109,8 +109,8 @@ def write_csv(path: str | Path, frame) -> Path:
     return Path(path)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Turn numpy scalars/arrays and paths into JSON types."""
+def jsonable(obj: Any) -> Any:
+    """JSON fallback (``json.dumps(default=...)``): numpy scalars/arrays and paths to JSON types."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):

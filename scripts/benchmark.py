@@ -27,18 +27,21 @@ def _rate(n: int, fn) -> float:
 
 def bench(device: str) -> dict:
     """Measure every hot path on ``device``; returns the figures."""
-    from vaetone import config, data, features, model
+    from vaetone import config
+    from vaetone.data import soundfont
+    from vaetone.model import vae as model
+    from vaetone.spectral import inversion, melspec
     cfg = config.make(device=device)
     out = {"device": device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    grid = np.meshgrid(data.gm_programs().program[:8].to_numpy(), [40, 48, 56, 64, 72, 80],
+    grid = np.meshgrid(soundfont.gm_programs().program[:8].to_numpy(), [40, 48, 56, 64, 72, 80],
                        list(config.VELOCITIES), indexing="ij")
     programs, pitches, velocities = (g.ravel().tolist() for g in grid)
-    out["render_notes_per_s"] = _rate(len(programs), lambda: data.render_notes(programs, pitches, velocities,
+    out["render_notes_per_s"] = _rate(len(programs), lambda: soundfont.render_notes(programs, pitches, velocities,
                                                                                cfg.soundfont_path))
     audio = np.random.default_rng(0).standard_normal((256, 64000)).astype(np.float32) * 0.1
-    out["logmel_notes_per_s"] = _rate(256, lambda: features.log_mel(audio, cfg, device=device))
-    vae = model.ConvVAE(cfg, cfg.n_mels, features.n_frames(cfg)).to(device)
-    x = torch.randn(cfg.batch_size, 1, cfg.n_mels, features.n_frames(cfg), device=device)
+    out["logmel_notes_per_s"] = _rate(256, lambda: melspec.log_mel(audio, cfg, device=device))
+    vae = model.ConvVAE(cfg, cfg.n_mels, melspec.n_frames(cfg)).to(device)
+    x = torch.randn(cfg.batch_size, 1, cfg.n_mels, melspec.n_frames(cfg), device=device)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr)
 
     def step(n=5):
@@ -56,9 +59,9 @@ def bench(device: str) -> dict:
     z = torch.randn(512, cfg.latent_dim, device=device)
     with torch.no_grad():
         out["decode_notes_per_s"] = _rate(512, lambda: vae.decode(z).sum().item())
-    db = features.log_mel(audio[:8], cfg)
+    db = melspec.log_mel(audio[:8], cfg)
     for n_iter in (8, 32):
-        out[f"griffin_lim_{n_iter}_s_per_note"] = 8 / _rate(8, lambda: features.mel_to_audio(db, cfg, n_iter=n_iter))
+        out[f"griffin_lim_{n_iter}_s_per_note"] = 8 / _rate(8, lambda: inversion.mel_to_audio(db, cfg, n_iter=n_iter))
     return out
 
 

@@ -1,11 +1,10 @@
 """Tests of vaetone.ablation: a decoder that depends on z_0 alone, and Captum's FeatureAblation as a cross-check."""
+from vaetone.analysis import ablation as abl
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from vaetone import ablation as abl
-from vaetone.metrics import logmel_mse
+from vaetone.analysis.metrics import logmel_mse
 from vaetone.errors import ConfigError, VaetoneError
 
 N, D, N_MELS, N_FRAMES = 30, 4, 8, 6

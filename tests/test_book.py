@@ -1,4 +1,5 @@
 """Tests of the chapter pipeline and of the chapters' conventions (vaetone.book)."""
+from vaetone.book import pipeline
 import ast
 from pathlib import Path
 
@@ -6,14 +7,14 @@ import jupytext
 import nbformat
 import pytest
 
-from vaetone import book, config
+from vaetone import config
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTERS = book.chapter_sources(ROOT)
+CHAPTERS = pipeline.chapter_sources(ROOT)
 
 
 def test_every_chapter_is_in_the_table_of_contents_and_back():
-    assert [c.stem for c in CHAPTERS] == book.toc_chapters(ROOT)
+    assert [c.stem for c in CHAPTERS] == pipeline.toc_chapters(ROOT)
     assert len(CHAPTERS) == 7
 
 
@@ -42,12 +43,12 @@ def test_prepare_for_book_folds_parameters_and_drops_live_widgets(tmp_path):
     nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
     injected = nbformat.v4.new_code_cell("# Parameters\nlatent_dim = 5\n", metadata={"tags": ["injected-parameters"]})
     widget = nbformat.v4.new_code_cell("display(app)")
-    widget.outputs = [nbformat.v4.new_output("display_data", data={book.WIDGET_VIEW: {}, "text/plain": "VBox()"}),
+    widget.outputs = [nbformat.v4.new_output("display_data", data={pipeline.WIDGET_VIEW: {}, "text/plain": "VBox()"}),
                       nbformat.v4.new_output("display_data", data={"text/plain": "kept"})]
     nb.cells = [injected, widget]
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
-    book._prepare_for_book(path)
+    pipeline._prepare_for_book(path)
     out = nbformat.read(path, as_version=4)
     assert "widgets" not in out.metadata
     assert "hide-input" in out.cells[0].metadata.tags and "latent_dim = 5" in out.cells[0].source
@@ -56,7 +57,7 @@ def test_prepare_for_book_folds_parameters_and_drops_live_widgets(tmp_path):
 
 def test_a_bad_parameter_stops_the_chapter_in_its_first_cell(tmp_path):
     papermill = pytest.importorskip("papermill")
-    nb = book.to_notebook(ROOT / "chapters" / "02_model.md", tmp_path / "02.ipynb")
+    nb = pipeline.to_notebook(ROOT / "chapters" / "02_model.md", tmp_path / "02.ipynb")
     with pytest.raises(papermill.PapermillExecutionError, match="n_mels=0 must be > 0"):
         papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"n_mels": 0},
                                    kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
@@ -67,5 +68,5 @@ def test_a_bad_parameter_stops_the_chapter_in_its_first_cell(tmp_path):
 
 def test_execute_refuses_unknown_parameters_before_starting_a_kernel(tmp_path):
     with pytest.raises(config.ConfigError, match="datset"):
-        book.execute_chapter(ROOT / "chapters" / "01_data.md", tmp_path, {"datset": "synthetic"})
+        pipeline.execute_chapter(ROOT / "chapters" / "01_data.md", tmp_path, {"datset": "synthetic"})
     assert not (tmp_path / "chapters").exists()

@@ -1,10 +1,14 @@
 """Known-answer tests of vaetone.compare: descriptor effects of ablation, batched audio ablation, the ground-truth check."""
+from vaetone.analysis import ablation as abl
+from vaetone.analysis import disentanglement
+from vaetone.analysis import metrics
+from vaetone.analysis import sensitivity as sens
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vaetone import ablation, compare, config, metrics, sensitivity
+from vaetone import config
 from vaetone.errors import VaetoneError
 
 N, D, M, T = 12, 3, 8, 10
@@ -29,27 +33,27 @@ def z():
 
 
 def test_ablation_descriptor_effects_single_out_dimension_zero(z):
-    moved = compare.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
+    moved = abl.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
     assert list(moved.index) == [0, 1, 2] and list(moved.columns) == ["level", "tilt"]
     # ablating z_0 (to 0) moves the level by 2|z_0|; in units of the level's std over notes (2·std(z_0))
     expected = np.abs(z[:, 0].numpy()).mean() / z[:, 0].numpy().std()
     assert moved.loc[0, "level"] == pytest.approx(expected, rel=1e-5)
     assert moved.loc[1, "level"] == 0 and moved.loc[2, "level"] == 0
     assert moved["tilt"].isna().all()          # constant descriptor: no scale
-    assert sensitivity.top_descriptor(moved) == {0: "level", 1: "level", 2: "level"}
+    assert sens.top_descriptor(moved) == {0: "level", 1: "level", 2: "level"}
 
 
 def test_descriptor_effects_from_the_error_pass_equal_their_own_pass(z):
     """One ablation pass with the descriptor metric beside the error gives the same table."""
     ref = decode(z)[:, 0] + 0.1
-    effects = ablation.ablation_effects(decode, z, ref, {"mse": metrics.logmel_mse,
-                                                         "descriptors": compare.descriptor_metric(config.make(), describe)})
+    effects = abl.ablation_effects(decode, z, ref, {"mse": metrics.logmel_mse,
+                                                         "descriptors": abl.descriptor_metric(config.make(), describe)})
     assert set(effects["metric"]) == {"mse", "descriptors:level", "descriptors:tilt"}
-    together = compare.descriptor_effects(effects)
-    alone = compare.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
+    together = abl.descriptor_effects(effects)
+    alone = abl.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
     pd.testing.assert_frame_equal(together, alone)
     with pytest.raises(VaetoneError, match="descriptor_metric"):
-        compare.descriptor_effects(effects[effects["metric"] == "mse"])
+        abl.descriptor_effects(effects[effects["metric"] == "mse"])
 
 
 def _to_audio(db):
@@ -65,7 +69,7 @@ def _score(ref, est):
 
 
 def _on_audio(metric, ref_audio):
-    """A log-mel metric for ablation.ablation_effects that compares the estimate's audio with ref_audio."""
+    """A log-mel metric for abl.ablation_effects that compares the estimate's audio with ref_audio."""
     return lambda ref_db, est_db: metric(ref_audio, _to_audio(est_db))
 
 
@@ -74,10 +78,10 @@ def test_audio_ablation_effects_equal_ablation_effects(z, baseline):
     ref_db = decode(z)[:, 0] + 0.1
     ref_audio = _to_audio(ref_db)
     audio_metrics = {"mse": _audio_mse, "score": _score}
-    batched = compare.audio_ablation_effects(decode, z, ref_audio, _to_audio, audio_metrics, baseline=baseline,
+    batched = abl.audio_ablation_effects(decode, z, ref_audio, _to_audio, audio_metrics, baseline=baseline,
                                              seed=3, higher_is_better=("score",))
     wrapped = {k: _on_audio(m, ref_audio) for k, m in audio_metrics.items()}   # one resynthesis per dimension
-    loop = ablation.ablation_effects(decode, z, ref_db, wrapped, baseline=baseline, seed=3, higher_is_better=("score",))
+    loop = abl.ablation_effects(decode, z, ref_db, wrapped, baseline=baseline, seed=3, higher_is_better=("score",))
     key = ["metric", "dim", "note"]
     a, b = batched.sort_values(key).reset_index(drop=True), loop.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a[key], b[key])
@@ -95,7 +99,7 @@ def test_ground_truth_check_ranks_and_agreement():
     importance = pd.DataFrame({"factor_loudness": [0.1, 0.0, 0.9], "factor_pitch": [0.7, 0.3, 0.0],
                                "factor_noise": [0.2, 0.5, 0.3]})
     oat = pd.DataFrame({"rms_db": [0.1, 0.2, 0.9], "flatness": [0.5, 0.1, 0.2]})
-    check = compare.ground_truth_check(mig_table, importance, sensitivity_order=[2, 1, 0],
+    check = disentanglement.ground_truth_check(mig_table, importance, sensitivity_order=[2, 1, 0],
                                        ablation_order=[0, 2, 1], oat_matrix=oat)
     assert check.loc["factor_loudness", "carrier"] == 2
     assert check.loc["factor_loudness", "dci_dim"] == 2
@@ -105,6 +109,6 @@ def test_ground_truth_check_ranks_and_agreement():
     assert check.loc["factor_noise", "dci_dim"] == 1
     assert bool(check.loc["factor_noise", "oat_agrees"]) is False        # flatness is moved most by dim 0
     assert pd.isna(check.loc["factor_pitch", "oat_dim"])                 # no descriptor for pitch
-    found = compare.carriers_singled_out(check)
+    found = disentanglement.carriers_singled_out(check)
     assert found == {"carriers": [0, 2], "k": 2, "in_top_sensitivity": 1, "in_top_ablation": 2,
                      "oat_checked": 2, "oat_agree": 1}

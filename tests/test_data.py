@@ -1,6 +1,12 @@
 """Tests of vaetone.data and the data-check command: loader, bad input, renderers, splits, cache."""
 from __future__ import annotations
 
+from vaetone.data import dataset as datasets
+from vaetone.data import nsynth
+from vaetone.data import soundfont
+from vaetone.data import splits
+from vaetone.data import summary
+from vaetone.data import synthetic
 import dataclasses
 
 import json
@@ -15,7 +21,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from vaetone import config, data, store
+from vaetone import config, store
 from vaetone.errors import DataError, DependencyError
 
 SR = 16000
@@ -99,10 +105,10 @@ def _rms_db(y: np.ndarray) -> np.ndarray:
 
 def test_loader_reads_a_good_folder(tmp_path):
     folder = _folder(tmp_path / "split")
-    meta, audio, skipped = data.load_split(folder)
+    meta, audio, skipped = nsynth.load_split(folder)
     assert skipped == []
     assert audio.shape == (8, N) and audio.dtype == np.float32
-    assert list(meta.index) == sorted(meta.index) and list(meta.columns) == list(data.FIELDS)
+    assert list(meta.index) == sorted(meta.index) and list(meta.columns) == list(nsynth.FIELDS)
     assert meta.loc["flute_acoustic_002-060-127", "instrument_family_str"] == "flute"
     assert meta["pitch"].dtype == np.int64
     row = list(meta.index).index("guitar_acoustic_001-048-025")
@@ -135,7 +141,7 @@ EXPECTED_REASONS = {"missing": "missing", "corrupt": "corrupt", "truncated": "tr
 
 def test_bad_audio_files_are_skipped_with_reasons(tmp_path):
     folder = _broken_folder(tmp_path / "split")
-    meta, audio, skipped = data.load_split(folder)
+    meta, audio, skipped = nsynth.load_split(folder)
     assert len(meta) == len(audio) == 8 and not meta.index.str.startswith("bad_").any()
     reasons = {s["note"].split("-")[0][4:]: s["reason"] for s in skipped}
     assert set(reasons) == set(EXPECTED_REASONS)
@@ -147,8 +153,8 @@ def test_strict_mode_raises_on_the_first_bad_note(tmp_path):
     folder = _folder(tmp_path / "split")
     _add(folder, "bad_silent-060-100", audio=np.zeros(N, np.float32))
     with pytest.raises(DataError, match="bad_silent-060-100.*silent"):
-        data.load_split(folder, strict=True)
-    assert len(data.load_split(folder)[0]) == 8
+        nsynth.load_split(folder, strict=True)
+    assert len(nsynth.load_split(folder)[0]) == 8
 
 
 def test_resample_and_mix_to_mono_only_when_asked(tmp_path):
@@ -157,8 +163,8 @@ def test_resample_and_mix_to_mono_only_when_asked(tmp_path):
     _add(folder, "rate_x-069-100", audio=_tone(69, 100, n=4 * 22050, sr=22050), sr=22050)
     stereo = np.stack([_tone(69, 100), 0.5 * _tone(69, 100)], axis=1)
     _add(folder, "stereo_x-069-100", audio=stereo)
-    assert len(data.load_split(folder)[0]) == 1
-    meta, audio, skipped = data.load_split(folder, resample=True, mix_to_mono=True)
+    assert len(nsynth.load_split(folder)[0]) == 1
+    meta, audio, skipped = nsynth.load_split(folder, resample=True, mix_to_mono=True)
     assert skipped == [] and audio.shape == (3, N)
     rows = list(meta.index)
     assert abs(_f0_cents(audio[rows.index("rate_x-069-100")], 69)) < 5
@@ -193,7 +199,7 @@ def test_unusable_folder_raises_a_clear_error(tmp_path, damage, words):
         examples[name]["velocity"] = "loud"
         file.write_text(json.dumps(examples))
     with pytest.raises(DataError, match=words) as err:
-        data.load_split(folder)
+        nsynth.load_split(folder)
     message = str(err.value)
     assert str(folder) in message
     if damage in ("missing_field", "bad_type"):
@@ -210,7 +216,7 @@ def test_note_names_reaching_outside_are_never_opened(tmp_path):
     (folder / "audio" / "linked-060-100.wav").symlink_to(tmp_path / "elsewhere" / "linked.wav")
     for name in ("../escape", str(tmp_path / "abs"), "linked-060-100"):
         _add(folder, name)
-    meta, audio, skipped = data.load_split(folder)
+    meta, audio, skipped = nsynth.load_split(folder)
     assert len(meta) == 8
     reasons = {s["note"]: s["reason"] for s in skipped}
     assert set(reasons) == {"../escape", str(tmp_path / "abs"), "linked-060-100"}
@@ -223,10 +229,10 @@ def test_select_filters_and_max_instruments(tmp_path):
     folder = _folder(tmp_path / "split", instruments=instruments, pitches=(30, 48, 60), velocities=(25, 75))
     cfg = config.make(dataset="nsynth", nsynth_path=str(folder), pitch_min=40, pitch_max=70,
                       velocities=[25], families=["bass", "reed"])
-    ds = data.dataset(cfg)
+    ds = datasets.dataset(cfg)
     assert len(ds) == 4 * 2 and set(ds.meta["pitch"]) == {48, 60} and set(ds.meta["velocity"]) == {25}
     assert set(ds.meta["instrument_family_str"]) == {"bass", "reed"}
-    sub = data.dataset(config.make(dataset="nsynth", nsynth_path=str(folder), max_instruments=3))
+    sub = datasets.dataset(config.make(dataset="nsynth", nsynth_path=str(folder), max_instruments=3))
     picked = sub.meta.groupby("instrument_family_str")["instrument_str"].nunique()
     assert picked.to_dict() == {"bass": 1, "brass": 1, "reed": 1}       # stratified by family
 
@@ -236,15 +242,15 @@ def test_select_filters_and_max_instruments(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 def test_render_notes_loudness_rises_with_velocity_and_notes_start_from_silence():
-    audio = data.render_notes([0, 0, 0], [60, 60, 60], [25, 75, 127])
+    audio = soundfont.render_notes([0, 0, 0], [60, 60, 60], [25, 75, 127])
     assert audio.shape == (3, N) and audio.dtype == np.float32
     rms = _rms_db(audio)
     assert np.all(np.abs(audio).max(axis=1) > 0.005) and np.all(np.diff(rms) > 3), rms
     assert abs(_f0_cents(audio[2], 60)) < 20                       # a piano C4 sounds at C4
     # the same note after a loud sustained one: nothing of it leaks in (FluidSynth's amplitude
     # ramp over the first 64-sample block depends on the voice slot's history, nothing after it)
-    alone = data.render_notes([73], [72], [75])[0]
-    after = data.render_notes([48, 73], [40, 72], [127, 75])[1]
+    alone = soundfont.render_notes([73], [72], [75])[0]
+    after = soundfont.render_notes([48, 73], [40, 72], [127, 75])[1]
     np.testing.assert_array_equal(after[64:], alone[64:])
     assert np.abs(after[:64] - alone[:64]).max() < 0.05 * np.abs(alone).max()
     held = _rms_db(audio[:, SR:3 * SR]) - _rms_db(audio[:, -SR // 4:])
@@ -254,7 +260,7 @@ def test_render_notes_loudness_rises_with_velocity_and_notes_start_from_silence(
 def test_soundfont_dataset_is_nsynth_format(tmp_path):
     cfg = config.make(families=["keyboard", "bass"], max_instruments=2, pitch_min=48, pitch_max=60,
                       pitch_step=12, velocities=[25, 127])
-    ds = data.dataset(cfg)
+    ds = datasets.dataset(cfg)
     assert ds.path == store.data_dir() / f"soundfont-{store.key('data', cfg)}"
     assert len(ds) == 8 and ds.sample_rate == SR and ds.audio.shape == (8, N)
     assert set(ds.meta["instrument_family_str"]) == {"keyboard", "bass"}
@@ -267,24 +273,24 @@ def test_soundfont_dataset_is_nsynth_format(tmp_path):
 
 
 def test_gm_table_maps_programs_to_nsynth_families():
-    table = data.gm_programs()
+    table = soundfont.gm_programs()
     assert set(table["family"]) == set(config.FAMILIES) and set(table["source"]) <= set(config.SOURCES)
     assert not set(table["program"]) & set(range(112, 128))       # percussive and sound effects out
     assert 47 not in set(table["program"])                         # timpani (a drum) out
     assert (table["pitch_min"] < table["pitch_max"]).all() and table["instrument_str"].is_unique
-    assert len(data.gm_programs(include_excluded=True)) == 128
+    assert len(soundfont.gm_programs(include_excluded=True)) == 128
 
 
 def test_missing_soundfont_or_fluidsynth_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(DependencyError, match="apt-get install libfluidsynth3 fluid-soundfont-gm"):
-        data.render_notes([0], [60], [100], soundfont_path=tmp_path / "none.sf2")
+        soundfont.render_notes([0], [60], [100], soundfont_path=tmp_path / "none.sf2")
     cfg = config.make(soundfont_path=str(tmp_path / "none.sf2"), max_instruments=1)
     with pytest.raises(DependencyError, match="soundfont_path=/path/to.sf2"):
-        data.dataset(cfg)
+        datasets.dataset(cfg)
     assert not store.data_dir().exists() or not any(store.data_dir().iterdir())   # nothing half-written
     monkeypatch.setitem(sys.modules, "fluidsynth", None)                          # library not importable
     with pytest.raises(DependencyError, match="brew install fluid-synth"):
-        data.render_notes([0], [60], [100])
+        soundfont.render_notes([0], [60], [100])
 
 
 # ------------------------------------------------------------------------------------------
@@ -300,7 +306,7 @@ def _factors(pitch, **kw) -> pd.DataFrame:
 
 @pytest.mark.parametrize("pitch, inharmonicity", [(40, 0.0), (57, 1e-3), (69, 0.0), (81, 2e-3)])
 def test_synthetic_f0_matches_pitch(pitch, inharmonicity):
-    y = data.synthesize_notes(_factors(float(pitch), factor_inharmonicity=inharmonicity))[0]
+    y = synthetic.synthesize_notes(_factors(float(pitch), factor_inharmonicity=inharmonicity))[0]
     assert abs(_f0_cents(y, pitch)) < 2
 
 
@@ -308,7 +314,7 @@ def test_synthetic_factors_are_known_answers():
     notes = pd.concat([_factors(60.0, factor_loudness=-20.0), _factors(60.0),
                        _factors(60.0, factor_brightness=-15.0), _factors(60.0, factor_attack=0.3)],
                       ignore_index=True)
-    y = data.synthesize_notes(notes)
+    y = synthetic.synthesize_notes(notes)
     level = _rms_db(y[:, SR:2 * SR])
     assert abs(level[1] - level[0] - 20) < 0.2                          # loudness in dB
     spec = np.abs(np.fft.rfft(y[:, SR:2 * SR], axis=1)) ** 2
@@ -323,19 +329,19 @@ def test_synthetic_factors_are_known_answers():
 def test_synthetic_dataset_stores_its_factors():
     cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_min=48, pitch_max=72,
                       pitch_step=12, velocities=[25, 127])
-    ds = data.dataset(cfg)
-    assert len(ds) == 11 * 3 * 2 and set(data.FACTORS) <= set(ds.meta.columns)
+    ds = datasets.dataset(cfg)
+    assert len(ds) == 11 * 3 * 2 and set(nsynth.FACTORS) <= set(ds.meta.columns)
     assert (ds.meta["factor_pitch"] == ds.meta["pitch"]).all()
     assert set(ds.meta["instrument_family_str"]) == set(config.FAMILIES)
     examples = json.loads((ds.path / "examples.json").read_text())
     note = ds.meta.index[0]
     assert examples[note]["factor_decay"] == pytest.approx(ds.meta.loc[note, "factor_decay"])
-    inst = data.synthetic_instruments(11).set_index("instrument_str")
+    inst = synthetic.synthetic_instruments(11).set_index("instrument_str")
     first = ds.meta.iloc[0]
     assert first["factor_brightness"] == pytest.approx(inst.loc[first["instrument_str"], "factor_brightness"])
     loud = ds.meta.index.str.endswith("-127")
     gap = _rms_db(ds.audio[loud]) - _rms_db(ds.audio[~loud])              # same notes, velocity 127 vs 25
-    expected = data.loudness_db(127) - data.loudness_db(25)
+    expected = synthetic.loudness_db(127) - synthetic.loudness_db(25)
     assert np.allclose(gap, expected, atol=0.5)
 
 
@@ -346,61 +352,61 @@ def test_synthetic_dataset_stores_its_factors():
 def test_split_by_instrument_is_disjoint_seeded_and_stratified():
     families = {f"{fam}_acoustic_{i:03d}": fam for i, fam in
                 enumerate([f for f in config.FAMILIES[:5] for _ in range(4)])}
-    split = data.split_instruments(families, 0.15, 0.15, seed=0)
+    split = splits.split_instruments(families, 0.15, 0.15, seed=0)
     assert set(split) == set(families) and set(split.values()) == {"train", "valid", "test"}
     counts = pd.Series(split).value_counts()
     assert (counts["valid"], counts["test"], counts["train"]) == (3, 3, 14)
     assert {families[i] for i, s in split.items() if s == "train"} == set(config.FAMILIES[:5])
-    assert data.split_instruments(families, 0.15, 0.15, seed=0) == split
-    assert data.split_instruments(families, 0.15, 0.15, seed=1) != split
-    three = data.split_instruments({"a": "bass", "b": "bass", "c": "reed"}, 0.15, 0.15, seed=3)
+    assert splits.split_instruments(families, 0.15, 0.15, seed=0) == split
+    assert splits.split_instruments(families, 0.15, 0.15, seed=1) != split
+    three = splits.split_instruments({"a": "bass", "b": "bass", "c": "reed"}, 0.15, 0.15, seed=3)
     assert sorted(three.values()) == ["test", "train", "valid"]
 
 
 def test_dataset_splits_by_instrument(tmp_path):
     cfg = config.make(dataset="synthetic", synthetic_instruments=22, pitch_step=18, velocities=[75])
-    ds = data.dataset(cfg)
+    ds = datasets.dataset(cfg)
     per_instrument = ds.meta.groupby("instrument_str")["split"].nunique()
     assert (per_instrument == 1).all()
-    assert {len(ds.rows(s)) > 0 for s in data.SPLITS} == {True}
-    assert sum(len(ds.rows(s)) for s in data.SPLITS) == len(ds)
+    assert {len(ds.rows(s)) > 0 for s in splits.SPLITS} == {True}
+    assert sum(len(ds.rows(s)) for s in splits.SPLITS) == len(ds)
 
 
 def test_rendered_dataset_is_cached_and_keyed(monkeypatch):
     cfg = config.make(dataset="synthetic", synthetic_instruments=3, pitch_step=36, velocities=[127])
-    first = data.dataset(cfg)
-    monkeypatch.setattr(data, "_build_synthetic", lambda *a: pytest.fail("re-rendered a cached dataset"))
-    second = data.dataset(cfg)
+    first = datasets.dataset(cfg)
+    monkeypatch.setattr(synthetic, "build", lambda *a: pytest.fail("re-rendered a cached dataset"))
+    second = datasets.dataset(cfg)
     assert second.path == first.path and np.array_equal(second.audio, first.audio)
-    resplit = data.dataset(dataclasses.replace(cfg, split_seed=7, test_fraction=0.3))   # same audio, new split
+    resplit = datasets.dataset(dataclasses.replace(cfg, split_seed=7, test_fraction=0.3))   # same audio, new split
     assert resplit.path == first.path
     other = config.make(dataset="synthetic", synthetic_instruments=3, pitch_step=30, velocities=[127])
-    assert data.render_key(other) != data.render_key(cfg)
+    assert datasets.render_key(other) != datasets.render_key(cfg)
     with pytest.raises(pytest.fail.Exception, match="re-rendered"):
-        data.dataset(other)                                            # a new key renders anew
+        datasets.dataset(other)                                            # a new key renders anew
     assert sorted(p.name for p in store.data_dir().iterdir()) == [first.path.name]   # no temp left
 
 
 def test_a_crash_while_rendering_leaves_nothing(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("crash mid-render")
-    monkeypatch.setattr(data, "synthesize_notes", boom)
+    monkeypatch.setattr(synthetic, "synthesize_notes", boom)
     with pytest.raises(RuntimeError, match="crash mid-render"):
-        data.dataset(config.make(dataset="synthetic", synthetic_instruments=3))
+        datasets.dataset(config.make(dataset="synthetic", synthetic_instruments=3))
     assert list(store.data_dir().iterdir()) == []
 
 
 def test_summary_tables_and_examples_per_family():
     cfg = config.make(dataset="synthetic", synthetic_instruments=22, pitch_min=48, pitch_max=72,
                       pitch_step=12, velocities=[25, 127])
-    ds = data.dataset(cfg)
-    tables = data.summary_tables(ds.meta)
+    ds = datasets.dataset(cfg)
+    tables = summary.summary_tables(ds.meta)
     assert list(tables["family"].index) == list(config.FAMILIES)
     assert (tables["family"]["instruments"] == 2).all() and (tables["family"]["notes"] == 12).all()
     assert tables["pitch"]["notes"].to_dict() == {48: 44, 60: 44, 72: 44}
     assert tables["velocity"]["notes"].sum() == len(ds) == tables["split"]["notes"].sum()
     assert tables["family_split"].to_numpy().sum() == len(ds)
-    examples = data.examples_per_family(ds)
+    examples = summary.examples_per_family(ds)
     assert list(examples["instrument_family_str"]) == list(config.FAMILIES)
     assert (examples["pitch"] == 60).all() and (examples["velocity"] == 127).all()
     np.testing.assert_array_equal(ds.audio[examples["row"]], ds.audio[ds.meta.index.get_indexer(examples.index)])
@@ -411,14 +417,14 @@ def test_summary_tables_and_examples_per_family():
 # ------------------------------------------------------------------------------------------
 
 def _cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(nsynth.__file__).parents[2])}
     return subprocess.run([sys.executable, "-m", "vaetone", *map(str, args)], capture_output=True,
                           text=True, timeout=120, env=env)
 
 
 def test_data_check_function(tmp_path):
     folder = _broken_folder(tmp_path / "split")
-    report = data.data_check(folder)
+    report = nsynth.data_check(folder)
     assert report["loaded"] == 8 and len(report["skipped"]) == len(EXPECTED_REASONS)
     assert set(report["skipped"][0]) == {"note", "reason"}
 

@@ -1,12 +1,12 @@
 """Tests of vaetone.explorer: the widget app driven programmatically, as a user would drive it."""
-import json
+from vaetone.book import explorer
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vaetone import config, explorer, store
+from vaetone import config, store
 
 N_MELS, N_FRAMES = 16, 32
 
@@ -33,7 +33,7 @@ def app():
     meta = pd.DataFrame({"instrument_family_str": ["brass", "reed"], "pitch": [60, 64]},
                         index=["brass_a-060-100", "reed_b-064-100"])
     mu = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]], dtype=np.float32)
-    return explorer.Explorer(explorer.Decoder(OneDimRun(), Feats(), cfg), mu, meta, seed=0)
+    return explorer.Explorer(explorer.Renderer(OneDimRun(), Feats(), cfg), mu, meta, seed=0)
 
 
 def test_moving_an_inactive_dimension_changes_nothing_and_the_active_one_changes_the_sound(app):
@@ -63,8 +63,8 @@ def test_start_note_reset_prior_and_interpolation(app):
 def test_sliders_follow_the_saved_importance_order(tmp_path, monkeypatch):
     monkeypatch.setenv("VAETONE_RUNS", str(tmp_path))
     cfg = config.make(dataset="synthetic", latent_dim=3)
-    assert explorer.importance_order(cfg, 3) == ([0, 1, 2], {0: "z0", 1: "z1", 2: "z2"})
+    assert explorer.slider_order(cfg, 3) == ([0, 1, 2], {0: "z0", 1: "z1", 2: "z2"})
     store.write_json(store.run_dir(cfg) / "04_sensitivity.json",
                      {"dimension_order": [2, 0, 1], "dimension_descriptor": {"2": "rms_db"}})
-    order, labels = explorer.importance_order(cfg, 3)
+    order, labels = explorer.slider_order(cfg, 3)
     assert order == [2, 0, 1] and labels[2] == "z2 · rms_db" and labels[0] == "z0"

@@ -1,4 +1,10 @@
 """Tests of vaetone.features: log-mel, the way back to audio, normalisation and the cache."""
+from vaetone import devices
+from vaetone.data import dataset as datasets
+from vaetone.spectral import descriptors
+from vaetone.spectral import features as spectral_features
+from vaetone.spectral import inversion
+from vaetone.spectral import melspec
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +15,7 @@ import pytest
 import torch
 import torchaudio
 
-from vaetone import audio, config, features, store
+from vaetone import config, store
 from vaetone.errors import ConfigError, DataError
 
 SR = 16000
@@ -59,7 +65,7 @@ def counted(monkeypatch):
     """Patch the dataset seam with a fake and count calls of it and of the extractor."""
     calls = {"dataset": 0, "log_mel": 0}
     ds = fake_dataset()
-    real_log_mel = features.log_mel
+    real_log_mel = melspec.log_mel
 
     def dataset(cfg):
         calls["dataset"] += 1
@@ -69,18 +75,18 @@ def counted(monkeypatch):
         calls["log_mel"] += 1
         return real_log_mel(*args, **kwargs)
 
-    monkeypatch.setattr(features, "_dataset", dataset)
-    monkeypatch.setattr(features, "log_mel", log_mel)
+    monkeypatch.setattr(spectral_features, "_dataset", dataset)
+    monkeypatch.setattr(melspec, "log_mel", log_mel)
     return calls, ds
 
 
 # ----------------------------------------------------------------------------- log-mel
 
 def test_log_mel_shape_with_defaults_is_64_by_126():
-    x = features.log_mel(np.stack([sine(440), sine(880)]), CFG)
+    x = melspec.log_mel(np.stack([sine(440), sine(880)]), CFG)
     assert x.shape == (2, 64, 126) and x.dtype == torch.float32
-    assert features.n_frames(CFG) == 126
-    assert features.log_mel(sine(440), CFG).shape == (1, 64, 126)
+    assert melspec.n_frames(CFG) == 126
+    assert melspec.log_mel(sine(440), CFG).shape == (1, 64, 126)
 
 
 def test_log_mel_is_torchaudio_mel_spectrogram_in_db():
@@ -88,73 +94,73 @@ def test_log_mel_is_torchaudio_mel_spectrogram_in_db():
     mel = torchaudio.transforms.MelSpectrogram(SR, n_fft=CFG.n_fft, hop_length=CFG.hop_length,
                                                f_min=CFG.f_min, f_max=CFG.f_max, n_mels=CFG.n_mels)
     expected = 10 * torch.log10(mel(torch.tensor(y)).clamp_min(CFG.log_floor))
-    assert torch.allclose(features.log_mel(y, CFG), expected, atol=1e-3)
+    assert torch.allclose(melspec.log_mel(y, CFG), expected, atol=1e-3)
 
 
 @pytest.mark.parametrize("band", [5, 20, 40, 60])
 def test_log_mel_of_a_sine_peaks_at_the_band_of_its_frequency(band):
-    f = features.mel_frequencies(CFG)[band]
-    x = features.log_mel(sine(f), CFG)[0]
+    f = melspec.mel_frequencies(CFG)[band]
+    x = melspec.log_mel(sine(f), CFG)[0]
     assert int(x[:, 5:-5].mean(1).argmax()) == band
 
 
 def test_log_mel_of_silence_is_the_floor_and_batches_do_not_matter():
-    x = features.log_mel(np.zeros((2, 64000), np.float32), CFG)
+    x = melspec.log_mel(np.zeros((2, 64000), np.float32), CFG)
     assert torch.allclose(x, torch.full_like(x, -60.0))
     y = np.stack([sine(300), harmonic(110), sine(2000, 0.1)])
-    assert torch.allclose(features.log_mel(y, CFG, batch_size=1), features.log_mel(y, CFG), atol=1e-4)
+    assert torch.allclose(melspec.log_mel(y, CFG, batch_size=1), melspec.log_mel(y, CFG), atol=1e-4)
 
 
 def test_log_mel_refuses_nan_and_bad_shapes():
     y = sine(440)
     y[10] = np.nan
     with pytest.raises(DataError, match="NaN"):
-        features.log_mel(y, CFG)
+        melspec.log_mel(y, CFG)
     with pytest.raises(DataError, match="dimensions"):
-        features.log_mel(np.zeros((1, 2, 3, 64000)), CFG)
+        melspec.log_mel(np.zeros((1, 2, 3, 64000)), CFG)
 
 
 def test_cuda_asked_for_but_absent_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert features.resolve_device(config.make(device="auto")).type == "cpu"
+    assert devices.resolve_device(config.make(device="auto")).type == "cpu"
     with pytest.raises(ConfigError, match="cuda"):
-        features.resolve_device(config.make(device="cuda"))
+        devices.resolve_device(config.make(device="cuda"))
 
 
 # ----------------------------------------------------------------------------- the way back
 
 def test_mel_inversion_without_nnls_is_torchaudio_inverse_mel_scale():
-    power = 10 ** (features.log_mel(np.stack([harmonic(220), sine(1000)]), CFG) / 10)
-    ours = features.mel_to_linear(power, CFG, n_nnls=0)
+    power = 10 ** (melspec.log_mel(np.stack([harmonic(220), sine(1000)]), CFG) / 10)
+    ours = inversion.mel_to_linear(power, CFG, n_nnls=0)
     theirs = torchaudio.transforms.InverseMelScale(
         CFG.n_fft // 2 + 1, CFG.n_mels, SR, CFG.f_min, CFG.f_max, driver="gelsd")(power)
     assert torch.allclose(ours, theirs, atol=1e-4 * float(theirs.abs().max()))
-    fb = features.mel_filterbank(CFG)
+    fb = melspec.mel_filterbank(CFG)
     misfit = lambda s: float(((fb.T @ s - power) ** 2).sum())  # noqa: E731
-    assert misfit(features.mel_to_linear(power, CFG, n_nnls=30)) < 0.2 * misfit(ours)
+    assert misfit(inversion.mel_to_linear(power, CFG, n_nnls=30)) < 0.2 * misfit(ours)
 
 
 @pytest.mark.parametrize("f0", [110.0, 220.0, 440.0])
 def test_mel_to_audio_keeps_the_f0_of_a_harmonic_tone_and_is_deterministic(f0):
-    db = features.log_mel(harmonic(f0), CFG)
-    y1 = features.mel_to_audio(db, CFG, n_iter=32)
-    y2 = features.mel_to_audio(db.unsqueeze(1), CFG, n_iter=32)  # (n, 1, n_mels, frames) too
+    db = melspec.log_mel(harmonic(f0), CFG)
+    y1 = inversion.mel_to_audio(db, CFG, n_iter=32)
+    y2 = inversion.mel_to_audio(db.unsqueeze(1), CFG, n_iter=32)  # (n, 1, n_mels, frames) too
     assert y1.shape == (1, 64000)
     assert torch.equal(y1, y2)
-    f0_back = audio.descriptors(y1.numpy())["f0_hz"].iloc[0]
+    f0_back = descriptors.descriptors(y1.numpy())["f0_hz"].iloc[0]
     assert abs(f0_back / f0 - 1) < 0.01
     loud = db > -30
-    error = lambda y: float((features.log_mel(y, CFG) - db)[loud].abs().mean())  # noqa: E731 (dB)
-    clipped_only = features.mel_to_audio(db, CFG, n_iter=32, n_nnls=0)
+    error = lambda y: float((melspec.log_mel(y, CFG) - db)[loud].abs().mean())  # noqa: E731 (dB)
+    clipped_only = inversion.mel_to_audio(db, CFG, n_iter=32, n_nnls=0)
     assert error(y1) < 9.0 and error(y1) < error(clipped_only) - 1.0
 
 
 def test_mel_to_audio_fast_path_and_wrong_band_count():
-    db = features.log_mel(np.stack([harmonic(220), harmonic(330)]), CFG)
-    y = features.mel_to_audio(db, CFG, n_iter=8)
+    db = melspec.log_mel(np.stack([harmonic(220), harmonic(330)]), CFG)
+    y = inversion.mel_to_audio(db, CFG, n_iter=8)
     assert y.shape == (2, 64000) and torch.isfinite(y).all()
     with pytest.raises(ConfigError, match="n_mels"):
-        features.mel_to_audio(db, dataclasses.replace(CFG, n_mels=32))
+        inversion.mel_to_audio(db, dataclasses.replace(CFG, n_mels=32))
 
 
 # ----------------------------------------------------------------------------- cache and normalisation
@@ -164,27 +170,27 @@ FEATURE_CHANGES = {"n_fft": 2048, "hop_length": 256, "n_mels": 32, "f_min": 40.0
 
 
 def test_cache_key_changes_with_each_feature_parameter_and_not_with_later_ones(data_dir):
-    base = features.cache_path(CFG)
+    base = spectral_features.cache_path(CFG)
     assert base.parent == data_dir and base.name.startswith("features-")
     for name, value in FEATURE_CHANGES.items():
-        assert features.cache_path(config.make(**{name: value})) != base, name
-    assert features.cache_path(config.make(pitch_step=3)) != base  # data parameters count too
+        assert spectral_features.cache_path(config.make(**{name: value})) != base, name
+    assert spectral_features.cache_path(config.make(pitch_step=3)) != base  # data parameters count too
     for name, value in {"latent_dim": 4, "beta": 0.5, "epochs": 2, "seed": 7}.items():
-        assert features.cache_path(config.make(device="cpu", **{name: value})) == base, name
+        assert spectral_features.cache_path(config.make(device="cpu", **{name: value})) == base, name
 
 
 def test_features_are_computed_once_then_read_from_the_cache(data_dir, counted):
     calls, ds = counted
-    first = features.features(CFG)
+    first = spectral_features.load_features(CFG)
     assert calls == {"dataset": 1, "log_mel": 1}
-    assert features.cache_path(CFG).exists()
-    second = features.features(CFG)
+    assert spectral_features.cache_path(CFG).exists()
+    second = spectral_features.load_features(CFG)
     assert calls == {"dataset": 1, "log_mel": 1}
     assert torch.equal(first.logmel, second.logmel)
     assert (first.mean, first.std) == (second.mean, second.std)
     pd.testing.assert_frame_equal(second.meta, ds.meta)
     assert (second.n_mels, second.n_frames) == (64, 126)
-    features.features(CFG, refresh=True)
+    spectral_features.load_features(CFG, refresh=True)
     assert calls["log_mel"] == 2
 
 
@@ -193,24 +199,24 @@ def test_a_crash_while_writing_leaves_no_file_and_no_temporary(data_dir, counted
         raise OSError("disk full")
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError, match="disk full"):
-        features.features(CFG)
+        spectral_features.load_features(CFG)
     assert list(data_dir.iterdir()) == []
 
 
 def test_a_corrupt_cache_is_recomputed(data_dir, counted, caplog):
     calls, _ = counted
-    path = features.cache_path(CFG)
+    path = spectral_features.cache_path(CFG)
     path.write_bytes(b"not a torch file")
-    feats = features.features(CFG)
+    feats = spectral_features.load_features(CFG)
     assert calls["log_mel"] == 1 and "unusable" in caplog.text
-    assert torch.equal(features.features(CFG).logmel, feats.logmel)
+    assert torch.equal(spectral_features.load_features(CFG).logmel, feats.logmel)
     assert calls["log_mel"] == 1
 
 
 def test_normalisation_uses_the_train_split_only(data_dir, counted):
     calls, ds = counted
-    feats = features.features(CFG)
-    train = features.log_mel(ds.audio[:3], CFG).double()
+    feats = spectral_features.load_features(CFG)
+    train = melspec.log_mel(ds.audio[:3], CFG).double()
     assert feats.mean == pytest.approx(float(train.mean()), abs=1e-9)
     assert feats.std == pytest.approx(float(train.std()), abs=1e-9)
     everything = feats.logmel.double()
@@ -225,30 +231,29 @@ def test_normalisation_uses_the_train_split_only(data_dir, counted):
 
 
 def test_no_train_notes_is_a_clear_error(data_dir, monkeypatch):
-    monkeypatch.setattr(features, "_dataset", lambda cfg: fake_dataset(splits=["test"] * 6))
+    monkeypatch.setattr(spectral_features, "_dataset", lambda cfg: fake_dataset(splits=["test"] * 6))
     with pytest.raises(DataError, match="train split"):
-        features.features(CFG)
+        spectral_features.load_features(CFG)
     assert list(data_dir.iterdir()) == []
 
 
 def test_the_cache_is_keyed_so_another_n_mels_is_not_reused(data_dir, counted):
     calls, _ = counted
-    features.features(CFG)
-    other = features.features(dataclasses.replace(CFG, n_mels=32))
+    spectral_features.load_features(CFG)
+    other = spectral_features.load_features(dataclasses.replace(CFG, n_mels=32))
     assert calls["log_mel"] == 2 and other.n_mels == 32
     assert len(list(data_dir.glob("features-*.pt"))) == 2
-    assert store.key("features", CFG) in features.cache_path(CFG).name
+    assert store.key("features", CFG) in spectral_features.cache_path(CFG).name
 
 
 def test_features_of_a_small_synthetic_dataset_round_trip_through_the_cache(data_dir):
-    from vaetone import data
     cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_step=18, velocities=[75],
                       device="cpu")
-    ds = data.dataset(cfg)
-    computed = features.features(cfg)
-    loaded = features.features(cfg)
+    ds = datasets.dataset(cfg)
+    computed = spectral_features.load_features(cfg)
+    loaded = spectral_features.load_features(cfg)
     assert loaded.logmel.shape == (len(ds.meta), 64, 126)
-    assert torch.equal(loaded.logmel, features.log_mel(ds.audio, cfg))
+    assert torch.equal(loaded.logmel, melspec.log_mel(ds.audio, cfg))
     pd.testing.assert_frame_equal(loaded.meta, ds.meta)
     pd.testing.assert_frame_equal(computed.meta, ds.meta)
     assert set(loaded.meta["split"]) == {"train", "valid", "test"}

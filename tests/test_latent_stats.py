@@ -1,10 +1,11 @@
 """Tests of vaetone.latent_stats: statistics with known answers, ground-truth scores, seed matching."""
+from vaetone.analysis import disentanglement
+from vaetone.analysis import seeds
+from vaetone.analysis import statistics
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from vaetone import latent_stats as ls
 from vaetone.errors import ConfigError, VaetoneError
 
 
@@ -12,7 +13,7 @@ def test_statistics_of_a_known_gaussian_sample():
     rng = np.random.default_rng(0)
     means, stds = np.array([0.0, 1.5, -2.0]), np.array([1.0, 0.5, 2.0])
     mu = rng.normal(means, stds, size=(200_000, 3))
-    table = ls.dimension_table(mu)
+    table = statistics.dimension_table(mu)
     np.testing.assert_allclose(table["mean"], means, atol=0.02)
     np.testing.assert_allclose(table["std"], stds, rtol=0.01)
     np.testing.assert_allclose(table["skewness"], 0, atol=0.03)
@@ -24,43 +25,43 @@ def test_statistics_of_a_known_gaussian_sample():
 
 def test_excess_kurtosis_of_a_uniform_sample():
     mu = np.random.default_rng(1).uniform(-1, 1, size=(100_000, 1))
-    assert ls.dimension_table(mu).loc[0, "excess_kurtosis"] == pytest.approx(-1.2, abs=0.03)
+    assert statistics.dimension_table(mu).loc[0, "excess_kurtosis"] == pytest.approx(-1.2, abs=0.03)
 
 
 def test_active_units_of_a_constructed_posterior():
     rng = np.random.default_rng(0)
     mu = rng.normal(0, [1, 1, 1, 1e-2, 1e-2], size=(2000, 5))     # variances 1 and 1e-4
-    active = ls.active_units(mu)
+    active = statistics.active_units(mu)
     assert active.tolist() == [True, True, True, False, False] and active.sum() == 3
-    assert ls.dimension_table(mu)["active"].sum() == 3
+    assert statistics.dimension_table(mu)["active"].sum() == 3
 
 
 def test_kl_to_the_prior():
     rng = np.random.default_rng(0)
-    assert np.allclose(ls.kl_per_dimension(np.zeros((10, 3)), np.ones((10, 3))), 0.0)
+    assert np.allclose(statistics.kl_per_dimension(np.zeros((10, 3)), np.ones((10, 3))), 0.0)
     mu, std = np.ones((4, 2)), np.ones((4, 2))
     std[:, 1] = np.exp(-1.0)                  # ½(1 + e⁻² − 1 + 2)
-    np.testing.assert_allclose(ls.kl_per_dimension(mu, std), [0.5, 0.5 * (np.exp(-2) + 2)])
+    np.testing.assert_allclose(statistics.kl_per_dimension(mu, std), [0.5, 0.5 * (np.exp(-2) + 2)])
     mu = rng.normal(size=(100, 3)) * [2.0, 0.1, 1.0]
     std = np.full((100, 3), 0.5)
-    assert ls.kl_order(mu, std)[0] == 0
-    table = ls.dimension_table(mu, std)
+    assert statistics.kl_order(mu, std)[0] == 0
+    table = statistics.dimension_table(mu, std)
     assert {"posterior_std", "kl"} <= set(table.columns) and table["posterior_std"].eq(0.5).all()
 
 
 def test_kl_of_a_deterministic_autoencoder_is_finite_and_orders():
     """β = 0 reports std = 0: the variance is floored at VAR_FLOOR inside the log, not -inf."""
-    zero = ls.kl_per_dimension(np.zeros((5, 2)), np.zeros((5, 2)))
-    expected = 0.5 * (-1.0 - np.log(ls.VAR_FLOOR))             # ½(0 + 0 − 1 − ln 1e-12) ≈ 13.3 nats
+    zero = statistics.kl_per_dimension(np.zeros((5, 2)), np.zeros((5, 2)))
+    expected = 0.5 * (-1.0 - np.log(statistics.VAR_FLOOR))             # ½(0 + 0 − 1 − ln 1e-12) ≈ 13.3 nats
     np.testing.assert_allclose(zero, [expected, expected])
     assert np.isfinite(zero).all() and expected == pytest.approx(13.3155, abs=1e-4)
     rng = np.random.default_rng(1)
     mu = rng.normal(size=(50, 3)) * [0.1, 2.0, 1.0]
     std = np.zeros_like(mu)
-    kl = ls.kl_per_dimension(mu, std)
+    kl = statistics.kl_per_dimension(mu, std)
     np.testing.assert_allclose(kl, expected + 0.5 * (mu ** 2).mean(0))
-    assert ls.kl_order(mu, std).tolist() == [1, 2, 0]
-    table = ls.dimension_table(mu, std)
+    assert statistics.kl_order(mu, std).tolist() == [1, 2, 0]
+    table = statistics.dimension_table(mu, std)
     assert np.isfinite(table["kl"]).all() and table["posterior_std"].eq(0.0).all()
 
 
@@ -68,7 +69,7 @@ def test_correlation_matrix():
     rng = np.random.default_rng(0)
     a = rng.normal(size=1000)
     mu = np.stack([a, -a, rng.normal(size=1000)], 1)
-    c = ls.correlation_matrix(mu)
+    c = statistics.correlation_matrix(mu)
     assert c.shape == (3, 3) and np.allclose(np.diag(c), 1)
     assert c.loc[0, 1] == pytest.approx(-1) and abs(c.loc[0, 2]) < 0.1
 
@@ -81,17 +82,17 @@ def test_association_with_pitch_velocity_family_and_source():
     family = rng.choice(["brass", "reed", "string"], n)
     code = pd.factorize(family)[0].astype(float)
     mu = np.stack([(pitch - 58) / 10 + 0.05 * rng.normal(size=n), code, rng.normal(size=n)], 1)
-    cont = ls.factor_association(mu, pd.DataFrame({"pitch": pitch, "velocity": velocity}), seed=0)
+    cont = statistics.factor_association(mu, pd.DataFrame({"pitch": pitch, "velocity": velocity}), seed=0)
     p = cont.query("factor == 'pitch'").set_index("dim")
     assert p.loc[0, "pearson_r"] > 0.99 and abs(p.loc[2, "pearson_r"]) < 0.1
     assert p.loc[0, "mutual_info"] > 1.0 and p.loc[2, "mutual_info"] < 0.05
-    cat = ls.categorical_association(mu, {"family": family, "source": np.full(n, "acoustic")})
+    cat = statistics.categorical_association(mu, {"family": family, "source": np.full(n, "acoustic")})
     fam = cat.query("factor == 'family'").set_index("dim")
     assert fam.loc[1, "eta_squared"] == pytest.approx(1.0) and fam.loc[2, "eta_squared"] < 0.02
     assert fam.loc[1, "anova_p"] < 1e-10
     assert cat.query("factor == 'source'")["anova_F"].isna().all()
-    np.testing.assert_allclose(ls.eta_squared(mu, family)[1], 1.0)
-    means = ls.group_means(mu, family)
+    np.testing.assert_allclose(statistics.eta_squared(mu, family)[1], 1.0)
+    means = statistics.group_means(mu, family)
     assert means.loc["reed", 1] == pytest.approx(code[family == "reed"][0])
     assert means["n"].sum() == n
 
@@ -99,12 +100,12 @@ def test_association_with_pitch_velocity_family_and_source():
 def test_embed_2d():
     rng = np.random.default_rng(0)
     mu = rng.normal(size=(60, 5)) * [5, 3, 0.1, 0.1, 0.1]
-    pca = ls.embed_2d(mu, "pca")
+    pca = statistics.embed_2d(mu, "pca")
     assert pca.shape == (60, 2) and sum(pca.attrs["explained_variance_ratio"]) > 0.99
-    t1, t2 = ls.embed_2d(mu, "tsne", seed=0), ls.embed_2d(mu, "tsne", seed=0)
+    t1, t2 = statistics.embed_2d(mu, "tsne", seed=0), statistics.embed_2d(mu, "tsne", seed=0)
     assert t1.shape == (60, 2) and np.allclose(t1, t2)
     with pytest.raises(ConfigError):
-        ls.embed_2d(mu, "umap")
+        statistics.embed_2d(mu, "umap")
 
 
 @pytest.fixture(scope="module")
@@ -116,23 +117,23 @@ def factors():
 
 def test_mig_is_one_for_permuted_factors_and_zero_for_noise(factors):
     latents = factors[["brightness", "pitch", "loudness"]].to_numpy(dtype=float) * [1, -2, 3]
-    score, table = ls.mig(latents, factors)
+    score, table = disentanglement.mig(latents, factors)
     assert score > 0.95
     assert table.set_index("factor")["top_dim"].to_dict() == {"pitch": 1, "loudness": 2, "brightness": 0}
     noise = np.random.default_rng(1).normal(size=(3000, 3))
-    assert ls.mig(noise, factors)[0] < 0.05
+    assert disentanglement.mig(noise, factors)[0] < 0.05
 
 
 def test_dci_of_an_identity_mapping(factors):
     latents = factors.to_numpy(dtype=float)
-    scores, importance = ls.dci(latents, factors, method="gbt", seed=0)
+    scores, importance = disentanglement.dci(latents, factors, method="gbt", seed=0)
     assert scores["disentanglement"] > 0.9 and scores["completeness"] > 0.9
     assert scores["informativeness"] > 0.95
     assert np.argmax(importance.to_numpy(), axis=0).tolist() == [0, 1, 2]
     mixed = latents @ np.ones((3, 3))          # every latent carries every factor
-    assert ls.dci(mixed + 0.01 * np.random.default_rng(0).normal(size=mixed.shape),
+    assert disentanglement.dci(mixed + 0.01 * np.random.default_rng(0).normal(size=mixed.shape),
                   factors, method="lasso")[0]["disentanglement"] < 0.5
-    lasso = ls.dci(latents, factors, method="lasso")[0]
+    lasso = disentanglement.dci(latents, factors, method="lasso")[0]
     assert lasso["disentanglement"] > 0.9
 
 
@@ -142,23 +143,23 @@ def test_match_dimensions_recovers_a_permutation_and_sign_flips():
     perm_true, signs_true = np.array([3, 0, 4, 1, 2]), np.array([1, -1, 1, -1, 1])
     other = np.empty_like(ref)
     other[:, perm_true] = ref * signs_true + 0.1 * rng.normal(size=ref.shape)
-    perm, signs, corr = ls.match_dimensions(ref, other)
+    perm, signs, corr = seeds.match_dimensions(ref, other)
     assert perm.tolist() == perm_true.tolist() and signs.tolist() == signs_true.tolist()
     assert (corr > 0.98).all()
-    np.testing.assert_allclose(ls.align(other, perm, signs), ref, atol=0.5)
+    np.testing.assert_allclose(seeds.align(other, perm, signs), ref, atol=0.5)
     with pytest.raises(VaetoneError):
-        ls.match_dimensions(ref, other[:, :4])
+        seeds.match_dimensions(ref, other[:, :4])
     # torch tensors are accepted
-    assert ls.match_dimensions(torch.as_tensor(ref), torch.as_tensor(other))[0].tolist() == perm.tolist()
+    assert seeds.match_dimensions(torch.as_tensor(ref), torch.as_tensor(other))[0].tolist() == perm.tolist()
 
 
 def test_aggregate_seeds_aligns_before_averaging():
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(400, 3)) * [1.0, 2.0, 3.0] + [0.5, 0, 0]
     other = -ref[:, [2, 0, 1]]
-    tables = [ls.dimension_table(ref), ls.dimension_table(other)]
-    matches = [ls.match_dimensions(ref, ref), ls.match_dimensions(ref, other)]
-    agg = ls.aggregate_seeds(tables, matches, signed=["mean", "skewness"])
+    tables = [statistics.dimension_table(ref), statistics.dimension_table(other)]
+    matches = [seeds.match_dimensions(ref, ref), seeds.match_dimensions(ref, other)]
+    agg = seeds.aggregate_seeds(tables, matches, signed=["mean", "skewness"])
     np.testing.assert_allclose(agg[("std", "mean")], tables[0]["std"])
     np.testing.assert_allclose(agg[("std", "std")], 0, atol=1e-12)
     np.testing.assert_allclose(agg[("mean", "mean")], tables[0]["mean"], atol=1e-12)

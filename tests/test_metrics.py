@@ -1,10 +1,12 @@
 """Tests of vaetone.metrics on known answers, and of the PCA baseline."""
+from vaetone.analysis import evaluation
+from vaetone.analysis import metrics
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vaetone import config, metrics
+from vaetone import config
 from vaetone.errors import ConfigError
 
 SR = 16000
@@ -78,7 +80,7 @@ def test_pca_reconstructs_data_in_a_k_dim_subspace_exactly():
     basis = torch.randn(k, 96, generator=g)
     offset = torch.randn(96, generator=g)
     x = (torch.randn(n, k, generator=g) @ basis + offset).reshape(n, 1, *shape)
-    pca = metrics.pca_baseline(x, k)
+    pca = evaluation.pca_baseline(x, k)
     mu, logvar = pca.encode(x)
     assert mu.shape == (n, k) and torch.isneginf(logvar).all() and pca.latent_dim == k
     assert pca.decode(mu).shape == x.shape
@@ -86,10 +88,10 @@ def test_pca_reconstructs_data_in_a_k_dim_subspace_exactly():
     assert pca.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-5)
     fresh = (torch.randn(5, k, generator=g) @ basis + offset).reshape(5, 1, *shape)
     assert torch.allclose(pca.reconstruct(fresh), fresh, atol=1e-4)
-    lower = metrics.pca_baseline(x, k - 1)
+    lower = evaluation.pca_baseline(x, k - 1)
     assert (lower.reconstruct(x) - x).abs().max() > 1e-2
     with pytest.raises(ConfigError, match="latent_dim"):
-        metrics.pca_baseline(x, 41)
+        evaluation.pca_baseline(x, 41)
 
 
 def test_evaluate_resynthesises_both_sides(monkeypatch):
@@ -103,7 +105,7 @@ def test_evaluate_resynthesises_both_sides(monkeypatch):
     cfg = config.make(n_mels=16)
     ref = torch.full((3, 16, 20), -60.0)
     ref[np.arange(3), [2, 5, 9], :] = -10.0
-    same = metrics.evaluate(ref, ref.clone(), cfg, index=["a", "b", "c"])
+    same = evaluation.evaluate(ref, ref.clone(), cfg, index=["a", "b", "c"])
     assert list(same.columns) == ["logmel_mse_db2", "lsd_db", "spectral_convergence", "mrstft",
                                   "frequency_accuracy", "f0_error_cents"]
     assert list(same.index) == ["a", "b", "c"]
@@ -111,24 +113,24 @@ def test_evaluate_resynthesises_both_sides(monkeypatch):
     assert (same["frequency_accuracy"] == 1).all()
     moved = ref.clone()
     moved[0] = torch.roll(ref[0], 1, 0)                               # the first note one band up
-    table = metrics.evaluate(ref, moved, cfg)
+    table = evaluation.evaluate(ref, moved, cfg)
     assert table["lsd_db"].iloc[0] > 0 and table["f0_error_cents"].iloc[0] > 50
     assert (table.iloc[1:] == same.iloc[1:].to_numpy()).all().all()
 
 
 def test_summarise_per_group_and_overall():
     table = pd.DataFrame({"lsd_db": [1.0, 3.0, 5.0], "mrstft": [0.0, 0.0, 3.0]})
-    s = metrics.summarise(table, ["brass", "brass", "reed"])
+    s = evaluation.summarise(table, ["brass", "brass", "reed"])
     assert list(s.index) == ["brass", "reed", "all"]
     assert s.loc["brass", ("lsd_db", "mean")] == 2.0 and s.loc["all", ("lsd_db", "mean")] == 3.0
     assert s.loc["all", ("lsd_db", "std")] == pytest.approx(2.0) and s.loc["all", ("mrstft", "mean")] == 1.0
-    assert list(metrics.summarise(table).index) == ["all"]
+    assert list(evaluation.summarise(table).index) == ["all"]
 
 
 def test_compare_models():
     a = pd.DataFrame({"lsd_db": [1.0, 3.0], "mrstft": [0.5, 0.5]})
     b = pd.DataFrame({"lsd_db": [2.0, 2.0], "mrstft": [1.0, 3.0]})
-    c = metrics.compare({"vae": a, "pca": b})
+    c = evaluation.compare({"vae": a, "pca": b})
     assert list(c.index) == ["vae", "pca"]
     assert c.loc["vae", ("lsd_db", "mean")] == 2.0 and c.loc["pca", ("mrstft", "median")] == 2.0
 
@@ -152,7 +154,7 @@ def test_evaluate_models_scores_every_note_and_audio_on_a_subset():
             return x * 10.0 - 30.0
 
     cfg = dataclasses.replace(config.make(n_mels=8, n_eval_audio=2, griffin_lim_iters=4), seed=1)
-    tables = metrics.evaluate_models({"identity": lambda x: x, "flat": lambda x: torch.zeros_like(x)},
+    tables = evaluation.evaluate_models({"identity": lambda x: x, "flat": lambda x: torch.zeros_like(x)},
                                      FakeFeatures(), cfg)
     ident, flat = tables["identity"], tables["flat"]
     assert list(ident.index) == ["b", "c", "d"]

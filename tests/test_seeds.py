@@ -1,9 +1,11 @@
 """Known-answer tests of the across-seed machinery (vaetone.seeds) on fake runs and latents."""
+from vaetone.analysis import seeds
+from vaetone.model import runs as model_runs
 import numpy as np
 import pandas as pd
 import pytest
 
-from vaetone import config, latent_stats, seeds, train
+from vaetone import config
 from vaetone.errors import VaetoneError
 
 N, D = 200, 4
@@ -29,7 +31,7 @@ def _fake_latents(cfg, run, feats=None):
     for i, (j, s) in enumerate(zip(PERMS[cfg.seed], SIGNS[cfg.seed])):
         mu[:, j] = s * ref[:, i] + noise[:, j] * SCALE[i]
     meta = pd.DataFrame({"split": ["test"] * (N // 2) + ["train"] * (N - N // 2)})
-    return train.Latents(mu.astype(np.float32), np.ones_like(mu, dtype=np.float32), meta)
+    return model_runs.Latents(mu.astype(np.float32), np.ones_like(mu, dtype=np.float32), meta)
 
 
 @pytest.fixture
@@ -39,8 +41,8 @@ def fake(monkeypatch):
     def trained_model(cfg, feats=None, progress=True):
         calls.append(cfg.seed)
         return FakeRun(cfg)
-    monkeypatch.setattr(train, "trained_model", trained_model)
-    monkeypatch.setattr(train, "latents", _fake_latents)
+    monkeypatch.setattr(model_runs, "trained_model", trained_model)
+    monkeypatch.setattr(model_runs, "latents", _fake_latents)
     return calls
 
 
@@ -66,7 +68,7 @@ def test_match_to_reference_recovers_permutation_and_signs(fake):
         assert perm.tolist() == PERMS[s]
         assert signs.tolist() == SIGNS[s]
         assert np.all(corr > 0.99)
-        aligned = latent_stats.align(mus[s], perm, signs)
+        aligned = seeds.align(mus[s], perm, signs)
         assert aligned.shape == (N // 2, D)
         np.testing.assert_allclose(aligned, ref, atol=0.05 * SCALE.max())
 
@@ -76,7 +78,7 @@ def test_across_seeds_reuses_the_reference_run_and_latents(fake, monkeypatch):
     run0 = FakeRun(cfg)
     lat0 = _fake_latents(cfg, run0).split("test")
     loaded = []
-    monkeypatch.setattr(train, "latents", lambda c, r, f=None: loaded.append(c.seed) or _fake_latents(c, r, f))
+    monkeypatch.setattr(model_runs, "latents", lambda c, r, f=None: loaded.append(c.seed) or _fake_latents(c, r, f))
     seen = []
 
     def per_run(c, run, lat):

@@ -1,10 +1,13 @@
 """Tests of vaetone.sensitivity: known answers on hand-made decoders that depend on z_0 alone."""
+from vaetone.analysis import decoding
+from vaetone.analysis import sensitivity as sens
+from vaetone.spectral import melspec
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vaetone import config, features, sensitivity as sens
+from vaetone import config
 from vaetone.errors import ConfigError, VaetoneError
 
 N_MELS, N_FRAMES, D = 16, 12, 4
@@ -51,7 +54,7 @@ def test_frequency_bands_partition_the_mel_bins_and_are_labelled_in_hz():
     assert bands[0].lo == 20.0 and bands[-1].hi == 8000.0
     assert all(a.hi == pytest.approx(b.lo) for a, b in zip(bands, bands[1:]))
     assert bands[0].name.endswith(" Hz") and bands[0].lo < bands[0].hi
-    centres = features.mel_frequencies(config.Config())
+    centres = melspec.mel_frequencies(config.Config())
     for b in bands:   # every filter centre lies inside its band
         assert np.all((centres[b.mels] > b.lo) & (centres[b.mels] < b.hi))
     for a, b in zip(bands, bands[1:]):   # inner edges: halfway in Hz between the neighbouring bins' centres
@@ -168,7 +171,7 @@ def test_normalised_moves_divide_the_slopes_by_the_spread_over_notes(anchors):
     z, rows = anchors
     sweeps = sens.one_at_a_time(bump_decoder, z, sens.sweep_grid(3.0, 5), CFG, describe=fake_describe, rows=rows)
     moves = sens.normalised_moves(sweeps, bump_decoder, z, CFG, describe=fake_describe)
-    spread = fake_describe(sens.decode_batched(bump_decoder, z)).astype(float).std()
+    spread = fake_describe(decoding.decode_batched(bump_decoder, z)).astype(float).std()
     expected = sens.sensitivity_matrix(sweeps, "slope") / spread
     pd.testing.assert_frame_equal(moves, expected)
     assert moves.loc[0, "centroid"] > 0.1 and np.all(moves.loc[[1, 2, 3]] == 0)
@@ -190,13 +193,13 @@ def test_analysis_runs_the_chapter_sequence_and_singles_out_dimension_0(anchors)
 
 
 def test_db_decoder():
-    decode_db = sens.db_decoder(bump_decoder, lambda y: y * 2 - 1, device="cpu")
+    decode_db = decoding.db_decoder(bump_decoder, lambda y: y * 2 - 1, device="cpu")
     z = torch.zeros(3, D)
     assert torch.allclose(decode_db(z), bump_decoder(z) * 2 - 1) and decode_db.device.type == "cpu"
 
 
 def test_decode_throughput_and_errors():
-    info = sens.decode_throughput(bump_decoder, D, n=64, batch_size=16, device="cpu")
+    info = decoding.decode_throughput(bump_decoder, D, n=64, batch_size=16, device="cpu")
     assert info["decodes_per_s"] > 0 and info["n"] == 64
     with pytest.raises(VaetoneError):
         sens.one_at_a_time(bump_decoder, torch.zeros(2, D), sens.sweep_grid(), CFG,

@@ -1,15 +1,17 @@
 """Tests of vaetone.train: learning, determinism, resume, checkpoint errors, divergence, latents."""
+from vaetone import devices
+from vaetone.model import runs as model_runs
+from vaetone.model import train as training
+from vaetone.model import vae
 import dataclasses
 import shutil
-import sys
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vaetone import config, store, train
+from vaetone import config, store
 from vaetone.errors import CheckpointError, ConfigError, TrainingError
 
 N_MELS, N_FRAMES = 16, 32
@@ -82,7 +84,7 @@ def _same_weights(a, b) -> bool:
 
 
 def test_loss_falls_and_files_are_written(runs, feats):
-    run = train.trained_model(tiny(), feats, progress=False)
+    run = model_runs.trained_model(tiny(), feats, progress=False)
     h = run.history
     assert list(h.index) == [1, 2, 3, 4]
     assert h["train_recon"].iloc[-1] < 0.6 * h["train_recon"].iloc[0]
@@ -97,7 +99,7 @@ def test_loss_falls_and_files_are_written(runs, feats):
     for name in ("checkpoint.pt", "best.pt", "history.csv"):
         assert (run.path / name).exists()
     assert run.path == store.run_dir(tiny())
-    summary = train.run_summary(run)
+    summary = model_runs.run_summary(run)
     assert summary["epochs_trained"] == 4 and summary["best_epoch"] == run.best_epoch
     assert summary["valid_total"] == pytest.approx(h.loc[run.best_epoch, "valid_total"])
     assert summary["parameters"] == sum(p.numel() for p in run.model.parameters())
@@ -107,102 +109,102 @@ def test_loss_falls_and_files_are_written(runs, feats):
 
 
 def test_two_cpu_runs_with_one_seed_are_identical(runs, feats, monkeypatch):
-    a = train.trained_model(tiny(), feats, progress=False)
+    a = model_runs.trained_model(tiny(), feats, progress=False)
     monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "other"))
-    b = train.trained_model(tiny(), feats, progress=False)
+    b = model_runs.trained_model(tiny(), feats, progress=False)
     assert a.path != b.path
     pd.testing.assert_frame_equal(_numbers(a.history), _numbers(b.history))
     assert _same_weights(a.model, b.model)
     monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "third"))
-    c = train.trained_model(tiny(seed=1), feats, progress=False)
+    c = model_runs.trained_model(tiny(seed=1), feats, progress=False)
     assert not _same_weights(a.model, c.model)
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_result(runs, feats, monkeypatch):
-    whole = train.trained_model(tiny(), feats, progress=False)
+    whole = model_runs.trained_model(tiny(), feats, progress=False)
     monkeypatch.setenv("VAETONE_RUNS", str(runs.parent / "interrupted"))
 
     def stop_after_two(epoch, row):
         if epoch == 2:
             raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        train.trained_model(tiny(), feats, progress=False, callback=stop_after_two)
+        model_runs.trained_model(tiny(), feats, progress=False, callback=stop_after_two)
     ckpt = torch.load(store.run_dir(tiny()) / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and not ckpt["finished"]
     seen = []
-    resumed = train.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
+    resumed = model_runs.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
     assert seen == [3, 4]
     pd.testing.assert_frame_equal(_numbers(whole.history), _numbers(resumed.history))
     assert _same_weights(whole.model, resumed.model)
-    again = train.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
+    again = model_runs.trained_model(tiny(), feats, progress=False, callback=lambda e, r: seen.append(e))
     assert seen == [3, 4] and _same_weights(again.model, resumed.model)
 
 
 def test_checkpoint_from_another_config_is_refused(runs, feats):
-    run = train.trained_model(tiny(), feats, progress=False)
+    run = model_runs.trained_model(tiny(), feats, progress=False)
     other = tiny(latent_dim=3)
     shutil.copy(run.path / "checkpoint.pt", store.run_dir(other) / "checkpoint.pt")
     with pytest.raises(CheckpointError, match=r"another configuration: latent_dim=4 \(this configuration: 3\)"):
-        train.trained_model(other, feats, progress=False)
+        model_runs.trained_model(other, feats, progress=False)
 
 
 def test_checkpoint_from_another_code_version_is_refused(runs, feats, monkeypatch):
-    run = train.trained_model(tiny(), feats, progress=False)
+    run = model_runs.trained_model(tiny(), feats, progress=False)
     monkeypatch.setitem(store.CODE_VERSIONS, "train", 99)
     shutil.copy(run.path / "checkpoint.pt", store.run_dir(tiny()) / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="code versions"):
-        train.trained_model(tiny(), feats, progress=False)
+        model_runs.trained_model(tiny(), feats, progress=False)
 
 
 def test_checkpoint_of_other_input_size_is_refused(runs, feats):
-    train.trained_model(tiny(), feats, progress=False)
+    model_runs.trained_model(tiny(), feats, progress=False)
     wide = FakeFeatures(feats.meta, torch.nn.functional.pad(feats.data, (0, 4)))
     with pytest.raises(CheckpointError, match="trained on inputs"):
-        train.trained_model(tiny(), wide, progress=False)
+        model_runs.trained_model(tiny(), wide, progress=False)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
 def test_corrupt_checkpoint_is_refused(runs, feats, damage):
-    run = train.trained_model(tiny(epochs=1), feats, progress=False)
+    run = model_runs.trained_model(tiny(epochs=1), feats, progress=False)
     path = run.path / "checkpoint.pt"
     blob = path.read_bytes()
     path.write_bytes(b"not a checkpoint" * 10 if damage == "garbage" else blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="corrupt"):
-        train.trained_model(tiny(epochs=1), feats, progress=False)
+        model_runs.trained_model(tiny(epochs=1), feats, progress=False)
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats, monkeypatch):
     poisoned = {"on": False}
-    real = train.loss_terms
+    real = vae.loss_terms
 
     def loss_terms(*args, **kwargs):
         terms = real(*args, **kwargs)
         if poisoned["on"]:
             terms = {k: v * float("nan") for k, v in terms.items()}
         return terms
-    monkeypatch.setattr(train, "loss_terms", loss_terms)
+    monkeypatch.setattr(training, "loss_terms", loss_terms)
     cfg = tiny()
     with pytest.raises(TrainingError, match=r"epoch 3.*last good checkpoint \(epoch 2\)"):
-        train.trained_model(cfg, feats, progress=False,
+        model_runs.trained_model(cfg, feats, progress=False,
                             callback=lambda e, r: poisoned.__setitem__("on", e == 2))
-    ckpt = train.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
+    ckpt = training.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     poisoned["on"] = False
-    run = train.trained_model(cfg, feats, progress=False)
+    run = model_runs.trained_model(cfg, feats, progress=False)
     assert list(run.history.index) == [1, 2, 3, 4]
 
 
 def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
-    real = train._Trainer.evaluate
+    real = training._Trainer.evaluate
 
     def worse_after_two(self, x):
         row = real(self, x)
         if self.epoch >= 2:
             row["valid_total"] = 1e6 + self.epoch
         return row
-    monkeypatch.setattr(train._Trainer, "evaluate", worse_after_two)
-    run = train.trained_model(tiny(epochs=10, patience=2), feats, progress=False)
+    monkeypatch.setattr(training._Trainer, "evaluate", worse_after_two)
+    run = model_runs.trained_model(tiny(epochs=10, patience=2), feats, progress=False)
     assert list(run.history.index) == [1, 2, 3, 4] and run.best_epoch == 2
     assert run.stop_reason.startswith("early stopping")
     best = torch.load(run.path / "best.pt", weights_only=True)
@@ -212,8 +214,8 @@ def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
 
 def test_latents_of_every_note_in_meta_order(runs, feats):
     cfg = tiny(epochs=2)
-    run = train.trained_model(cfg, feats, progress=False)
-    lat = train.latents(cfg, run, feats)
+    run = model_runs.trained_model(cfg, feats, progress=False)
+    lat = model_runs.latents(cfg, run, feats)
     assert lat.mu.shape == lat.std.shape == (len(feats.meta), 4) and lat.mu.dtype == np.float32
     mu, logvar = run.encode(feats.data)
     assert np.allclose(lat.mu, mu.numpy(), atol=1e-6)
@@ -221,26 +223,23 @@ def test_latents_of_every_note_in_meta_order(runs, feats):
     test = lat.split("test")
     assert len(test.mu) == 16 and (test.meta["split"] == "test").all()
     assert np.allclose(test.mu, run.encode(feats.x("test"))[0].numpy(), atol=1e-6)
-    cached = train.latents(cfg, run, feats)
+    cached = model_runs.latents(cfg, run, feats)
     assert (run.path / "latents.npz").exists() and np.array_equal(cached.mu, lat.mu)
 
 
 def test_latents_load_features_lazily(runs, feats, monkeypatch):
     cfg = tiny(epochs=1)
-    fake = types.ModuleType("vaetone.features")
-    fake.features = lambda c: feats
-    monkeypatch.setitem(sys.modules, "vaetone.features", fake)
-    import vaetone
-    monkeypatch.setattr(vaetone, "features", fake, raising=False)
-    lat = train.latents(cfg)
+    import vaetone.spectral.features as spectral_features
+    monkeypatch.setattr(spectral_features, "load_features", lambda c: feats)
+    lat = model_runs.latents(cfg)
     assert lat.mu.shape == (len(feats.meta), 4)
 
 
 def test_autoencoder_baseline_is_deterministic(runs, feats):
     cfg = tiny(epochs=2)
-    ae = train.autoencoder(cfg, feats, progress=False)
+    ae = model_runs.autoencoder(cfg, feats, progress=False)
     assert ae.cfg.beta == 0 and ae.model.deterministic and "-b0-" in ae.path.name
-    lat = train.latents(ae.cfg, ae, feats)
+    lat = model_runs.latents(ae.cfg, ae, feats)
     assert (lat.std == 0).all()
     x = feats.x("test")
     ae.model.train()
@@ -249,16 +248,16 @@ def test_autoencoder_baseline_is_deterministic(runs, feats):
 
 
 def test_device_choice():
-    assert train.resolve_device(tiny(device="cpu")).type == "cpu"
-    assert train.resolve_device(tiny(device="auto")).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert devices.resolve_device(tiny(device="cpu")).type == "cpu"
+    assert devices.resolve_device(tiny(device="auto")).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA"):
-            train.resolve_device(tiny(device="cuda"))
+            devices.resolve_device(tiny(device="cuda"))
 
 
 def test_training_restores_global_determinism_flag(runs, feats):
     assert not torch.are_deterministic_algorithms_enabled()
-    train.trained_model(tiny(epochs=1), feats, progress=False)
+    model_runs.trained_model(tiny(epochs=1), feats, progress=False)
     assert not torch.are_deterministic_algorithms_enabled()
 
 
@@ -266,19 +265,19 @@ def test_nan_in_the_features_fails_in_the_first_epoch_without_a_checkpoint(runs,
     bad = FakeFeatures(feats.meta, feats.data.clone())
     bad.data[int(np.flatnonzero(feats.meta["split"] == "train")[3]), 0, 2, 2] = float("nan")
     with pytest.raises(TrainingError, match="No epoch finished"):
-        train.trained_model(tiny(), bad, progress=False)
+        model_runs.trained_model(tiny(), bad, progress=False)
     assert not (store.run_dir(tiny()) / "checkpoint.pt").exists()
 
 
 def test_new_best_weights_drop_the_cached_latents_and_runs_know_their_training_device(runs, feats):
     cfg = tiny(epochs=2)
-    run = train.trained_model(cfg, feats, progress=False)
-    assert run.trained_on == "cpu" and train.run_summary(run)["device"] == "cpu"
-    train.latents(cfg, run, feats)
-    assert (run.path / train.LATENTS).exists()
+    run = model_runs.trained_model(cfg, feats, progress=False)
+    assert run.trained_on == "cpu" and model_runs.run_summary(run)["device"] == "cpu"
+    model_runs.latents(cfg, run, feats)
+    assert (run.path / training.LATENTS).exists()
     resumed = dataclasses.replace(cfg, epochs=3)          # another run folder, same data
-    trainer = train._Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
+    trainer = training._Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
     trainer.best_state = run.model.state_dict()
-    shutil.copy(run.path / train.LATENTS, store.run_dir(resumed) / train.LATENTS)
+    shutil.copy(run.path / training.LATENTS, store.run_dir(resumed) / training.LATENTS)
     trainer.save(store.run_dir(resumed), improved=True)
-    assert not (store.run_dir(resumed) / train.LATENTS).exists()
+    assert not (store.run_dir(resumed) / training.LATENTS).exists()

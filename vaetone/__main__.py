@@ -15,7 +15,7 @@ import logging
 import sys
 from typing import Sequence
 
-from .errors import VaetoneError
+from vaetone.errors import VaetoneError
 
 EXIT_OK = 0
 EXIT_UNUSABLE = 1
@@ -33,7 +33,7 @@ exit status:
 
 def _data_check(args: argparse.Namespace) -> int:
     """Run ``data-check``: print the JSON report on stdout, errors on stderr; return the exit status."""
-    from .data import data_check
+    from vaetone.data.nsynth import data_check
     try:
         report = data_check(args.path, strict=args.strict, resample=args.resample,
                             mix_to_mono=args.mix_to_mono)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import Config, stage_params
+from vaetone.config import Config, stage_params
 
 CODE_VERSIONS = {"data": 1, "features": 1, "model": 1, "train": 1}
 """Bump a stage's number when its code changes what it produces; its caches are then rebuilt."""

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .config import SAMPLE_RATE, Config
+from vaetone.config import SAMPLE_RATE, Config
 
 
 def spectrogram(ax, db: np.ndarray, cfg: Config, title: str = "", vmin=None, vmax=None, colorbar=True):
@@ -20,7 +20,7 @@ def spectrogram(ax, db: np.ndarray, cfg: Config, title: str = "", vmin=None, vma
     seconds = db.shape[1] * cfg.hop_length / SAMPLE_RATE
     im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                    extent=(0, seconds, -0.5, db.shape[0] - 0.5), interpolation="nearest")
-    from .features import mel_frequencies
+    from vaetone.spectral.melspec import mel_frequencies
     centres = mel_frequencies(cfg)
     ticks = np.linspace(0, db.shape[0] - 1, 5).round().astype(int)
     ax.set_yticks(ticks, [f"{centres[t]:.0f}" for t in ticks])

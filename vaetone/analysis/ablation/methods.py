@@ -16,29 +16,28 @@ compared with that of the unablated reconstruction, note by note:
 
 Metrics are callables ``metric(ref, est) -> (n,)`` per-note array, ``ref`` and ``est`` of shape
 ``(n, n_mels, frames)`` (the decoder's output with its channel axis dropped); the default is
-:func:`vaetone.metrics.logmel_mse`. A metric may also return a DataFrame of n rows: each of its
+:func:`vaetone.analysis.metrics.logmel_mse`. A metric may also return a DataFrame of n rows: each of its
 columns ``c`` is then a metric named ``"<name>:<c>"`` (e.g. the audio descriptors of the
-decoded notes, :func:`vaetone.compare.descriptor_metric`), so that one decoding pass gives
+decoded notes, :func:`vaetone.analysis.ablation.descriptor_metric`), so that one decoding pass gives
 the reconstruction errors and the descriptors together.
 """
 from __future__ import annotations
 
-import logging
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from .progress import tqdm
 
-from .errors import ConfigError, VaetoneError
-from .metrics import logmel_mse as _logmel_mse
-from .sensitivity import Decoder, decode_batched, resolve_device
+from vaetone.analysis.decoding import Decoder, decode_batched, decoder_device
+from vaetone.analysis.metrics import logmel_mse as _logmel_mse
+from vaetone.errors import ConfigError, VaetoneError
+from vaetone.progress import tqdm
 
-log = logging.getLogger(__name__)
+BASELINES = ("zero", "mean", "permute")
 
 Metric = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
-BASELINES = ("zero", "mean", "permute")
+"""A per-note metric: ``metric(ref, est) -> (n,)``."""
 
 
 def _as_metrics(metrics) -> dict[str, Metric]:
@@ -99,7 +98,7 @@ def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int
         z: (n, D) latents.
         ref: (n, [1,] n_mels, frames) references, in the decoder's output units.
         metrics: {name: metric(ref, est) -> (n,) array or DataFrame of n rows} or one callable;
-            default :func:`vaetone.metrics.logmel_mse`.
+            default :func:`vaetone.analysis.metrics.logmel_mse`.
     Returns:
         DataFrame of n rows, one column per metric (``"<name>:<column>"`` for each column of a
         metric that returns a DataFrame). Chapter 05.
@@ -250,7 +249,7 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
 
     Args:
         decode, z, ref: as in :func:`ablation_effects`.
-        metric: one metric callable (default :func:`vaetone.metrics.logmel_mse`).
+        metric: one metric callable (default :func:`vaetone.analysis.metrics.logmel_mse`).
         baseline, seed: as in :func:`baseline_values` (all three baselines are expressible).
     Returns:
         (n, D) float64 array of increases, comparable with
@@ -260,7 +259,7 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
     z = torch.as_tensor(z, dtype=torch.float32)
     values = baseline_values(z, baseline, seed)
     module = _ErrorModule(decode, _as_ref(ref), metric or _logmel_mse, batch_size,
-                          resolve_device(decode, device))
+                          decoder_device(decode, device))
     with torch.no_grad():
         attr = FeatureAblation(module).attribute(z, baselines=values,
                                                  perturbations_per_eval=perturbations_per_eval)
@@ -276,7 +275,7 @@ def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[i
         decode, z, ref: as in :func:`ablation_effects`.
         orders: {name: dimensions most important first}, e.g. ``{"ablation":
             importance_order(effects), "KL": latent_stats.kl_order(mu, std)}``.
-        metric: one metric (default :func:`vaetone.metrics.logmel_mse`).
+        metric: one metric (default :func:`vaetone.analysis.metrics.logmel_mse`).
         baseline, seed: as in :func:`baseline_values`.
     Returns:
         Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter 05.

@@ -1,4 +1,4 @@
-"""Descriptive statistics of the latent space, ground-truth disentanglement scores, and seed matching.
+"""Descriptive statistics of the latent space.
 
 Used in chapter ``06_statistics`` (and by ``04``/``05`` for KL orders and across-seed views).
 Inputs are plain arrays: ``mu`` (n, D) posterior means, ``std`` (n, D) posterior standard
@@ -13,17 +13,11 @@ mutual information is in nats.
 """
 from __future__ import annotations
 
-import logging
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.optimize import linear_sum_assignment
 
-from .errors import ConfigError, VaetoneError
-
-log = logging.getLogger(__name__)
+from vaetone.errors import ConfigError, VaetoneError
 
 ACTIVE_THRESHOLD = 0.01
 """Variance of the posterior means above which a unit is active (Burda et al., 2016)."""
@@ -235,181 +229,3 @@ def embed_2d(mu, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -
     raise ConfigError(f"unknown 2-D method {method!r}; use 'pca' or 'tsne'")
 
 
-# --------------------------------------------------------------------------- ground truth
-
-def _discretise(x: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-width histogram bins of each column (as disentanglement_lib); few-valued columns kept as codes."""
-    out = np.empty(x.shape, dtype=int)
-    for j in range(x.shape[1]):
-        values = np.unique(x[:, j])
-        if len(values) <= n_bins:
-            out[:, j] = np.searchsorted(values, x[:, j])
-        else:
-            edges = np.histogram_bin_edges(x[:, j], bins=n_bins)
-            out[:, j] = np.digitize(x[:, j], edges[1:-1])
-    return out
-
-
-def mutual_information_matrix(mu, factors, n_bins: int = 20) -> pd.DataFrame:
-    """Discrete mutual information (nats) between every discretised latent and every factor.
-
-    Latents and factors with more than ``n_bins`` distinct values are cut into ``n_bins``
-    equal-width bins; others are used as categories.
-
-    Returns:
-        DataFrame dims × factors. Chapter 06.
-    """
-    from sklearn.metrics import mutual_info_score
-    mu = _as_2d(mu)
-    frame = _factor_frame(factors, len(mu))
-    codes = _discretise(mu, n_bins)
-    v = _discretise(_codes_of(frame), n_bins)
-    mi = np.array([[mutual_info_score(v[:, k], codes[:, j]) for k in range(v.shape[1])]
-                   for j in range(mu.shape[1])])
-    return pd.DataFrame(mi, columns=list(frame.columns)).rename_axis(index="dim")
-
-
-def _codes_of(frame: pd.DataFrame) -> np.ndarray:
-    """Numeric matrix of the factors; non-numeric columns become category codes."""
-    cols = [frame[c].to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(frame[c])
-            else pd.factorize(frame[c])[0].astype(float) for c in frame.columns]
-    return np.stack(cols, axis=1)
-
-
-def mig(mu, factors, n_bins: int = 20) -> tuple[float, pd.DataFrame]:
-    """Mutual information gap (Chen et al., 2018): per factor, (top MI − second MI) / H(factor), averaged.
-
-    Args:
-        mu: (n, D) posterior means, D >= 2.
-        factors: (n, K) known generative factors (e.g. the ``factor_*`` columns of the synthetic set).
-        n_bins: discretisation of latents and continuous factors.
-    Returns:
-        (MIG in [0, 1], DataFrame per factor: factor, entropy (nats), top_dim, top_mi,
-        second_dim, second_mi, gap (normalised)). Chapter 06.
-    """
-    mi = mutual_information_matrix(mu, factors, n_bins)
-    if len(mi) < 2:
-        raise VaetoneError("MIG needs at least 2 latent dimensions")
-    frame = _factor_frame(factors, len(_as_2d(mu)))
-    v = _discretise(_codes_of(frame), n_bins)
-    from sklearn.metrics import mutual_info_score
-    rows = []
-    for k, name in enumerate(mi.columns):
-        h = mutual_info_score(v[:, k], v[:, k])
-        order = np.argsort(-mi[name].to_numpy(), kind="stable")
-        top, second = mi[name].iloc[order[0]], mi[name].iloc[order[1]]
-        rows.append({"factor": name, "entropy": h, "top_dim": int(order[0]), "top_mi": top,
-                     "second_dim": int(order[1]), "second_mi": second,
-                     "gap": (top - second) / h if h > 0 else np.nan})
-    table = pd.DataFrame(rows)
-    return float(table["gap"].mean()), table
-
-
-def _entropy_weights(p: np.ndarray, base: int) -> np.ndarray:
-    """1 − entropy (in base ``base``) of each row of a non-negative matrix, rows normalised."""
-    p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
-    logs = np.log(np.where(p > 0, p, 1.0)) / np.log(base)
-    return 1.0 + (p * logs).sum(1)
-
-
-def dci(mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 0.3,
-        alpha: float = 0.01) -> tuple[dict, pd.DataFrame]:
-    """DCI disentanglement, completeness and informativeness (Eastwood & Williams, 2018).
-
-    One regressor per (standardised) factor predicts it from the latents: "gbt" uses
-    scikit-learn's ``GradientBoostingRegressor`` (importance: impurity-based
-    ``feature_importances_``), "lasso" uses ``Lasso(alpha)`` on standardised latents
-    (importance: |coefficient|). From the importance matrix R (D × K): disentanglement =
-    Σ_j ρ_j (1 − H_K(R_j·)), ρ_j = each dimension's share of total importance; completeness =
-    mean_k (1 − H_D(R_·k)); informativeness = mean test-set R² of the regressors (higher is better).
-
-    Returns:
-        ({"disentanglement", "completeness", "informativeness"}, importance DataFrame dims × factors). Chapter 06.
-    """
-    from sklearn.model_selection import train_test_split
-    mu = _as_2d(mu)
-    mu = (mu - mu.mean(0)) / np.where(mu.std(0) > 0, mu.std(0), 1.0)
-    frame = _factor_frame(factors, len(mu))
-    y = _codes_of(frame)
-    y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1.0)
-    tr, te = train_test_split(np.arange(len(mu)), test_size=test_fraction, random_state=seed)
-    imp, r2 = np.zeros((mu.shape[1], y.shape[1])), []
-    for k in range(y.shape[1]):
-        model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
-        imp[:, k] = (model.feature_importances_ if method == "gbt" else np.abs(model.coef_))
-        r2.append(model.score(mu[te], y[te, k]))
-    imp = np.abs(imp)
-    d_j = _entropy_weights(imp, max(2, y.shape[1])) if y.shape[1] > 1 else np.ones(len(imp))
-    rho = imp.sum(1) / max(imp.sum(), 1e-12)
-    c_k = _entropy_weights(imp.T, max(2, mu.shape[1]))
-    scores = {"disentanglement": float((rho * d_j).sum()), "completeness": float(c_k.mean()),
-              "informativeness": float(np.mean(r2))}
-    return scores, pd.DataFrame(imp, columns=list(frame.columns)).rename_axis(index="dim")
-
-
-def _dci_regressor(method: str, seed: int, alpha: float):
-    """The per-factor regressor of :func:`dci`."""
-    if method == "gbt":
-        from sklearn.ensemble import GradientBoostingRegressor
-        return GradientBoostingRegressor(n_estimators=50, max_depth=3, random_state=seed)
-    if method == "lasso":
-        from sklearn.linear_model import Lasso
-        return Lasso(alpha=alpha, random_state=seed)
-    raise ConfigError(f"unknown DCI method {method!r}; use 'gbt' or 'lasso'")
-
-
-# --------------------------------------------------------------------------- across seeds
-
-def match_dimensions(mu_ref, mu_other) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Match the dimensions of another run to a reference run by absolute correlation (Hungarian algorithm).
-
-    Args:
-        mu_ref, mu_other: (n, D) posterior means of the same notes under two runs (seeds).
-    Returns:
-        (perm (D,), signs (D,) ±1, corr (D,)): reference dimension i corresponds to
-        ``signs[i] * mu_other[:, perm[i]]``, with correlation ``corr[i]`` (≥ 0 after the sign).
-        ``align(mu_other, perm, signs)`` gives the aligned latents. Chapters 04-06.
-    """
-    a, b = _as_2d(mu_ref, "mu_ref"), _as_2d(mu_other, "mu_other")
-    if a.shape != b.shape:
-        raise VaetoneError(f"match_dimensions needs latents of the same notes and size, got "
-                           f"{a.shape} and {b.shape}")
-    c = np.nan_to_num(np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1]:])
-    rows, perm = linear_sum_assignment(-np.abs(c))
-    signs = np.where(c[rows, perm] < 0, -1, 1)
-    return perm, signs, np.abs(c[rows, perm])
-
-
-def align(mu_other, perm, signs) -> np.ndarray:
-    """Reorder and flip another run's latents onto the reference's dimensions: (n, D)."""
-    return _as_2d(mu_other)[:, perm] * np.asarray(signs)[None, :]
-
-
-def aggregate_seeds(tables: Sequence[pd.DataFrame], matches: Sequence[tuple] | None = None,
-                    signed: Sequence[str] = ()) -> pd.DataFrame:
-    """Mean and spread over seeds of per-dimension tables, after aligning dimensions to the first seed.
-
-    Args:
-        tables: one DataFrame per seed indexed by dim 0..D-1 (numeric columns), first = reference.
-        matches: one (perm, signs, ...) per table from :func:`match_dimensions` (the
-            reference's own is identity); None: no alignment.
-        signed: columns whose sign flips with the dimension (e.g. "mean", "skewness",
-            "pearson_r"); sign-free ones (KL, sensitivities, ablation effects) are not flipped.
-            min and max swap under a flip: leave them out of ``signed`` and do not read
-            their spread across seeds.
-    Returns:
-        DataFrame indexed by reference dim, columns MultiIndex (column, "mean" | "std" | "min" | "max")
-        over seeds. Chapters 04-06.
-    """
-    aligned = []
-    for s, table in enumerate(tables):
-        table = table.select_dtypes("number").astype(float)
-        if matches is not None:
-            perm, signs = matches[s][0], matches[s][1]
-            table = table.loc[list(perm)].reset_index(drop=True)
-            for col in signed:
-                table[col] = table[col].to_numpy() * np.asarray(signs)
-        table.index.name = "dim"
-        aligned.append(table.assign(seed=s))
-    out = pd.concat(aligned).groupby("dim").agg(["mean", "std", "min", "max"])
-    return out.drop(columns="seed", level=0)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from . import config, store
-from .errors import ConfigError
+from vaetone import config, store
+from vaetone.errors import ConfigError
 
 log = logging.getLogger(__name__)
 BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "reproduce.md", "references.md", "references.bib")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import ConfigError
+from vaetone.errors import ConfigError
 
 
 def prior_samples(decode: Callable, n: int, latent_dim: int, seed: int = 0,
@@ -113,15 +113,3 @@ def to_db(x, features) -> torch.Tensor:
     return db[:, 0] if db.ndim == 4 else db
 
 
-def to_audio(x, features, cfg, n_iter: int | None = None) -> np.ndarray:
-    """Normalised log-mel ``(n, 1, n_mels, frames)`` to audio ``(n, samples)`` float32 (Griffin-Lim).
-
-    Args:
-        x: normalised log-mel.
-        features: the Features (for denormalising).
-        cfg: the configuration (STFT and mel parameters; ``griffin_lim_iters`` if n_iter is None).
-        n_iter: Griffin-Lim iterations.
-    Chapter: 03_training.
-    """
-    from .metrics import resynthesise
-    return resynthesise(to_db(x, features), cfg, n_iter)

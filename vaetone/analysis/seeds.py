@@ -7,12 +7,12 @@ same factor in another dimension, with the opposite sign. The across-seed views 
 
 1. every seed's model encodes the same notes (the test split by default); the posterior
    means of seed ``s`` are matched to the reference's with
-   :func:`vaetone.latent_stats.match_dimensions`: the one-to-one assignment of dimensions
+   :func:`vaetone.analysis.seeds.match_dimensions`: the one-to-one assignment of dimensions
    (Hungarian algorithm) that maximises the summed absolute Pearson correlation of the
    posterior means, and for each pair the sign that makes the correlation positive;
 2. a per-run analysis gives a per-dimension table in each seed's own dimensions; the table
    of seed ``s`` is reordered onto the reference's dimensions (and signed columns flipped)
-   and :func:`vaetone.latent_stats.aggregate_seeds` gives the mean, standard deviation, min
+   and :func:`vaetone.analysis.seeds.aggregate_seeds` gives the mean, standard deviation, min
    and max over seeds for each reference dimension.
 
 A match is only as good as its correlation (``AcrossSeeds.match_table``): an active
@@ -33,14 +33,17 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy.optimize import linear_sum_assignment
 
-from . import ablation, latent_stats, sensitivity, train
-from .config import Config
-from .errors import VaetoneError
+from vaetone.analysis import ablation, decoding, sensitivity, statistics
+from vaetone.analysis.statistics import _as_2d
+from vaetone.config import Config
+from vaetone.errors import VaetoneError
+from vaetone.model import runs as model_runs
 
 log = logging.getLogger(__name__)
 
-PerRun = Callable[[Config, "train.Run", "train.Latents"], pd.DataFrame]
+PerRun = Callable[[Config, "model_runs.Run", "model_runs.Latents"], pd.DataFrame]
 """A per-run analysis: ``fn(seed_cfg, run, split_latents) -> DataFrame indexed by dim 0..D-1``."""
 
 
@@ -57,7 +60,7 @@ def seed_configs(cfg: Config) -> list[Config]:
 
 
 def seed_runs(cfg: Config, feats=None, progress: bool = False, reference_run=None) -> list:
-    """The trained runs of every seed (loaded from ``runs/`` or trained, see :func:`vaetone.train.trained_model`).
+    """The trained runs of every seed (loaded from ``runs/`` or trained, see :func:`vaetone.model.runs.trained_model`).
 
     Args:
         cfg: the configuration; ``cfg.n_seeds`` runs are returned, reference seed first.
@@ -66,9 +69,9 @@ def seed_runs(cfg: Config, feats=None, progress: bool = False, reference_run=Non
         reference_run: the reference seed's run if the chapter has already loaded it (it is then
             not loaded again).
     Returns:
-        list of ``vaetone.train.Run``. Chapters: 04-06.
+        list of ``vaetone.model.runs.Run``. Chapters: 04-06.
     """
-    return [reference_run if s == 0 and reference_run is not None else train.trained_model(c, feats, progress=progress)
+    return [reference_run if s == 0 and reference_run is not None else model_runs.trained_model(c, feats, progress=progress)
             for s, c in enumerate(seed_configs(cfg))]
 
 
@@ -83,11 +86,11 @@ def seed_latents(cfg: Config, feats=None, runs: Sequence | None = None, split: s
         reference_latents: the reference seed's ``Latents`` of the ``split`` notes if the chapter
             has already loaded them (they are then not loaded again).
     Returns:
-        list of ``vaetone.train.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
+        list of ``vaetone.model.model_runs.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
     Chapters: 04-06.
     """
     runs = seed_runs(cfg, feats) if runs is None else runs
-    return [reference_latents if s == 0 and reference_latents is not None else train.latents(c, r, feats).split(split)
+    return [reference_latents if s == 0 and reference_latents is not None else model_runs.latents(c, r, feats).split(split)
             for s, (c, r) in enumerate(zip(seed_configs(cfg), runs))]
 
 
@@ -97,7 +100,7 @@ def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.n
     Args:
         mus: one (n, D) array per seed, the same notes in the same order; the first is the reference.
     Returns:
-        one ``(perm, signs, corr)`` per seed (see :func:`vaetone.latent_stats.match_dimensions`):
+        one ``(perm, signs, corr)`` per seed (see :func:`vaetone.analysis.seeds.match_dimensions`):
         reference dimension ``i`` is ``signs[i] * mu_s[:, perm[i]]``; the reference's own
         match is the identity with correlation 1. Chapters: 04-06.
     """
@@ -106,7 +109,7 @@ def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.n
     ref = np.asarray(mus[0])
     d = ref.shape[1]
     out = [(np.arange(d), np.ones(d, dtype=int), np.ones(d))]
-    out += [latent_stats.match_dimensions(ref, mu) for mu in mus[1:]]
+    out += [match_dimensions(ref, mu) for mu in mus[1:]]
     return out
 
 
@@ -118,7 +121,7 @@ class AcrossSeeds:
         seeds: the training seeds, reference first.
         tables: one table per seed, indexed by that seed's *own* dimensions.
         matches: one ``(perm, signs, corr)`` per seed (see :func:`match_to_reference`).
-        summary: :func:`vaetone.latent_stats.aggregate_seeds` of the tables: indexed by reference
+        summary: :func:`vaetone.analysis.seeds.aggregate_seeds` of the tables: indexed by reference
             dimension, columns (column, "mean" | "std" | "min" | "max") over seeds.
         signed: the columns whose sign was flipped with the matched dimension.
     """
@@ -163,14 +166,14 @@ def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), run
     Each seed's dimensions are matched to the reference seed's (``cfg.seed``) by the absolute
     correlation of the posterior means of the ``split`` notes (Hungarian assignment, sign
     flips where negative; see the module docstring); then the seed's table is reordered onto
-    the reference dimensions and aggregated with :func:`vaetone.latent_stats.aggregate_seeds`.
+    the reference dimensions and aggregated with :func:`vaetone.analysis.seeds.aggregate_seeds`.
 
     Args:
         cfg: the configuration (``cfg.n_seeds`` seeds from ``cfg.seed``).
         feats: the Features.
         fn: ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim 0..D-1 with numeric
             columns (others are ignored by the summary), ``latents`` being the seed's
-            :class:`vaetone.train.Latents` of the ``split`` notes.
+            :class:`vaetone.model.model_runs.Latents` of the ``split`` notes.
         signed: columns whose sign flips with a dimension (e.g. a mean or a correlation);
             sign-free ones (sensitivities, ablation effects, KL) are not flipped.
         runs: the runs of :func:`seed_runs` (default: loaded or trained).
@@ -193,7 +196,7 @@ def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), run
             raise VaetoneError(f"the per-run analysis of seed {c.seed} must return a table indexed by "
                                f"dim 0..{lat.mu.shape[1] - 1}, got index {list(table.index)[:8]}...")
         tables.append(table.sort_index())
-    summary = latent_stats.aggregate_seeds(tables, matches, signed=list(signed))
+    summary = aggregate_seeds(tables, matches, signed=list(signed))
     return AcrossSeeds([c.seed for c in configs], tables, matches, summary, tuple(signed))
 
 
@@ -232,7 +235,7 @@ def top_counts(result: AcrossSeeds, column: str, k: int = 3, largest: bool = Tru
 # --------------------------------------------------------------------------- per-run analyses
 
 def _split_rows(feats, lat) -> torch.Tensor:
-    """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.train.Latents` of one split)."""
+    """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.model.model_runs.Latents` of one split)."""
     pos = feats.meta.index.get_indexer(lat.meta.index)
     if (pos < 0).any():
         raise VaetoneError("the latents' notes are not all in the features; pass the features they were encoded from")
@@ -240,7 +243,7 @@ def _split_rows(feats, lat) -> torch.Tensor:
 
 
 def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
-    """The per-run analysis of chapter 04: :func:`vaetone.sensitivity.analysis` of one seed's model, its ranking.
+    """The per-run analysis of chapter 04: :func:`vaetone.analysis.sensitivity.analysis` of one seed's model, its ranking.
 
     One-at-a-time sweeps from the same anchor notes in every seed (``anchor_seed``, the
     reference seed), decoder Jacobian norms at those anchors, and (``sobol``) Sobol indices
@@ -256,7 +259,7 @@ def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
         and mean_rank. Chapter 04.
     """
     def fn(c: Config, run, lat) -> pd.DataFrame:
-        decode = sensitivity.db_decoder(run.decode, feats.denormalise)
+        decode = decoding.db_decoder(run.decode, feats.denormalise)
         return sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol).ranking.sort_index()
     return fn
 
@@ -266,14 +269,14 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
 
     Args:
         feats: the Features (references: the notes' own log-mels in dB).
-        baseline, seed: as in :func:`vaetone.ablation.baseline_values`.
+        baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim: base_mean (dB² of the
         unablated reconstruction), increase_mean (dB²), increase_sem, relative_increase of the
         log-mel MSE over the notes. Chapter 05.
     """
     def fn(c: Config, run, lat) -> pd.DataFrame:
-        decode = sensitivity.db_decoder(run.decode, feats.denormalise)
+        decode = decoding.db_decoder(run.decode, feats.denormalise)
         ref = feats.logmel[_split_rows(feats, lat)]
         effects = ablation.ablation_effects(decode, lat.mu, ref, baseline=baseline, seed=seed)
         overall = ablation.summarise_ablation(effects).query("grouping == 'overall'")
@@ -282,8 +285,8 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
     return fn
 
 
-def statistics_per_run(threshold: float = latent_stats.ACTIVE_THRESHOLD) -> PerRun:
-    """The per-run analysis of chapter 06: :func:`vaetone.latent_stats.dimension_table` of one seed's posteriors.
+def statistics_per_run(threshold: float = statistics.ACTIVE_THRESHOLD) -> PerRun:
+    """The per-run analysis of chapter 06: :func:`vaetone.statistics.dimension_table` of one seed's posteriors.
 
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim (``active`` as 0/1, so that
@@ -291,11 +294,68 @@ def statistics_per_run(threshold: float = latent_stats.ACTIVE_THRESHOLD) -> PerR
         with ``signed=SIGNED_STATISTICS``. Chapter 06.
     """
     def fn(c: Config, run, lat) -> pd.DataFrame:
-        table = latent_stats.dimension_table(lat.mu, lat.std, threshold)
+        table = statistics.dimension_table(lat.mu, lat.std, threshold)
         return table.assign(active=table["active"].astype(int))
     return fn
 
 
 SIGNED_STATISTICS = ("mean", "skewness")
-"""Columns of :func:`vaetone.latent_stats.dimension_table` whose sign flips with the dimension
+"""Columns of :func:`vaetone.statistics.dimension_table` whose sign flips with the dimension
 (min and max swap instead: do not read their spread across seeds)."""
+
+
+# --------------------------------------------------------------------------- across seeds
+
+def match_dimensions(mu_ref, mu_other) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Match the dimensions of another run to a reference run by absolute correlation (Hungarian algorithm).
+
+    Args:
+        mu_ref, mu_other: (n, D) posterior means of the same notes under two runs (seeds).
+    Returns:
+        (perm (D,), signs (D,) ±1, corr (D,)): reference dimension i corresponds to
+        ``signs[i] * mu_other[:, perm[i]]``, with correlation ``corr[i]`` (≥ 0 after the sign).
+        ``align(mu_other, perm, signs)`` gives the aligned latents. Chapters 04-06.
+    """
+    a, b = _as_2d(mu_ref, "mu_ref"), _as_2d(mu_other, "mu_other")
+    if a.shape != b.shape:
+        raise VaetoneError(f"match_dimensions needs latents of the same notes and size, got "
+                           f"{a.shape} and {b.shape}")
+    c = np.nan_to_num(np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1]:])
+    rows, perm = linear_sum_assignment(-np.abs(c))
+    signs = np.where(c[rows, perm] < 0, -1, 1)
+    return perm, signs, np.abs(c[rows, perm])
+
+
+def align(mu_other, perm, signs) -> np.ndarray:
+    """Reorder and flip another run's latents onto the reference's dimensions: (n, D)."""
+    return _as_2d(mu_other)[:, perm] * np.asarray(signs)[None, :]
+
+
+def aggregate_seeds(tables: Sequence[pd.DataFrame], matches: Sequence[tuple] | None = None,
+                    signed: Sequence[str] = ()) -> pd.DataFrame:
+    """Mean and spread over seeds of per-dimension tables, after aligning dimensions to the first seed.
+
+    Args:
+        tables: one DataFrame per seed indexed by dim 0..D-1 (numeric columns), first = reference.
+        matches: one (perm, signs, ...) per table from :func:`match_dimensions` (the
+            reference's own is identity); None: no alignment.
+        signed: columns whose sign flips with the dimension (e.g. "mean", "skewness",
+            "pearson_r"); sign-free ones (KL, sensitivities, ablation effects) are not flipped.
+            min and max swap under a flip: leave them out of ``signed`` and do not read
+            their spread across seeds.
+    Returns:
+        DataFrame indexed by reference dim, columns MultiIndex (column, "mean" | "std" | "min" | "max")
+        over seeds. Chapters 04-06.
+    """
+    aligned = []
+    for s, table in enumerate(tables):
+        table = table.select_dtypes("number").astype(float)
+        if matches is not None:
+            perm, signs = matches[s][0], matches[s][1]
+            table = table.loc[list(perm)].reset_index(drop=True)
+            for col in signed:
+                table[col] = table[col].to_numpy() * np.asarray(signs)
+        table.index.name = "dim"
+        aligned.append(table.assign(seed=s))
+    out = pd.concat(aligned).groupby("dim").agg(["mean", "std", "min", "max"])
+    return out.drop(columns="seed", level=0)

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import wav_bytes
-from .config import Config
-from .generate import slerp, to_db
+from vaetone.analysis.generate import slerp, to_db
+from vaetone.book.players import wav_bytes
+from vaetone.config import Config
+from vaetone.spectral.inversion import mel_to_audio
 
 LIVE_GL_ITERS = 8
 """Griffin-Lim iterations of a live update (fast); the full count is used on request."""
@@ -23,14 +24,14 @@ MIX_STEPS = 20
 """Steps of the interpolation slider between the start note and the 'towards' note."""
 
 
-def importance_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int, str]]:
+def slider_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int, str]]:
     """Dimensions ordered by importance from the run's sensitivity/ablation results, when they exist.
 
     Returns:
         (order, labels): dimension indices, most important first (identity order when no
         results exist), and a short label per dimension (e.g. "z3 · rms_db").
     """
-    from . import store
+    from vaetone import store
     folder = store.run_dir(cfg)
     for name in ("05_ablation.json", "04_sensitivity.json"):
         path = folder / name
@@ -44,11 +45,11 @@ def importance_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int,
 
 
 @dataclass
-class Decoder:
+class Renderer:
     """Decodes latent points to dB spectrograms and audio, timing each step.
 
     Args:
-        run: the trained run (``vaetone.train.Run``; its ``decode`` maps (n, D) → (n, 1, n_mels, frames)).
+        run: the trained run (``vaetone.model.runs.Run``; its ``decode`` maps (n, D) → (n, 1, n_mels, frames)).
         feats: the Features (for ``denormalise``).
         cfg: the configuration.
     """
@@ -63,7 +64,7 @@ class Decoder:
 
     def render(self, z: np.ndarray, n_iter: int = LIVE_GL_ITERS) -> tuple[np.ndarray, np.ndarray]:
         """Decode one latent point (D,) → (dB spectrogram (n_mels, frames), audio (samples,))."""
-        from .features import mel_to_audio
+        from vaetone.spectral.inversion import mel_to_audio
         t0 = time.perf_counter()
         db = self.spectrogram(z)
         t1 = time.perf_counter()
@@ -75,7 +76,8 @@ class Decoder:
 def _png(db: np.ndarray, cfg: Config, title: str, vmin: float, vmax: float) -> bytes:
     """Render one spectrogram to PNG bytes with the Agg backend (about 40 ms)."""
     from matplotlib.figure import Figure
-    from .plots import spectrogram
+
+    from vaetone.book.plots import spectrogram
     fig = Figure(figsize=(6.4, 3.0), dpi=80, layout="constrained")
     spectrogram(fig.add_subplot(), db, cfg, title, vmin=vmin, vmax=vmax)
     buf = io.BytesIO()
@@ -87,14 +89,14 @@ class Explorer:
     """The ipywidgets app: one slider per latent dimension, a start point, live spectrogram and audio.
 
     Args:
-        decoder: a :class:`Decoder`.
+        decoder: a :class:`Renderer`.
         mu: posterior means of the test notes (n, D), the start points.
         meta: their metadata (family, pitch, note_str), in the row order of ``mu``.
         order, labels: slider order and labels (see :func:`importance_order`).
         seed: seed of the "randomise" and "prior sample" buttons.
     """
 
-    def __init__(self, decoder: Decoder, mu: np.ndarray, meta, order=None, labels=None, seed: int = 0):
+    def __init__(self, decoder: Renderer, mu: np.ndarray, meta, order=None, labels=None, seed: int = 0):
         import ipywidgets as w
         self.decoder, self.mu, self.meta = decoder, np.asarray(mu, dtype=np.float32), meta
         d = self.mu.shape[1]
@@ -185,18 +187,17 @@ class Explorer:
         return w.VBox([controls, w.HBox([sliders, w.VBox([self.image, self.sound])])])
 
 
-def tour(decoder: Decoder, anchor: np.ndarray, dims: list[int], values: list[float]) -> dict:
+def tour(decoder: Renderer, anchor: np.ndarray, dims: list[int], values: list[float]) -> dict:
     """Pre-render the explorer for the static book: each of ``dims`` swept over ``values`` from ``anchor``.
 
     Returns:
         {dim: [(value, dB spectrogram (n_mels, frames), audio (samples,)), ...]}, decoded and
         inverted (full Griffin-Lim count) in one batch for all dimensions.
     """
-    from .metrics import resynthesise
     z = np.repeat(anchor[None].astype(np.float32), len(dims) * len(values), axis=0)
     for i, d in enumerate(dims):
         z[i * len(values):(i + 1) * len(values), d] = values
     db = decoder.spectrogram(z)
-    y = resynthesise(db, decoder.cfg)
+    y = mel_to_audio(db, decoder.cfg).numpy()
     return {d: [(v, db[i * len(values) + j], y[i * len(values) + j]) for j, v in enumerate(values)]
             for i, d in enumerate(dims)}

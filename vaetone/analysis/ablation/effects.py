@@ -1,17 +1,6 @@
-"""Bridges between the views of the latent space: what an ablated dimension changes, audio metrics, the ground-truth check.
+"""What ablating a dimension changes: descriptors of the ablated decodes, and audio metrics.
 
-Chapters 04-06 look at the latent dimensions with sensitivity analysis (:mod:`vaetone.sensitivity`),
-feature ablation (:mod:`vaetone.ablation`) and descriptive statistics (:mod:`vaetone.latent_stats`).
-This module holds what connects them:
-
-* :func:`ablation_descriptor_effects`: which audio descriptor each ablated dimension moves
-  most (the label of the ablation order, as one-at-a-time sweeps label the sensitivity order);
-  :func:`descriptor_metric` and :func:`descriptor_effects` give the same from the ablation pass
-  that measures the reconstruction errors, so that the ablated notes are decoded once;
-* :func:`audio_ablation_effects`: the ablation effects on audio metrics (frequency accuracy,
-  f0 error), with every ablated note resynthesised in one batch;
-* :func:`ground_truth_check`: on the synthetic source, whose generative factors are known,
-  do sensitivity and ablation single out the dimensions that carry each factor?
+Chapter: 05_ablation.
 """
 from __future__ import annotations
 
@@ -22,29 +11,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import ablation, metrics
-from .config import Config
-from .errors import VaetoneError
-from .sensitivity import Decoder, decode_batched, default_describe
-
-FACTOR_DESCRIPTORS = {"factor_pitch": None, "factor_loudness": "rms_db", "factor_brightness": "centroid_hz",
-                      "factor_attack": "attack_s", "factor_decay": "decay_s", "factor_inharmonicity": None,
-                      "factor_noise": "flatness"}
-"""The mel-domain descriptor (:func:`vaetone.audio.spectral_descriptors`) that follows each synthetic
-factor most directly; None where none does (pitch moves the centroid, as brightness does;
-inharmonicity needs audio)."""
+from vaetone.analysis import metrics
+from vaetone.analysis.ablation import methods as ablation
+from vaetone.analysis.decoding import Decoder, decode_batched, default_describe
+from vaetone.config import Config
+from vaetone.errors import VaetoneError
 
 
 def descriptor_metric(cfg: Config, describe: Callable | None = None) -> Callable:
     """An ablation "metric" that returns the descriptors of the decoded notes (the references are ignored).
 
-    Put it beside the error metrics of :func:`vaetone.ablation.ablation_effects` (e.g. under the
+    Put it beside the error metrics of :func:`vaetone.analysis.ablation.ablation_effects` (e.g. under the
     name "descriptors"): each descriptor ``c`` becomes a metric ``"descriptors:c"`` whose
     ``increase`` is the change of the descriptor when a dimension is ablated. Summarise with
     :func:`descriptor_effects`.
 
     Args:
-        cfg: for the default descriptors (:func:`vaetone.audio.spectral_descriptors`).
+        cfg: for the default descriptors (:func:`vaetone.spectral.descriptors.spectral_descriptors`).
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
         ``metric(ref, est) -> DataFrame`` of one row per note, one column per descriptor. Chapter 05.
@@ -65,7 +48,7 @@ def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.D
     rounding, standard deviation below 1e-6 of its magnitude, gives NaN).
 
     Args:
-        effects: from :func:`vaetone.ablation.ablation_effects` with ``{name: descriptor_metric(cfg)}``
+        effects: from :func:`vaetone.analysis.ablation.ablation_effects` with ``{name: descriptor_metric(cfg)}``
             among its metrics.
         name: the name the descriptor metric was given.
     Returns:
@@ -94,10 +77,10 @@ def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero"
     errors are needed too, add :func:`descriptor_metric` to their metrics instead and decode once).
 
     Args:
-        decode: latent (n, D) → dB output (:func:`vaetone.sensitivity.db_decoder`).
+        decode: latent (n, D) → dB output (:func:`vaetone.analysis.decoding.db_decoder`).
         z: (n, D) posterior means.
-        cfg: for the default descriptors (:func:`vaetone.audio.spectral_descriptors`).
-        baseline, seed: as in :func:`vaetone.ablation.baseline_values`.
+        cfg: for the default descriptors (:func:`vaetone.spectral.descriptors.spectral_descriptors`).
+        baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
         DataFrame indexed by dim, one column per descriptor. Chapter 05.
@@ -114,7 +97,7 @@ def audio_metrics(cfg: Config) -> dict[str, Callable]:
 
     Returns:
         {"frequency_accuracy": metric (higher is better, 0..1), "f0_error_cents": metric (f0 search
-        range of :func:`vaetone.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``. Chapter 05.
+        range of :func:`vaetone.analysis.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``. Chapter 05.
     """
     return {"frequency_accuracy": metrics.frequency_accuracy,
             "f0_error_cents": functools.partial(metrics.f0_error_cents, **metrics.f0_range(cfg))}
@@ -125,7 +108,7 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
                            batch_size: int = 512) -> pd.DataFrame:
     """Per note and dimension, the change of audio metrics when that dimension is ablated, in one batch.
 
-    The same quantities as :func:`vaetone.ablation.ablation_effects` with each metric applied to
+    The same quantities as :func:`vaetone.analysis.ablation.ablation_effects` with each metric applied to
     ``to_audio`` of the decoded log-mels, but the unablated and the D ablated versions of every
     note are decoded and turned into audio in a single batch (one Griffin-Lim run instead of D + 1).
 
@@ -134,14 +117,14 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
         z: (n, D) posterior means.
         ref_audio: (n, samples) reference waveforms (best the references' own resynthesis).
         to_audio: dB log-mels (m, n_mels, frames) → audio (m, samples), e.g.
-            ``lambda db: metrics.resynthesise(db, cfg)``.
+            ``lambda db: mel_to_audio(db, cfg).numpy()``.
         audio_metrics: {name: metric(ref_audio, est_audio) -> (m,)} (see :func:`audio_metrics`).
-        baseline, seed: as in :func:`vaetone.ablation.baseline_values`.
+        baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
         higher_is_better: metric names whose ``degradation`` is ``-increase``.
         index: (n,) note labels.
     Returns:
         Tidy DataFrame: note, dim, metric, base, ablated, increase, degradation (as
-        :func:`vaetone.ablation.ablation_effects`). Chapter 05.
+        :func:`vaetone.analysis.ablation.ablation_effects`). Chapter 05.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     n, d = z.shape
@@ -161,64 +144,3 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
     return pd.concat(frames, ignore_index=True)
 
 
-def _rank_of(order: Sequence[int]) -> dict[int, int]:
-    """{dim: 1-based position} of an importance order (most important first)."""
-    return {int(d): k + 1 for k, d in enumerate(order)}
-
-
-def ground_truth_check(mig_table: pd.DataFrame, dci_importance: pd.DataFrame, sensitivity_order: Sequence[int],
-                       ablation_order: Sequence[int], oat_matrix: pd.DataFrame | None = None,
-                       factor_descriptors: Mapping[str, str | None] = FACTOR_DESCRIPTORS) -> pd.DataFrame:
-    """Per known factor: the dimension that carries it, and where sensitivity and ablation rank that dimension.
-
-    The *carrier* of a factor is the dimension with the largest mutual information with it
-    (MIG's ``top_dim``); DCI's most important dimension for it is given beside. Ranks are
-    1-based positions in the importance orders (1 = most important).
-
-    Args:
-        mig_table: the per-factor table of :func:`vaetone.latent_stats.mig`.
-        dci_importance: the dims × factors importance of :func:`vaetone.latent_stats.dci`.
-        sensitivity_order: dimensions by sensitivity, most important first (e.g. the index of
-            :func:`vaetone.sensitivity.rank_dimensions`).
-        ablation_order: dimensions by ablation effect (:func:`vaetone.ablation.importance_order`).
-        oat_matrix: dims × descriptors sensitivity (:func:`vaetone.sensitivity.sensitivity_matrix`), optional.
-        factor_descriptors: {factor: descriptor that follows it, or None}.
-    Returns:
-        DataFrame indexed by factor: carrier, mi_gap (normalised), dci_dim, sensitivity_rank,
-        ablation_rank, descriptor, oat_dim (the dimension whose sweep moves that descriptor
-        most), oat_agrees (oat_dim == carrier). Chapter 06.
-    """
-    sens_rank, abl_rank = _rank_of(sensitivity_order), _rank_of(ablation_order)
-    rows = []
-    for _, r in mig_table.iterrows():
-        carrier, desc = int(r["top_dim"]), factor_descriptors.get(r["factor"])
-        oat_dim = None
-        if oat_matrix is not None and desc in oat_matrix and oat_matrix[desc].notna().any():
-            oat_dim = int(oat_matrix[desc].idxmax())
-        rows.append({"factor": r["factor"], "carrier": carrier, "mi_gap": float(r["gap"]),
-                     "dci_dim": int(dci_importance[r["factor"]].idxmax()),
-                     "sensitivity_rank": sens_rank[carrier], "ablation_rank": abl_rank[carrier],
-                     "descriptor": desc or "", "oat_dim": oat_dim,
-                     "oat_agrees": (oat_dim == carrier) if oat_dim is not None else None})
-    frame = pd.DataFrame(rows).set_index("factor")
-    return frame.astype({"oat_dim": "Int64", "oat_agrees": "boolean"})
-
-
-def carriers_singled_out(check: pd.DataFrame) -> dict:
-    """Do the importance orders put the factor carriers first? A summary of :func:`ground_truth_check`.
-
-    With k distinct carrier dimensions, counts how many of them are among the k first
-    dimensions of the sensitivity order and of the ablation order.
-
-    Returns:
-        {"carriers": sorted distinct carrier dims, "k", "in_top_sensitivity", "in_top_ablation",
-        "oat_checked" (factors with a descriptor), "oat_agree"}. Chapter 06.
-    """
-    carriers = sorted(set(int(c) for c in check["carrier"]))
-    first = check.drop_duplicates("carrier")
-    k = len(carriers)
-    oat = check["oat_agrees"].dropna()
-    return {"carriers": carriers, "k": k,
-            "in_top_sensitivity": int((first["sensitivity_rank"] <= k).sum()),
-            "in_top_ablation": int((first["ablation_rank"] <= k).sum()),
-            "oat_checked": int(len(oat)), "oat_agree": int(oat.astype(bool).sum())}

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ConfigError
+from vaetone.errors import ConfigError
 
 LOGVAR_RANGE = (-12.0, 8.0)
 """Clamp of the encoder's log-variance: keeps exp() finite in bf16 and early training."""
@@ -173,7 +173,7 @@ def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def describe(model: ConvVAE, n_mels: int | None = None, n_frames: int | None = None) -> pd.DataFrame:
+def layer_table(model: ConvVAE, n_mels: int | None = None, n_frames: int | None = None) -> pd.DataFrame:
     """Layer-by-layer table of the model: output shape per note and parameter count.
 
     Args:

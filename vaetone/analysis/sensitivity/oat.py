@@ -1,0 +1,209 @@
+"""One at a time: sweep one latent dimension from anchor points, measure how the output moves.
+
+Chapter: 04_sensitivity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vaetone.analysis.decoding import Decoder, Describe, _describe_checked, decode_batched, default_describe
+from vaetone.analysis.sensitivity.parts import Part, _parts_frame, output_parts
+from vaetone.config import Config
+from vaetone.errors import ConfigError
+from vaetone.progress import tqdm
+
+# --------------------------------------------------------------------------- one at a time
+
+def anchor_points(mu, n_anchors: int, seed: int = 0, prior_mean: bool = True):
+    """Anchor points of the sweeps: a seeded choice of posterior means, and the prior mean.
+
+    Args:
+        mu: (n, D) posterior means of (test) notes.
+        n_anchors: how many notes (at most n).
+        seed: the choice's seed.
+        prior_mean: put the origin first.
+    Returns:
+        (z (a, D) float32 tensor, rows (a,) int array: the row of mu, -1 for the prior mean). Chapter 04.
+    """
+    mu = torch.as_tensor(mu, dtype=torch.float32)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(mu), size=min(n_anchors, len(mu)), replace=False))
+    z = mu[torch.as_tensor(rows, dtype=torch.long)]
+    if prior_mean:
+        z = torch.cat([torch.zeros(1, mu.shape[1]), z])
+        rows = np.concatenate([[-1], rows])
+    return z, rows
+
+
+def sweep_grid(sigma: float = 3.0, steps: int = 9) -> torch.Tensor:
+    """The sweep values of a dimension: ``steps`` points evenly from -sigma to +sigma (prior std units)."""
+    if steps < 2 or sigma <= 0:
+        raise ConfigError(f"a sweep needs sweep_steps >= 2 and sweep_sigma > 0, got {steps}, {sigma}")
+    return torch.linspace(-sigma, sigma, steps)
+
+
+def sweep_latents(anchors: torch.Tensor, dim: int, grid: torch.Tensor) -> torch.Tensor:
+    """The latents of one sweep: every anchor with ``z_dim`` set to every grid value.
+
+    Returns:
+        (a, g, D) tensor.
+    """
+    z = anchors[:, None, :].repeat(1, len(grid), 1)
+    z[:, :, dim] = grid.to(z)[None, :]
+    return z
+
+
+def sweep_dimension(decode: Decoder, anchors, dim: int, grid, batch_size: int = 512,
+                    device=None) -> torch.Tensor:
+    """Decode the sweep of one dimension from all anchors at once (chunked).
+
+    Args:
+        decode: latent (n, D) → output (n, [1,] n_mels, frames).
+        anchors: (a, D) latents.
+        dim: the swept dimension.
+        grid: (g,) values given to z_dim.
+    Returns:
+        (a, g, n_mels, frames) float32 CPU tensor. Chapter 04 (sweep strips, sweep plots).
+    """
+    anchors = torch.as_tensor(anchors, dtype=torch.float32)
+    grid = torch.as_tensor(grid, dtype=torch.float32)
+    if not 0 <= dim < anchors.shape[1]:
+        raise ConfigError(f"dimension {dim} out of range for latents of size {anchors.shape[1]}")
+    z = sweep_latents(anchors, dim, grid).reshape(-1, anchors.shape[1])
+    out = decode_batched(decode, z, batch_size, device)
+    return out.reshape(len(anchors), len(grid), *out.shape[1:])
+
+
+def _slopes(values: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """|Δvalue / Δz| between neighbouring grid points along axis 1."""
+    dz = torch.diff(grid).reshape(1, -1, *([1] * (values.dim() - 2)))
+    return (torch.diff(values, dim=1) / dz).abs()
+
+
+def _logmel_change(out: torch.Tensor, grid: torch.Tensor, parts: Sequence[Part]) -> np.ndarray:
+    """Mean absolute slope of the output in each part, per anchor: (n_parts, a)."""
+    slope = _slopes(out, grid)
+    return np.stack([slope[:, :, p.mels, p.frames].mean(dim=(1, 2, 3)).numpy() for p in parts])
+
+
+@dataclass
+class Sweeps:
+    """Results of :func:`one_at_a_time`, three tidy tables.
+
+    Attributes:
+        logmel: one row per (dim, part): dim, scope, part, lo, hi, unit, change (mean absolute
+            slope of the output along the sweep, output units per unit z, averaged over anchors
+            and the part's bins), change_std (over anchors).
+        descriptors: one row per (dim, descriptor): slope (mean |Δdescriptor/Δz| along the sweep,
+            averaged over anchors), slope_std (over anchors), range (max − min along the sweep,
+            averaged over anchors), slope_norm (slope divided by the descriptor's standard
+            deviation over all sweep outputs: unitless, comparable across descriptors).
+        curves: one row per decoded output: dim, anchor (position), row (row of mu, -1 prior
+            mean), step, z (the swept value), then one column per descriptor.
+    """
+    logmel: pd.DataFrame
+    descriptors: pd.DataFrame
+    curves: pd.DataFrame
+
+
+def one_at_a_time(decode: Decoder, anchors, grid, cfg: Config, describe: Describe | None = None,
+                  rows=None, n_bands: int = 6, dims: Sequence[int] | None = None,
+                  batch_size: int = 512, device=None) -> Sweeps:
+    """One-at-a-time sweeps of every dimension: change of the log-mel and of each descriptor.
+
+    Args:
+        decode: latent (n, D) → output (n, [1,] n_mels, frames), best in dB (:func:`db_decoder`).
+        anchors: (a, D) anchor latents (:func:`anchor_points`).
+        grid: (g,) increasing sweep values (:func:`sweep_grid`).
+        cfg: gives the layout (f_min, f_max, hop_length).
+        describe: outputs (m, n_mels, frames) → DataFrame of m rows; default
+            :func:`default_describe`.
+        rows: (a,) labels of the anchors for ``curves`` (default 0..a-1).
+        n_bands: frequency bands of :func:`frequency_bands`.
+        dims: dimensions to sweep (default all).
+    Returns:
+        :class:`Sweeps` (logmel, descriptors, curves). Chapter 04.
+    """
+    anchors = torch.as_tensor(anchors, dtype=torch.float32)
+    grid = torch.as_tensor(grid, dtype=torch.float32)
+    describe = describe or default_describe(cfg)
+    dims = range(anchors.shape[1]) if dims is None else dims
+    rows = np.arange(len(anchors)) if rows is None else np.asarray(rows)
+    logmel, curves = [], []
+    for j in tqdm(dims, desc="one-at-a-time sweeps", leave=False):
+        out = sweep_dimension(decode, anchors, j, grid, batch_size, device)
+        parts = output_parts(out.shape[2], out.shape[3], cfg, n_bands)
+        change = _logmel_change(out, grid, parts)
+        logmel.append(_parts_frame(parts).assign(dim=j, change=change.mean(1), change_std=change.std(1)))
+        desc = _describe_checked(describe, out.reshape(-1, *out.shape[2:]))
+        a, g = len(anchors), len(grid)
+        curves.append(pd.concat([pd.DataFrame({
+            "dim": j, "anchor": np.repeat(np.arange(a), g), "row": np.repeat(rows, g),
+            "step": np.tile(np.arange(g), a), "z": np.tile(grid.numpy(), a)}), desc], axis=1))
+    curves = pd.concat(curves, ignore_index=True)
+    cols = ["dim", "scope", "part", "lo", "hi", "unit", "change", "change_std"]
+    logmel = pd.concat(logmel, ignore_index=True)[cols]
+    return Sweeps(logmel, _descriptor_sensitivity(curves, grid), curves)
+
+
+def _descriptor_sensitivity(curves: pd.DataFrame, grid: torch.Tensor) -> pd.DataFrame:
+    """Per (dim, descriptor): mean |slope| and range along the sweeps, and the normalised slope."""
+    names = [c for c in curves.columns if c not in ("dim", "anchor", "row", "step", "z")]
+    dz = np.diff(grid.numpy())
+    scale = curves[names].std(ddof=0)
+    out = []
+    for j, part in curves.groupby("dim", sort=True):
+        g = len(grid)
+        values = part.sort_values(["anchor", "step"])[names].to_numpy().reshape(-1, g, len(names))
+        slope = np.nanmean(np.abs(np.diff(values, axis=1)) / dz[None, :, None], axis=1)
+        span = np.nanmax(values, axis=1) - np.nanmin(values, axis=1)
+        frame = pd.DataFrame({"dim": j, "descriptor": names,
+                              "slope": np.nanmean(slope, 0), "slope_std": np.nanstd(slope, 0),
+                              "range": np.nanmean(span, 0)})
+        out.append(frame)
+    out = pd.concat(out, ignore_index=True)
+    denom = out["descriptor"].map(scale).replace(0.0, np.nan)
+    out["slope_norm"] = out["slope"] / denom
+    return out
+
+
+def sensitivity_matrix(sweeps: Sweeps, value: str = "slope_norm") -> pd.DataFrame:
+    """The dimensions × descriptors matrix of a one-at-a-time result, for a heatmap.
+
+    Args:
+        sweeps: from :func:`one_at_a_time`.
+        value: "slope_norm" (default), "slope" or "range".
+    Returns:
+        DataFrame indexed by dim, one column per descriptor (in ``describe``'s order). Chapter 04.
+    """
+    table = sweeps.descriptors.pivot(index="dim", columns="descriptor", values=value)
+    return table[list(dict.fromkeys(sweeps.descriptors["descriptor"]))]
+
+
+
+
+def normalised_moves(sweeps: Sweeps, decode: Decoder, mu, cfg: Config, describe: Describe | None = None,
+                     batch_size: int = 512, device=None) -> pd.DataFrame:
+    """Descriptor slopes of the sweeps in units of each descriptor's spread over real notes.
+
+    The ``slope`` of :func:`sensitivity_matrix` (descriptor units per unit z) divided by the
+    standard deviation (ddof=1) of the descriptor over the reconstructions ``decode(mu)``: 0.5
+    means that moving z_j by one prior standard deviation moves the descriptor by half its spread
+    across the notes. A descriptor constant over the reconstructions gives NaN.
+
+    Args:
+        sweeps: from :func:`one_at_a_time`.
+        decode: the decoder of the sweeps (dB output, :func:`db_decoder`).
+        mu: (n, D) posterior means of the notes that set the spread (e.g. the test notes).
+        cfg, describe: as in :func:`one_at_a_time`.
+    Returns:
+        DataFrame indexed by dim, one column per descriptor (unitless). Chapters 04, 06.
+    """
+    describe = describe or default_describe(cfg)
+    spread = _describe_checked(describe, decode_batched(decode, mu, batch_size, device)).std()
+    return sensitivity_matrix(sweeps, "slope") / spread.replace(0.0, np.nan)

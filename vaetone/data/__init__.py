@@ -1,0 +1,7 @@
+"""Step 1 of the data flow: notes in the NSynth format, from a user's NSynth folder, a SoundFont or the synthetic source.
+
+Modules: :mod:`~vaetone.data.nsynth` (reading folders), :mod:`~vaetone.data.splits`
+(instrument subsets and splits), :mod:`~vaetone.data.soundfont` and
+:mod:`~vaetone.data.synthetic` (the rendered sources), :mod:`~vaetone.data.dataset` (the
+dataset of a configuration, cached), :mod:`~vaetone.data.summary` (what chapter 01 shows).
+"""

@@ -1,0 +1,237 @@
+"""Trained runs: the model trained with a configuration (loaded, resumed or trained), and the latents of every note.
+
+Chapters: 02_model, 03_training and every analysis chapter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vaetone import store
+from vaetone.config import Config
+from vaetone.devices import resolve_device
+from vaetone.errors import CheckpointError
+from vaetone.model.train import (
+    BEST,
+    CHECKPOINT,
+    EVAL_BATCH,
+    LATENTS,
+    _fit,
+    _load_weights,
+    _splits,
+    _Trainer,
+    history_frame,
+    read_checkpoint,
+)
+from vaetone.model.vae import ConvVAE, n_parameters
+
+"""Layout version of checkpoint.pt / best.pt."""
+
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """A trained model and how it was trained.
+
+    Attributes:
+        model: the ConvVAE with the best validation weights, in eval mode, on ``device``.
+        cfg: the configuration it was trained with.
+        history: one row per epoch, indexed by ``epoch`` (1-based); columns ``train_total``,
+            ``train_recon``, ``train_kl``, ``valid_total``, ``valid_recon``, ``valid_kl`` (nats per
+            note), ``valid_mse`` (per bin, normalised units), ``kl_weight``, ``lr``, ``seconds``,
+            ``notes_per_s`` (training throughput), ``valid_kl_d00``... (KL per latent dimension).
+        path: the run folder.
+        device: "cpu" or "cuda".
+        train_seconds: total training time over all sessions, s.
+        best_epoch: the epoch of the returned weights.
+        stop_reason: "completed", "early stopping" or similar.
+        trained_on: the device type the run was trained on ("cpu" or "cuda"); ``device`` is where it is loaded.
+    """
+    model: ConvVAE
+    cfg: Config
+    history: pd.DataFrame
+    path: Path
+    device: str
+    train_seconds: float
+    best_epoch: int
+    stop_reason: str
+    trained_on: str = ""
+
+    def encode(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior ``(mu, logvar)``, each ``(n, latent_dim)`` on the CPU.
+
+        Args:
+            x: normalised log-mel ``(n, 1, n_mels, frames)``, array or tensor.
+        """
+        out = _batched(lambda b: torch.cat(self.model.encode(b), 1), x, self.device)
+        return out[:, : self.model.latent_dim], out[:, self.model.latent_dim:]
+
+    def decode(self, z) -> torch.Tensor:
+        """Decode latents ``(n, latent_dim)`` (array or tensor) to normalised log-mel ``(n, 1, n_mels, frames)``."""
+        return _batched(self.model.decode, z, self.device)
+
+    def reconstruct(self, x) -> torch.Tensor:
+        """Reconstruction from the posterior mean, ``(n, 1, n_mels, frames)`` normalised, on the CPU."""
+        return _batched(lambda b: self.model.decode(self.model.encode(b)[0]), x, self.device)
+
+
+@dataclass
+class Latents:
+    """Posterior means and standard deviations of every note.
+
+    Attributes:
+        mu, std: float32 arrays ``(n, latent_dim)`` in the row order of ``meta`` (std is 0 for
+            the deterministic autoencoder, β = 0).
+        meta: the features' metadata table (with ``split``).
+    """
+    mu: np.ndarray
+    std: np.ndarray
+    meta: pd.DataFrame
+
+    def split(self, name: str) -> "Latents":
+        """The rows of one split ("train", "valid", "test")."""
+        mask = (self.meta["split"] == name).to_numpy()
+        return Latents(self.mu[mask], self.std[mask], self.meta[mask])
+
+
+def _batched(fn: Callable, x, device, batch: int = EVAL_BATCH) -> torch.Tensor:
+    """Apply ``fn`` in eval mode without gradients, batch by batch on ``device``; float32 CPU result."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        outs = [fn(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _load_features(cfg: Config):
+    """The features of ``cfg`` (imported lazily: vaetone.features is another module's work)."""
+    from vaetone.spectral.features import load_features
+    return load_features(cfg)
+
+
+
+
+def _input_shape(features) -> tuple[int, int]:
+    """(n_mels, n_frames) of the features, without copying them when they say it themselves."""
+    if hasattr(features, "n_mels") and hasattr(features, "n_frames"):
+        return int(features.n_mels), int(features.n_frames)
+    x = features.x("train")
+    return int(x.shape[-2]), int(x.shape[-1])
+
+
+def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device) -> Run:
+    """The Run of a finished checkpoint, with the weights of best.pt."""
+    best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
+    if best is None or int(best.get("epoch", -1)) != int(ckpt["best_epoch"]):
+        raise CheckpointError(f"{folder / BEST} is missing or does not hold the best epoch "
+                              f"{ckpt['best_epoch']} recorded in {folder / CHECKPOINT}; delete the folder to retrain")
+    model = ConvVAE(cfg, *shape)
+    _load_weights(model, best["model"], folder / BEST)
+    history = history_frame(list(ckpt["history"]))
+    seconds = float(history["seconds"].sum()) if len(history) else 0.0
+    return Run(model.to(device).eval(), cfg, history, folder, device.type, seconds,
+               int(ckpt["best_epoch"]), str(ckpt["stop_reason"]), str(ckpt.get("device", device.type)))
+
+
+def trained_model(cfg: Config, features=None, *, progress: bool = True,
+                  callback: Callable[[int, dict], None] | None = None) -> Run:
+    """The model trained with ``cfg``: loaded from its run folder, resumed, or trained from scratch.
+
+    Args:
+        cfg: the configuration (every data, feature, model and training parameter keys the run).
+        features: a ``vaetone.spectral.features.Features`` (default: ``features.features(cfg)``); needs
+            ``x(split) -> (n, 1, n_mels, frames)`` normalised tensors for "train" and "valid".
+        progress: show a tqdm bar with live losses.
+        callback: called as ``callback(epoch, row)`` after each epoch's checkpoint is written.
+    Returns:
+        A :class:`Run` with the best validation weights, in eval mode.
+    Raises:
+        CheckpointError: a checkpoint in the run folder is corrupt or from another configuration or code.
+        TrainingError: the loss became NaN or infinite (the last good checkpoint is kept).
+    Chapters: 02_model, 03_training and every analysis chapter.
+    """
+    features = _load_features(cfg) if features is None else features
+    shape = _input_shape(features)
+    device, folder = resolve_device(cfg), store.run_dir(cfg)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape) if (folder / CHECKPOINT).exists() else None
+    if ckpt is not None and ckpt.get("finished"):
+        return _finished_run(cfg, shape, ckpt, folder, device)
+    x_train, x_valid = _splits(features)  # normalised copies, only when there is training to do
+    trainer = _Trainer(cfg, shape, device)
+    if ckpt is not None:
+        trainer.restore(ckpt, folder / CHECKPOINT)
+        log.info("resuming %s after epoch %d", folder.name, trainer.epoch)
+    _fit(trainer, x_train, x_valid, folder, progress, callback)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape)
+    return _finished_run(cfg, shape, ckpt, folder, device)
+
+
+def run_summary(run: Run) -> dict:
+    """Key numbers of a run for the chapter's results JSON (``store.save_results``).
+
+    Returns:
+        JSON-able dict: run_id, device, parameters, epochs_trained, best_epoch, stop_reason,
+        train_seconds, seconds_per_epoch and notes_per_s (medians over epochs), and the
+        validation losses of the best epoch (nats per note; valid_mse per bin). Chapter: 03_training.
+    """
+    h = run.history
+    best = h.loc[run.best_epoch]
+    return {"run_id": run.path.name, "device": run.trained_on or run.device, "parameters": n_parameters(run.model),
+            "epochs_trained": int(len(h)), "best_epoch": int(run.best_epoch), "stop_reason": run.stop_reason,
+            "train_seconds": float(run.train_seconds), "seconds_per_epoch": float(h["seconds"].median()),
+            "notes_per_s": float(h["notes_per_s"].median()),
+            **{k: float(best[k]) for k in ("valid_total", "valid_recon", "valid_kl", "valid_mse")}}
+
+
+def autoencoder(cfg: Config, features=None, *, progress: bool = True) -> Run:
+    """The plain-autoencoder baseline: the same model and recipe with β = 0 (deterministic encoder).
+
+    Chapter: 03_training.
+    """
+    return trained_model(dataclasses.replace(cfg, beta=0.0), features, progress=progress)
+
+
+def _all_x(features) -> torch.Tensor:
+    """The normalised tensor of every note, in the row order of ``features.meta``."""
+    split = features.meta["split"].to_numpy()
+    parts = {s: features.x(s) for s in pd.unique(split)}
+    first = next(iter(parts.values()))
+    x = torch.empty((len(split), *first.shape[1:]), dtype=torch.float32)
+    for s, xs in parts.items():
+        x[torch.as_tensor(np.flatnonzero(split == s))] = xs.float()
+    return x
+
+
+def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
+    """Posterior means and standard deviations of every note (cached as ``latents.npz`` in the run folder).
+
+    Args:
+        cfg: the configuration.
+        run: the trained run (default: :func:`trained_model` of ``cfg``).
+        features: the features (default: ``features.features(cfg)``).
+    Returns:
+        :class:`Latents` with ``mu``, ``std`` ``(n, latent_dim)`` in the row order of ``features.meta``.
+    Chapters: 03_training and the analysis chapters 04-07.
+    """
+    features = _load_features(cfg) if features is None else features
+    run = trained_model(cfg, features) if run is None else run
+    path, notes = run.path / LATENTS, features.meta.index.to_numpy(dtype=str)
+    if path.exists():
+        with np.load(path, allow_pickle=False) as f:
+            if f["notes"].tolist() == notes.tolist() and int(f["best_epoch"]) == run.best_epoch:
+                return Latents(f["mu"], f["std"], features.meta)
+    mu, logvar = run.encode(_all_x(features))
+    std = torch.zeros_like(mu) if run.model.deterministic else torch.exp(0.5 * logvar)
+    mu, std = mu.numpy().astype(np.float32), std.numpy().astype(np.float32)
+    with store.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, mu=mu, std=std, notes=notes, best_epoch=run.best_epoch)
+    return Latents(mu, std, features.meta)

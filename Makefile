@@ -7,15 +7,15 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export PYTHONHASHSEED := 0
 
-.PHONY: book test setup system browser-deps unit chapters-ci nbval html-ci browser clean
+.PHONY: book test setup system browser-deps lint unit chapters-ci nbval html-ci browser clean
 
 ## make book: set up, run every chapter on params/default.yaml, build _build/html
 book: setup
 	$(BIN)/python -m vaetone.book execute --params params/default.yaml --out _build/executed/default
 	$(BIN)/python -m vaetone.book build --executed _build/executed/default
 
-## make test: set up, unit tests, then every chapter on params/ci.yaml, nbval, strict book build
-test: setup unit chapters-ci nbval html-ci browser
+## make test: set up, ruff, unit tests, then every chapter on params/ci.yaml, nbval, strict book build
+test: setup lint unit chapters-ci nbval html-ci browser
 
 setup: $(STAMP) system
 
@@ -30,6 +30,10 @@ system:
 
 browser-deps:
 	@bash scripts/install_system.sh --with-browser
+
+lint: setup
+	$(BIN)/ruff check vaetone tests scripts
+	$(BIN)/ruff format --check vaetone tests scripts
 
 unit: setup
 	$(BIN)/python -m pytest tests

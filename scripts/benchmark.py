@@ -6,6 +6,7 @@ Prints one JSON object: SoundFont rendering (notes/s, one core), log-mel extract
 training (notes/s, default model, a few batches), decoding (notes/s), Griffin-Lim inversion
 (s/note), and one live explorer update (ms). Nothing is written under data/ or runs/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,13 +32,16 @@ def bench(device: str) -> dict:
     from vaetone.data import soundfont
     from vaetone.model import vae as model
     from vaetone.spectral import inversion, melspec
+
     cfg = config.make(device=device)
     out = {"device": device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
-    grid = np.meshgrid(soundfont.gm_programs().program[:8].to_numpy(), [40, 48, 56, 64, 72, 80],
-                       list(config.VELOCITIES), indexing="ij")
+    grid = np.meshgrid(
+        soundfont.gm_programs().program[:8].to_numpy(), [40, 48, 56, 64, 72, 80], list(config.VELOCITIES), indexing="ij"
+    )
     programs, pitches, velocities = (g.ravel().tolist() for g in grid)
-    out["render_notes_per_s"] = _rate(len(programs), lambda: soundfont.render_notes(programs, pitches, velocities,
-                                                                               cfg.soundfont_path))
+    out["render_notes_per_s"] = _rate(
+        len(programs), lambda: soundfont.render_notes(programs, pitches, velocities, cfg.soundfont_path)
+    )
     audio = np.random.default_rng(0).standard_normal((256, 64000)).astype(np.float32) * 0.1
     out["logmel_notes_per_s"] = _rate(256, lambda: melspec.log_mel(audio, cfg, device=device))
     vae = model.ConvVAE(cfg, cfg.n_mels, melspec.n_frames(cfg)).to(device)
@@ -53,6 +57,7 @@ def bench(device: str) -> dict:
             opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
+
     out["model_parameters"] = model.n_parameters(vae)
     out["train_notes_per_s"] = _rate(5 * cfg.batch_size, step)
     vae.eval()
@@ -61,7 +66,8 @@ def bench(device: str) -> dict:
         out["decode_notes_per_s"] = _rate(512, lambda: vae.decode(z).sum().item())
     db = melspec.log_mel(audio[:8], cfg)
     for n_iter in (8, 32):
-        out[f"griffin_lim_{n_iter}_s_per_note"] = 8 / _rate(8, lambda: inversion.mel_to_audio(db, cfg, n_iter=n_iter))
+        rate = _rate(8, lambda k=n_iter: inversion.mel_to_audio(db, cfg, n_iter=k))
+        out[f"griffin_lim_{n_iter}_s_per_note"] = 8 / rate
     return out
 
 
@@ -75,6 +81,7 @@ def main(argv=None) -> int:
     print(json.dumps(result, indent=2))
     if args.out:
         from vaetone.store import write_json
+
         write_json(args.out, result)
     return 0
 

@@ -1,4 +1,5 @@
 """Tests of vaetone.config: names, coercion, range checks and the parameter files."""
+
 from pathlib import Path
 
 import pytest
@@ -27,21 +28,24 @@ def test_unknown_name_suggests_the_close_one():
         config.make(datset="synthetic")
 
 
-@pytest.mark.parametrize("params, match", [
-    ({"dataset": "nsynt"}, "dataset='nsynt' is not one of"),
-    ({"n_mels": 0}, "n_mels=0 must be > 0"),
-    ({"latent_dim": 0}, "latent_dim=0 must be > 0"),
-    ({"beta": -1}, "beta=-1.0 must be >= 0"),
-    ({"lr": 0}, "lr=0.0 must be > 0"),
-    ({"pitch_min": 80, "pitch_max": 60}, "pitch range 80..60"),
-    ({"velocities": [30]}, "velocities"),
-    ({"families": ["banjo"]}, "families \\['banjo'\\] unknown"),
-    ({"f_max": 9000}, "f_max <= 8000"),
-    ({"n_mels": "many"}, "n_mels' must be int"),
-    ({"latent_dim": 2.5}, "latent_dim' must be int"),
-    ({"dataset": "nsynth"}, "needs nsynth_path"),
-    ({"valid_fraction": 0.6, "test_fraction": 0.5}, "sum to less than 1"),
-])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"dataset": "nsynt"}, "dataset='nsynt' is not one of"),
+        ({"n_mels": 0}, "n_mels=0 must be > 0"),
+        ({"latent_dim": 0}, "latent_dim=0 must be > 0"),
+        ({"beta": -1}, "beta=-1.0 must be >= 0"),
+        ({"lr": 0}, "lr=0.0 must be > 0"),
+        ({"pitch_min": 80, "pitch_max": 60}, "pitch range 80..60"),
+        ({"velocities": [30]}, "velocities"),
+        ({"families": ["banjo"]}, "families \\['banjo'\\] unknown"),
+        ({"f_max": 9000}, "f_max <= 8000"),
+        ({"n_mels": "many"}, "n_mels' must be int"),
+        ({"latent_dim": 2.5}, "latent_dim' must be int"),
+        ({"dataset": "nsynth"}, "needs nsynth_path"),
+        ({"valid_fraction": 0.6, "test_fraction": 0.5}, "sum to less than 1"),
+    ],
+)
 def test_bad_values_raise_clear_errors(params, match):
     with pytest.raises(ConfigError, match=match):
         config.make(**params)
@@ -54,6 +58,7 @@ def test_papermill_strings_are_coerced():
 
 def test_from_notebook_ignores_modules_and_functions_but_not_typos():
     import math
+
     ns = {"math": math, "f": lambda: 1, "In": [], "_": None, "latent_dim": 8}
     assert config.from_notebook(ns).latent_dim == 8
     with pytest.raises(ConfigError, match="latentdim"):

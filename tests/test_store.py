@@ -1,4 +1,5 @@
 """Tests of vaetone.store: cache keys and atomic writes."""
+
 import dataclasses
 import json
 
@@ -40,8 +41,7 @@ def test_atomic_path_leaves_nothing_on_crash(tmp_path):
 def test_save_results_writes_json_and_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("VAETONE_RUNS", str(tmp_path))
     cfg = config.make(dataset="synthetic", latent_dim=5)
-    path = store.save_results(cfg, "06_statistics", {"active_units": 3},
-                              {"dims": pd.DataFrame({"kl": [0.1, 0.2]})})
+    path = store.save_results(cfg, "06_statistics", {"active_units": 3}, {"dims": pd.DataFrame({"kl": [0.1, 0.2]})})
     saved = json.loads(path.read_text())
     assert saved["active_units"] == 3 and saved["params"]["latent_dim"] == 5
     assert path.parent.name.startswith("synthetic-z5-b1-s0-")

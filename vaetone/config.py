@@ -5,6 +5,7 @@ A chapter's ``parameters`` cell holds plain literals; the next cell calls
 before any work. The same name means the same thing in every chapter, and one YAML
 file (``params/*.yaml``) drives them all through papermill.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,7 @@ import yaml
 
 from vaetone.errors import ConfigError
 
-FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet",
-            "organ", "reed", "string", "synth_lead", "vocal")
+FAMILIES = ("bass", "brass", "flute", "guitar", "keyboard", "mallet", "organ", "reed", "string", "synth_lead", "vocal")
 SOURCES = ("acoustic", "electronic", "synthetic")
 VELOCITIES = (25, 50, 75, 100, 127)
 DATASETS = ("soundfont", "synthetic", "nsynth")
@@ -35,77 +35,133 @@ class Config:
     Groups (see :data:`STAGES`) decide which parameters key which cache: changing
     ``n_mels`` recomputes features and everything after them, never the rendered audio.
     """
+
     # --- data (chapter 01) ---
-    dataset: str = "soundfont"          # soundfont | synthetic | nsynth
-    nsynth_path: str = ""               # an NSynth split folder (nsynth-test, ...), for dataset="nsynth"
+    dataset: str = "soundfont"  # soundfont | synthetic | nsynth
+    nsynth_path: str = ""  # an NSynth split folder (nsynth-test, ...), for dataset="nsynth"
     soundfont_path: str = DEFAULT_SOUNDFONT
-    pitch_min: int = 40                 # MIDI
-    pitch_max: int = 76                 # MIDI, inclusive
-    pitch_step: int = 6                 # semitones between rendered pitches (soundfont, synthetic)
+    pitch_min: int = 40  # MIDI
+    pitch_max: int = 76  # MIDI, inclusive
+    pitch_step: int = 6  # semitones between rendered pitches (soundfont, synthetic)
     velocities: list = field(default_factory=lambda: [25, 50, 75, 100, 127])
-    families: list = field(default_factory=list)      # empty: all families
-    sources: list = field(default_factory=list)       # empty: all sources
-    instruments: list = field(default_factory=list)   # instrument_str values; empty: all
-    max_instruments: int = 0            # 0: all; else a seeded subset, stratified by family
-    synthetic_instruments: int = 44     # instruments of the synthetic source (4 per family)
-    valid_fraction: float = 0.15        # share of instruments held out for validation
-    test_fraction: float = 0.15         # share of instruments held out for testing
+    families: list = field(default_factory=list)  # empty: all families
+    sources: list = field(default_factory=list)  # empty: all sources
+    instruments: list = field(default_factory=list)  # instrument_str values; empty: all
+    max_instruments: int = 0  # 0: all; else a seeded subset, stratified by family
+    synthetic_instruments: int = 44  # instruments of the synthetic source (4 per family)
+    valid_fraction: float = 0.15  # share of instruments held out for validation
+    test_fraction: float = 0.15  # share of instruments held out for testing
     split_seed: int = 0
     # --- features (chapter 01) ---
     n_fft: int = 1024
     hop_length: int = 512
     n_mels: int = 64
-    f_min: float = 20.0                 # Hz
-    f_max: float = 8000.0               # Hz, at most sample_rate / 2
-    log_floor: float = 1e-6             # power floor before 10*log10, i.e. -60 dB
+    f_min: float = 20.0  # Hz
+    f_max: float = 8000.0  # Hz, at most sample_rate / 2
+    log_floor: float = 1e-6  # power floor before 10*log10, i.e. -60 dB
     # --- model (chapter 02) ---
     latent_dim: int = 16
     channels: list = field(default_factory=lambda: [16, 32, 64, 128])
     kernel_size: int = 4
-    norm: str = "batch"                 # batch | group | none
-    activation: str = "leaky_relu"      # leaky_relu | relu | gelu | silu
+    norm: str = "batch"  # batch | group | none
+    activation: str = "leaky_relu"  # leaky_relu | relu | gelu | silu
     # --- training (chapter 03) ---
-    beta: float = 1.0                   # 0 gives the plain autoencoder
+    beta: float = 1.0  # 0 gives the plain autoencoder
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
     kl_warmup_epochs: int = 5
-    free_bits: float = 0.0              # nats per dimension; 0: off
-    patience: int = 8                   # early stopping on the validation loss
+    free_bits: float = 0.0  # nats per dimension; 0: off
+    patience: int = 8  # early stopping on the validation loss
     grad_clip: float = 1.0
     seed: int = 0
-    device: str = "auto"                # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda
     # --- analyses (chapters 04-07) ---
-    n_seeds: int = 3                    # training seeds seed, seed+1, ... for the across-seed views
-    n_anchors: int = 16                 # encoded test notes used as sweep anchors
-    sweep_sigma: float = 3.0            # sweep range in prior standard deviations
+    n_seeds: int = 3  # training seeds seed, seed+1, ... for the across-seed views
+    n_anchors: int = 16  # encoded test notes used as sweep anchors
+    sweep_sigma: float = 3.0  # sweep range in prior standard deviations
     sweep_steps: int = 9
-    sobol_n: int = 512                  # Saltelli base sample size (a power of 2)
-    griffin_lim_iters: int = 32         # for audio played in the book
-    n_eval_audio: int = 64              # test notes whose audio metrics are computed (seeded subset); 0: all
+    sobol_n: int = 512  # Saltelli base sample size (a power of 2)
+    griffin_lim_iters: int = 32  # for audio played in the book
+    n_eval_audio: int = 64  # test notes whose audio metrics are computed (seeded subset); 0: all
     n_audio_examples: int = 3
 
 
 STAGES: dict[str, tuple[str, ...]] = {
-    "data": ("dataset", "nsynth_path", "soundfont_path", "pitch_min", "pitch_max", "pitch_step",
-             "velocities", "families", "sources", "instruments", "max_instruments",
-             "synthetic_instruments", "valid_fraction", "test_fraction", "split_seed"),
+    "data": (
+        "dataset",
+        "nsynth_path",
+        "soundfont_path",
+        "pitch_min",
+        "pitch_max",
+        "pitch_step",
+        "velocities",
+        "families",
+        "sources",
+        "instruments",
+        "max_instruments",
+        "synthetic_instruments",
+        "valid_fraction",
+        "test_fraction",
+        "split_seed",
+    ),
     "features": ("n_fft", "hop_length", "n_mels", "f_min", "f_max", "log_floor"),
     "model": ("latent_dim", "channels", "kernel_size", "norm", "activation"),
-    "train": ("beta", "epochs", "batch_size", "lr", "weight_decay", "kl_warmup_epochs",
-              "free_bits", "patience", "grad_clip", "seed"),
+    "train": (
+        "beta",
+        "epochs",
+        "batch_size",
+        "lr",
+        "weight_decay",
+        "kl_warmup_epochs",
+        "free_bits",
+        "patience",
+        "grad_clip",
+        "seed",
+    ),
 }
 """Which parameters each cached stage depends on (a stage also depends on all earlier ones)."""
 
-_CHOICES = {"dataset": DATASETS, "norm": ("batch", "group", "none"),
-            "activation": ("leaky_relu", "relu", "gelu", "silu"),
-            "device": ("auto", "cpu", "cuda")}
-_POSITIVE = ("n_fft", "hop_length", "n_mels", "latent_dim", "kernel_size", "epochs", "batch_size",
-             "pitch_step", "synthetic_instruments", "sweep_steps", "sobol_n", "griffin_lim_iters",
-             "n_seeds", "n_anchors", "lr", "log_floor", "sweep_sigma")
-_NON_NEGATIVE = ("beta", "weight_decay", "kl_warmup_epochs", "free_bits", "patience", "grad_clip",
-                 "max_instruments", "n_audio_examples", "f_min", "seed", "split_seed", "n_eval_audio")
+_CHOICES = {
+    "dataset": DATASETS,
+    "norm": ("batch", "group", "none"),
+    "activation": ("leaky_relu", "relu", "gelu", "silu"),
+    "device": ("auto", "cpu", "cuda"),
+}
+_POSITIVE = (
+    "n_fft",
+    "hop_length",
+    "n_mels",
+    "latent_dim",
+    "kernel_size",
+    "epochs",
+    "batch_size",
+    "pitch_step",
+    "synthetic_instruments",
+    "sweep_steps",
+    "sobol_n",
+    "griffin_lim_iters",
+    "n_seeds",
+    "n_anchors",
+    "lr",
+    "log_floor",
+    "sweep_sigma",
+)
+_NON_NEGATIVE = (
+    "beta",
+    "weight_decay",
+    "kl_warmup_epochs",
+    "free_bits",
+    "patience",
+    "grad_clip",
+    "max_instruments",
+    "n_audio_examples",
+    "f_min",
+    "seed",
+    "split_seed",
+    "n_eval_audio",
+)
 
 
 def names() -> list[str]:
@@ -150,8 +206,10 @@ def _check(cfg: Config) -> None:
         if getattr(cfg, name) < 0:
             raise ConfigError(f"parameter {name}={getattr(cfg, name)!r} must be >= 0")
     if not 21 <= cfg.pitch_min <= cfg.pitch_max <= 108:
-        raise ConfigError(f"pitch range {cfg.pitch_min}..{cfg.pitch_max} must satisfy "
-                          "21 <= pitch_min <= pitch_max <= 108 (MIDI, the NSynth range)")
+        raise ConfigError(
+            f"pitch range {cfg.pitch_min}..{cfg.pitch_max} must satisfy "
+            "21 <= pitch_min <= pitch_max <= 108 (MIDI, the NSynth range)"
+        )
     bad = [v for v in cfg.velocities if v not in VELOCITIES]
     if bad or not cfg.velocities:
         raise ConfigError(f"velocities {cfg.velocities} must be a non-empty subset of {list(VELOCITIES)}")
@@ -159,10 +217,11 @@ def _check(cfg: Config) -> None:
         bad = [v for v in getattr(cfg, name) if v not in allowed]
         if bad:
             raise ConfigError(f"{name} {bad} unknown; choose from {list(allowed)}")
-    if not (0 < cfg.valid_fraction < 1 and 0 < cfg.test_fraction < 1
-            and cfg.valid_fraction + cfg.test_fraction < 1):
-        raise ConfigError("valid_fraction and test_fraction must be in (0, 1) and sum to less than 1, "
-                          f"got {cfg.valid_fraction} and {cfg.test_fraction}")
+    if not (0 < cfg.valid_fraction < 1 and 0 < cfg.test_fraction < 1 and cfg.valid_fraction + cfg.test_fraction < 1):
+        raise ConfigError(
+            "valid_fraction and test_fraction must be in (0, 1) and sum to less than 1, "
+            f"got {cfg.valid_fraction} and {cfg.test_fraction}"
+        )
     if not cfg.f_min < cfg.f_max <= SAMPLE_RATE / 2:
         raise ConfigError(f"need f_min < f_max <= {SAMPLE_RATE // 2} Hz, got {cfg.f_min}..{cfg.f_max}")
     if cfg.hop_length > cfg.n_fft:
@@ -170,8 +229,9 @@ def _check(cfg: Config) -> None:
     if not cfg.channels or any(int(c) < 1 for c in cfg.channels):
         raise ConfigError(f"channels={cfg.channels} must be a non-empty list of positive widths")
     if cfg.dataset == "nsynth" and not cfg.nsynth_path:
-        raise ConfigError("dataset='nsynth' needs nsynth_path, the folder of an NSynth split "
-                          "(e.g. -p nsynth_path /data/nsynth-test)")
+        raise ConfigError(
+            "dataset='nsynth' needs nsynth_path, the folder of an NSynth split (e.g. -p nsynth_path /data/nsynth-test)"
+        )
 
 
 def make(**params: Any) -> Config:
@@ -183,8 +243,10 @@ def make(**params: Any) -> Config:
         for k in unknown:
             close = difflib.get_close_matches(k, known, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"unknown parameter {', '.join(hints)}; the known parameters are listed "
-                          "in vaetone/config.py and params/default.yaml")
+        raise ConfigError(
+            f"unknown parameter {', '.join(hints)}; the known parameters are listed "
+            "in vaetone/config.py and params/default.yaml"
+        )
     defaults = Config()
     values = {k: _coerce(k, v, getattr(defaults, k)) for k, v in params.items()}
     cfg = dataclasses.replace(defaults, **values)
@@ -201,10 +263,14 @@ def from_notebook(namespace: dict) -> Config:
     Every plain value whose name does not start with ``_`` must be a known parameter;
     modules, functions and classes are ignored. Used by the validation cell of every chapter.
     """
-    params = {k: v for k, v in namespace.items()
-              if not k.startswith("_") and k not in _NOTEBOOK_NAMES
-              and not isinstance(v, (types.ModuleType, types.FunctionType, type))
-              and not callable(v)}
+    params = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in _NOTEBOOK_NAMES
+        and not isinstance(v, (types.ModuleType, types.FunctionType, type))
+        and not callable(v)
+    }
     return make(**params)
 
 

@@ -1,5 +1,5 @@
-"""The one device resolver: CUDA when present and asked for, else the CPU.
-"""
+"""The one device resolver: CUDA when present and asked for, else the CPU."""
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +23,5 @@ def resolve_device(cfg: Config | None = None, device: str | torch.device | None 
             device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; "
-                          "use device='auto' or 'cpu'")
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA GPU; use device='auto' or 'cpu'")
     return device
-
-

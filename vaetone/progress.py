@@ -3,6 +3,7 @@
 The book pipeline sets ``VAETONE_PROGRESS=0`` so that executed chapters hold no progress
 bars; anywhere else the bars show, unless the caller disables them.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,15 +4,17 @@ Every artefact (rendered dataset, feature tensors, trained model, analysis resul
 stored under a folder named by a hash of the parameters that produced it plus the code
 version of its stage, so a change of any parameter that matters never reuses a stale file.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from vaetone.config import Config, stage_params
 
@@ -49,8 +51,9 @@ def key(stage: str, cfg: Config) -> str:
     """
     order = list(CODE_VERSIONS)
     versions = {s: CODE_VERSIONS[s] for s in order[: order.index(stage) + 1]}
-    blob = json.dumps({"stage": stage, "params": stage_params(cfg, stage), "code": versions},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {"stage": stage, "params": stage_params(cfg, stage), "code": versions}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -138,4 +141,5 @@ def save_results(cfg: Config, chapter: str, results: dict, tables: dict | None =
 def vars_of(cfg: Config) -> dict:
     """The configuration as a plain dict."""
     import dataclasses
+
     return dataclasses.asdict(cfg)

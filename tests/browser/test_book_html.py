@@ -4,6 +4,7 @@ Every page loads without console errors, every image loads, every audio element 
 playable source, navigation links resolve; one screenshot per page lands in
 ``_build/screenshots/``. Run with ``pytest tests/browser --book-html _build/ci/html``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -14,8 +15,15 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +54,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield b
@@ -65,13 +74,17 @@ def test_book_has_chapters(html_dir):
 def test_every_figure_the_run_made_is_on_its_page(html_dir, request):
     """Each image output of an executed chapter (not removed by a tag) is an <img> on its page."""
     import json
+
     src = request.config.getoption("--book-src")
     if not src:
         pytest.skip("needs --book-src (the staged executed notebooks)")
     for nb_path in sorted((Path(src) / "chapters").glob("*.ipynb")):
         cells = json.loads(nb_path.read_text())["cells"]
-        shown = [c for c in cells if c["cell_type"] == "code" and not
-                 {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", []))]
+        shown = [
+            c
+            for c in cells
+            if c["cell_type"] == "code" and not {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", []))
+        ]
         n_png = sum("image/png" in o.get("data", {}) for c in shown for o in c.get("outputs", []))
         html = (html_dir / "chapters" / f"{nb_path.stem}.html").read_text()
         assert html.count("<img") >= n_png, f"{nb_path.stem}: {html.count('<img')} images for {n_png} figures"
@@ -86,9 +99,9 @@ def test_every_page_as_a_reader_sees_it(html_dir, server, browser):
     for page_path in pages(html_dir):
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         errors = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+        page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.on("requestfailed", lambda r, errors=errors: errors.append(f"request failed: {r.url}"))
         response = page.goto(urljoin(server, page_path), wait_until="load")
         problems += [f"{page_path}: HTTP {response.status}"] if response.status != 200 else []
         problems += [f"{page_path}: console: {e}" for e in errors]
@@ -103,7 +116,8 @@ def test_every_page_as_a_reader_sees_it(html_dir, server, browser):
 def _broken_images(page) -> list[str]:
     """Images that did not load (naturalWidth 0)."""
     bad = page.eval_on_selector_all(
-        "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src.slice(0, 80))")
+        "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src.slice(0, 80))"
+    )
     return [f"image did not load: {src}" for src in bad]
 
 

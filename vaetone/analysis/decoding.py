@@ -2,10 +2,11 @@
 
 Shared by sensitivity, ablation and the across-seed analyses.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 import torch
@@ -16,7 +17,6 @@ from vaetone.errors import VaetoneError
 
 Decoder = Callable[[torch.Tensor], torch.Tensor]
 Describe = Callable[[torch.Tensor], pd.DataFrame]
-
 
 
 def decoder_device(decode: Callable, device=None) -> torch.device:
@@ -36,8 +36,7 @@ def decoder_device(decode: Callable, device=None) -> torch.device:
     return resolve_device()
 
 
-def db_decoder(decode: Decoder, denormalise: Callable[[torch.Tensor], torch.Tensor],
-               device=None) -> Decoder:
+def db_decoder(decode: Decoder, denormalise: Callable[[torch.Tensor], torch.Tensor], device=None) -> Decoder:
     """Compose a decoder of normalised log-mels with the features' ``denormalise`` → output in dB.
 
     Args:
@@ -46,8 +45,10 @@ def db_decoder(decode: Decoder, denormalise: Callable[[torch.Tensor], torch.Tens
     Returns:
         A callable ``z -> dB`` with a ``device`` attribute. Chapters 04, 05.
     """
+
     def decode_db(z: torch.Tensor) -> torch.Tensor:
         return denormalise(decode(z))
+
     decode_db.device = decoder_device(decode, device)
     return decode_db
 
@@ -74,31 +75,37 @@ def decode_batched(decode: Decoder, z, batch_size: int = 512, device=None) -> to
     return torch.cat(outs)
 
 
-def decode_throughput(decode: Decoder, latent_dim: int, n: int = 256, batch_size: int = 512,
-                      device=None) -> dict:
+def decode_throughput(decode: Decoder, latent_dim: int, n: int = 256, batch_size: int = 512, device=None) -> dict:
     """Measure decodes per second on random latents (one warm-up call first).
 
     Returns:
         {"decodes_per_s", "seconds", "n", "batch_size", "device"}. Chapter 04.
     """
     z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(0))
-    decode_batched(decode, z[:min(n, batch_size)], batch_size, device)
+    decode_batched(decode, z[: min(n, batch_size)], batch_size, device)
     start = time.perf_counter()
     decode_batched(decode, z, batch_size, device)
     seconds = time.perf_counter() - start
-    return {"decodes_per_s": n / seconds, "seconds": seconds, "n": n, "batch_size": batch_size,
-            "device": str(decoder_device(decode, device))}
+    return {
+        "decodes_per_s": n / seconds,
+        "seconds": seconds,
+        "n": n,
+        "batch_size": batch_size,
+        "device": str(decoder_device(decode, device)),
+    }
 
 
 # --------------------------------------------------------------------------- descriptors
+
 
 def default_describe(cfg: Config) -> Describe:
     """The default descriptor function: :func:`vaetone.spectral.descriptors.spectral_descriptors` bound to ``cfg``."""
     try:
         from vaetone.spectral.descriptors import spectral_descriptors
     except ImportError as exc:
-        raise VaetoneError("vaetone.spectral.descriptors.spectral_descriptors is not available "
-                           f"({exc}); pass describe=... explicitly") from exc
+        raise VaetoneError(
+            f"vaetone.spectral.descriptors.spectral_descriptors is not available ({exc}); pass describe=... explicitly"
+        ) from exc
     return lambda x_db: spectral_descriptors(x_db, cfg)
 
 
@@ -106,8 +113,8 @@ def _describe_checked(describe: Describe, x: torch.Tensor) -> pd.DataFrame:
     """Call ``describe`` and check it returned one numeric row per output."""
     frame = describe(x)
     if not isinstance(frame, pd.DataFrame) or len(frame) != len(x):
-        raise VaetoneError(f"describe must return a DataFrame with one row per output "
-                           f"({len(x)}); got {type(frame).__name__} of length {len(frame)}")
+        raise VaetoneError(
+            f"describe must return a DataFrame with one row per output "
+            f"({len(x)}); got {type(frame).__name__} of length {len(frame)}"
+        )
     return frame.reset_index(drop=True).astype(float)
-
-

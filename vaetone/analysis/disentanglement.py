@@ -1,10 +1,11 @@
-"""Ground truth: MIG and DCI on a dataset with known factors, and whether sensitivity and ablation single out the factors' carriers.
+"""Ground truth: MIG and DCI on known factors; do sensitivity and ablation single out the factors' carriers?
 
 Chapter: 06_statistics.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from vaetone.analysis.statistics import _as_2d, _factor_frame
 from vaetone.errors import ConfigError, VaetoneError
 
 # --------------------------------------------------------------------------- ground truth
+
 
 def _discretise(x: np.ndarray, n_bins: int) -> np.ndarray:
     """Equal-width histogram bins of each column (as disentanglement_lib); few-valued columns kept as codes."""
@@ -37,19 +39,23 @@ def mutual_information_matrix(mu, factors, n_bins: int = 20) -> pd.DataFrame:
         DataFrame dims × factors. Chapter 06.
     """
     from sklearn.metrics import mutual_info_score
+
     mu = _as_2d(mu)
     frame = _factor_frame(factors, len(mu))
     codes = _discretise(mu, n_bins)
     v = _discretise(_codes_of(frame), n_bins)
-    mi = np.array([[mutual_info_score(v[:, k], codes[:, j]) for k in range(v.shape[1])]
-                   for j in range(mu.shape[1])])
+    mi = np.array([[mutual_info_score(v[:, k], codes[:, j]) for k in range(v.shape[1])] for j in range(mu.shape[1])])
     return pd.DataFrame(mi, columns=list(frame.columns)).rename_axis(index="dim")
 
 
 def _codes_of(frame: pd.DataFrame) -> np.ndarray:
     """Numeric matrix of the factors; non-numeric columns become category codes."""
-    cols = [frame[c].to_numpy(dtype=float) if pd.api.types.is_numeric_dtype(frame[c])
-            else pd.factorize(frame[c])[0].astype(float) for c in frame.columns]
+    cols = [
+        frame[c].to_numpy(dtype=float)
+        if pd.api.types.is_numeric_dtype(frame[c])
+        else pd.factorize(frame[c])[0].astype(float)
+        for c in frame.columns
+    ]
     return np.stack(cols, axis=1)
 
 
@@ -70,14 +76,23 @@ def mig(mu, factors, n_bins: int = 20) -> tuple[float, pd.DataFrame]:
     frame = _factor_frame(factors, len(_as_2d(mu)))
     v = _discretise(_codes_of(frame), n_bins)
     from sklearn.metrics import mutual_info_score
+
     rows = []
     for k, name in enumerate(mi.columns):
         h = mutual_info_score(v[:, k], v[:, k])
         order = np.argsort(-mi[name].to_numpy(), kind="stable")
         top, second = mi[name].iloc[order[0]], mi[name].iloc[order[1]]
-        rows.append({"factor": name, "entropy": h, "top_dim": int(order[0]), "top_mi": top,
-                     "second_dim": int(order[1]), "second_mi": second,
-                     "gap": (top - second) / h if h > 0 else np.nan})
+        rows.append(
+            {
+                "factor": name,
+                "entropy": h,
+                "top_dim": int(order[0]),
+                "top_mi": top,
+                "second_dim": int(order[1]),
+                "second_mi": second,
+                "gap": (top - second) / h if h > 0 else np.nan,
+            }
+        )
     table = pd.DataFrame(rows)
     return float(table["gap"].mean()), table
 
@@ -89,8 +104,9 @@ def _entropy_weights(p: np.ndarray, base: int) -> np.ndarray:
     return 1.0 + (p * logs).sum(1)
 
 
-def dci(mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 0.3,
-        alpha: float = 0.01) -> tuple[dict, pd.DataFrame]:
+def dci(
+    mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 0.3, alpha: float = 0.01
+) -> tuple[dict, pd.DataFrame]:
     """DCI disentanglement, completeness and informativeness (Eastwood & Williams, 2018).
 
     One regressor per (standardised) factor predicts it from the latents: "gbt" uses
@@ -104,6 +120,7 @@ def dci(mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 
         ({"disentanglement", "completeness", "informativeness"}, importance DataFrame dims × factors). Chapter 06.
     """
     from sklearn.model_selection import train_test_split
+
     mu = _as_2d(mu)
     mu = (mu - mu.mean(0)) / np.where(mu.std(0) > 0, mu.std(0), 1.0)
     frame = _factor_frame(factors, len(mu))
@@ -113,14 +130,17 @@ def dci(mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 
     imp, r2 = np.zeros((mu.shape[1], y.shape[1])), []
     for k in range(y.shape[1]):
         model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
-        imp[:, k] = (model.feature_importances_ if method == "gbt" else np.abs(model.coef_))
+        imp[:, k] = model.feature_importances_ if method == "gbt" else np.abs(model.coef_)
         r2.append(model.score(mu[te], y[te, k]))
     imp = np.abs(imp)
     d_j = _entropy_weights(imp, max(2, y.shape[1])) if y.shape[1] > 1 else np.ones(len(imp))
     rho = imp.sum(1) / max(imp.sum(), 1e-12)
     c_k = _entropy_weights(imp.T, max(2, mu.shape[1]))
-    scores = {"disentanglement": float((rho * d_j).sum()), "completeness": float(c_k.mean()),
-              "informativeness": float(np.mean(r2))}
+    scores = {
+        "disentanglement": float((rho * d_j).sum()),
+        "completeness": float(c_k.mean()),
+        "informativeness": float(np.mean(r2)),
+    }
     return scores, pd.DataFrame(imp, columns=list(frame.columns)).rename_axis(index="dim")
 
 
@@ -128,23 +148,27 @@ def _dci_regressor(method: str, seed: int, alpha: float):
     """The per-factor regressor of :func:`dci`."""
     if method == "gbt":
         from sklearn.ensemble import GradientBoostingRegressor
+
         return GradientBoostingRegressor(n_estimators=50, max_depth=3, random_state=seed)
     if method == "lasso":
         from sklearn.linear_model import Lasso
+
         return Lasso(alpha=alpha, random_state=seed)
     raise ConfigError(f"unknown DCI method {method!r}; use 'gbt' or 'lasso'")
 
 
-
-
-FACTOR_DESCRIPTORS = {"factor_pitch": None, "factor_loudness": "rms_db", "factor_brightness": "centroid_hz",
-                      "factor_attack": "attack_s", "factor_decay": "decay_s", "factor_inharmonicity": None,
-                      "factor_noise": "flatness"}
+FACTOR_DESCRIPTORS = {
+    "factor_pitch": None,
+    "factor_loudness": "rms_db",
+    "factor_brightness": "centroid_hz",
+    "factor_attack": "attack_s",
+    "factor_decay": "decay_s",
+    "factor_inharmonicity": None,
+    "factor_noise": "flatness",
+}
 """The mel-domain descriptor (:func:`vaetone.spectral.descriptors.spectral_descriptors`) that follows each synthetic
 factor most directly; None where none does (pitch moves the centroid, as brightness does;
 inharmonicity needs audio)."""
-
-
 
 
 def _rank_of(order: Sequence[int]) -> dict[int, int]:
@@ -152,9 +176,14 @@ def _rank_of(order: Sequence[int]) -> dict[int, int]:
     return {int(d): k + 1 for k, d in enumerate(order)}
 
 
-def ground_truth_check(mig_table: pd.DataFrame, dci_importance: pd.DataFrame, sensitivity_order: Sequence[int],
-                       ablation_order: Sequence[int], oat_matrix: pd.DataFrame | None = None,
-                       factor_descriptors: Mapping[str, str | None] = FACTOR_DESCRIPTORS) -> pd.DataFrame:
+def ground_truth_check(
+    mig_table: pd.DataFrame,
+    dci_importance: pd.DataFrame,
+    sensitivity_order: Sequence[int],
+    ablation_order: Sequence[int],
+    oat_matrix: pd.DataFrame | None = None,
+    factor_descriptors: Mapping[str, str | None] = FACTOR_DESCRIPTORS,
+) -> pd.DataFrame:
     """Per known factor: the dimension that carries it, and where sensitivity and ablation rank that dimension.
 
     The *carrier* of a factor is the dimension with the largest mutual information with it
@@ -181,11 +210,19 @@ def ground_truth_check(mig_table: pd.DataFrame, dci_importance: pd.DataFrame, se
         oat_dim = None
         if oat_matrix is not None and desc in oat_matrix and oat_matrix[desc].notna().any():
             oat_dim = int(oat_matrix[desc].idxmax())
-        rows.append({"factor": r["factor"], "carrier": carrier, "mi_gap": float(r["gap"]),
-                     "dci_dim": int(dci_importance[r["factor"]].idxmax()),
-                     "sensitivity_rank": sens_rank[carrier], "ablation_rank": abl_rank[carrier],
-                     "descriptor": desc or "", "oat_dim": oat_dim,
-                     "oat_agrees": (oat_dim == carrier) if oat_dim is not None else None})
+        rows.append(
+            {
+                "factor": r["factor"],
+                "carrier": carrier,
+                "mi_gap": float(r["gap"]),
+                "dci_dim": int(dci_importance[r["factor"]].idxmax()),
+                "sensitivity_rank": sens_rank[carrier],
+                "ablation_rank": abl_rank[carrier],
+                "descriptor": desc or "",
+                "oat_dim": oat_dim,
+                "oat_agrees": (oat_dim == carrier) if oat_dim is not None else None,
+            }
+        )
     frame = pd.DataFrame(rows).set_index("factor")
     return frame.astype({"oat_dim": "Int64", "oat_agrees": "boolean"})
 
@@ -204,7 +241,11 @@ def carriers_singled_out(check: pd.DataFrame) -> dict:
     first = check.drop_duplicates("carrier")
     k = len(carriers)
     oat = check["oat_agrees"].dropna()
-    return {"carriers": carriers, "k": k,
-            "in_top_sensitivity": int((first["sensitivity_rank"] <= k).sum()),
-            "in_top_ablation": int((first["ablation_rank"] <= k).sum()),
-            "oat_checked": int(len(oat)), "oat_agree": int(oat.astype(bool).sum())}
+    return {
+        "carriers": carriers,
+        "k": k,
+        "in_top_sensitivity": int((first["sensitivity_rank"] <= k).sum()),
+        "in_top_ablation": int((first["ablation_rank"] <= k).sum()),
+        "oat_checked": int(len(oat)),
+        "oat_agree": int(oat.astype(bool).sum()),
+    }

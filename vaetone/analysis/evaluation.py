@@ -2,10 +2,11 @@
 
 Chapter: 03_training.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,17 @@ from vaetone.errors import ConfigError
 from vaetone.spectral.inversion import mel_to_audio
 
 
-def evaluate(ref_db, est_db, cfg, *, n_iter: int | None = None, index=None, ref_audio=None,
-             f0_method: str = "yin", audio: bool = True) -> pd.DataFrame:
+def evaluate(
+    ref_db,
+    est_db,
+    cfg,
+    *,
+    n_iter: int | None = None,
+    index=None,
+    ref_audio=None,
+    f0_method: str = "yin",
+    audio: bool = True,
+) -> pd.DataFrame:
     """All metrics of reconstructions against their originals, one row per note.
 
     Args:
@@ -42,9 +52,14 @@ def evaluate(ref_db, est_db, cfg, *, n_iter: int | None = None, index=None, ref_
         with audio ``mrstft``, ``frequency_accuracy`` (0..1), ``f0_error_cents``. Chapter: 03_training.
     """
     ref_db, est_db = _pair(ref_db, est_db)
-    table = pd.DataFrame({
-        "logmel_mse_db2": logmel_mse(ref_db, est_db), "lsd_db": log_spectral_distance(ref_db, est_db),
-        "spectral_convergence": spectral_convergence(ref_db, est_db)}, index=index)
+    table = pd.DataFrame(
+        {
+            "logmel_mse_db2": logmel_mse(ref_db, est_db),
+            "lsd_db": log_spectral_distance(ref_db, est_db),
+            "spectral_convergence": spectral_convergence(ref_db, est_db),
+        },
+        index=index,
+    )
     if audio:
         a = mel_to_audio(ref_db, cfg, n_iter).numpy() if ref_audio is None else np.asarray(ref_audio)
         b = mel_to_audio(est_db, cfg, n_iter).numpy()
@@ -52,8 +67,6 @@ def evaluate(ref_db, est_db, cfg, *, n_iter: int | None = None, index=None, ref_
         table["frequency_accuracy"] = frequency_accuracy(a, b)
         table["f0_error_cents"] = f0_error_cents(a, b, method=f0_method, **f0_range(cfg))
     return table
-
-
 
 
 def summarise(per_note: pd.DataFrame, groups=None) -> pd.DataFrame:
@@ -94,6 +107,7 @@ class PCABaseline:
         mean: ``(n_mels * frames,)`` train mean; components: ``(latent_dim, n_mels * frames)``;
         shape: ``(n_mels, frames)``; explained_variance_ratio: ``(latent_dim,)``.
     """
+
     mean: torch.Tensor
     components: torch.Tensor
     shape: tuple[int, int]
@@ -130,13 +144,18 @@ def pca_baseline(train_x, latent_dim: int, seed: int = 0) -> PCABaseline:
         A :class:`PCABaseline`. Chapter: 03_training.
     """
     from sklearn.decomposition import PCA
+
     x = torch.as_tensor(train_x).float()
     flat = x.flatten(1).numpy()
     if not 1 <= latent_dim <= min(flat.shape):
         raise ConfigError(f"PCA needs 1 <= latent_dim <= min(notes, bins) = {min(flat.shape)}, got {latent_dim}")
     pca = PCA(n_components=latent_dim, random_state=seed).fit(flat)
-    return PCABaseline(torch.as_tensor(pca.mean_).float(), torch.as_tensor(pca.components_).float(),
-                       tuple(x.shape[-2:]), pca.explained_variance_ratio_)
+    return PCABaseline(
+        torch.as_tensor(pca.mean_).float(),
+        torch.as_tensor(pca.components_).float(),
+        tuple(x.shape[-2:]),
+        pca.explained_variance_ratio_,
+    )
 
 
 def evaluate_models(models: dict[str, Callable], features, cfg, split: str = "test") -> dict[str, pd.DataFrame]:

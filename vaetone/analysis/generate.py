@@ -4,9 +4,10 @@ Every function takes a ``decode(z) -> (n, 1, n_mels, frames)`` callable (``Run.d
 PCA baseline's ``decode``), returns latents and normalised log-mel tensors, and leaves the way
 back to dB and audio to :func:`to_db` and :func:`to_audio`.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,9 @@ import torch
 from vaetone.errors import ConfigError
 
 
-def prior_samples(decode: Callable, n: int, latent_dim: int, seed: int = 0,
-                  temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def prior_samples(
+    decode: Callable, n: int, latent_dim: int, seed: int = 0, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode ``n`` draws of the prior N(0, temperature² I).
 
     Args:
@@ -65,8 +67,7 @@ def _endpoints(z0, z1, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return z0, z1, torch.linspace(0, 1, steps, dtype=torch.float64)[:, None]
 
 
-def interpolate(decode: Callable, z0, z1, steps: int = 7,
-                method: str = "linear") -> tuple[torch.Tensor, torch.Tensor]:
+def interpolate(decode: Callable, z0, z1, steps: int = 7, method: str = "linear") -> tuple[torch.Tensor, torch.Tensor]:
     """Decode an interpolation between two latents.
 
     Args:
@@ -97,8 +98,9 @@ def pick_pair(meta: pd.DataFrame, split: str = "test", seed: int = 0) -> tuple[s
     """
     rows = meta[meta["split"] == split]
     if rows["instrument_family_str"].nunique() < 2:
-        raise ConfigError(f"the {split} split holds fewer than two instrument families; "
-                          "choose another split or widen the data")
+        raise ConfigError(
+            f"the {split} split holds fewer than two instrument families; choose another split or widen the data"
+        )
     rng = np.random.default_rng(seed)
     groups = [g for _, g in rows.groupby(["pitch", "velocity"]) if g["instrument_family_str"].nunique() > 1]
     pool = groups[rng.integers(len(groups))] if groups else rows
@@ -111,5 +113,3 @@ def to_db(x, features) -> torch.Tensor:
     """Normalised log-mel ``(n, 1, n_mels, frames)`` back to dB ``(n, n_mels, frames)`` (the features' statistics)."""
     db = torch.as_tensor(features.denormalise(torch.as_tensor(x).float()))
     return db[:, 0] if db.ndim == 4 else db
-
-

@@ -6,6 +6,7 @@ array ``(n,)``: 0 (or 100 % for frequency accuracy) for a note against itself.
 ``vaetone.analysis.evaluation.evaluate`` resynthesises both sides with the same Griffin-Lim inversion, so the audio
 metrics compare like with like.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -99,8 +100,14 @@ def multires_stft_distance(ref_audio, est_audio, fft_sizes=(512, 1024, 2048)) ->
     return (total / len(fft_sizes)).numpy()
 
 
-def spectral_peaks(audio, sr: int = SAMPLE_RATE, n_fft: int = 4096, threshold_db: float = -30.0,
-                   prominence_db: float = 10.0, f_min: float = 20.0) -> list[np.ndarray]:
+def spectral_peaks(
+    audio,
+    sr: int = SAMPLE_RATE,
+    n_fft: int = 4096,
+    threshold_db: float = -30.0,
+    prominence_db: float = 10.0,
+    f_min: float = 20.0,
+) -> list[np.ndarray]:
     """Frequencies (Hz) of the peaks of each note's time-averaged magnitude spectrum.
 
     Peaks are local maxima of the dB spectrum at most ``-threshold_db`` below the note's maximum,
@@ -123,8 +130,9 @@ def spectral_peaks(audio, sr: int = SAMPLE_RATE, n_fft: int = 4096, threshold_db
     return out
 
 
-def frequency_accuracy(ref_audio, est_audio, sr: int = SAMPLE_RATE, tolerance_cents: float = 50.0,
-                       **peak_args) -> np.ndarray:
+def frequency_accuracy(
+    ref_audio, est_audio, sr: int = SAMPLE_RATE, tolerance_cents: float = 50.0, **peak_args
+) -> np.ndarray:
     """Share of the reference's spectral peaks (harmonics) that the estimate reproduces, per note.
 
     In the spirit of the authors' earlier study (arXiv 2301.07665): a reference peak counts as
@@ -146,8 +154,9 @@ def frequency_accuracy(ref_audio, est_audio, sr: int = SAMPLE_RATE, tolerance_ce
     return np.asarray(acc, dtype=np.float64)
 
 
-def median_f0(audio, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 4200.0,
-              method: str = "yin", gate_db: float = 30.0) -> np.ndarray:
+def median_f0(
+    audio, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 4200.0, method: str = "yin", gate_db: float = 30.0
+) -> np.ndarray:
     """Median fundamental frequency (Hz) of each note's voiced part.
 
     ``method="yin"`` (fast, librosa.yin; frames within ``gate_db`` of the note's loudest frame
@@ -156,6 +165,7 @@ def median_f0(audio, sr: int = SAMPLE_RATE, fmin: float = 30.0, fmax: float = 42
     Returns: ``(n,)`` Hz, NaN where no frame is voiced. Chapter: 03_training.
     """
     import librosa
+
     y = _audio(audio).numpy().astype(np.float32)
     kw = dict(fmin=fmin, fmax=min(fmax, sr / 2 - 1), sr=sr, frame_length=2048, hop_length=512)
     if method == "pyin":
@@ -184,8 +194,6 @@ def f0_error_cents(ref_audio, est_audio, sr: int = SAMPLE_RATE, method: str = "y
         return np.abs(1200 * np.log2(f_est / f_ref))
 
 
-
-
 def f0_range(cfg) -> dict:
     """The f0 search range for ``cfg``'s notes: an octave either side of the pitch range.
 
@@ -200,5 +208,3 @@ def f0_range(cfg) -> dict:
 def _midi_hz(midi: float) -> float:
     """Frequency (Hz) of a MIDI note number (A4 = 69 = 440 Hz)."""
     return 440.0 * 2 ** ((midi - 69) / 12)
-
-

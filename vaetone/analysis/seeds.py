@@ -23,12 +23,13 @@ spread of a headline such as the number of active units.
 
 Chapters: 04_sensitivity, 05_ablation, 06_statistics.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,12 +72,15 @@ def seed_runs(cfg: Config, feats=None, progress: bool = False, reference_run=Non
     Returns:
         list of ``vaetone.model.runs.Run``. Chapters: 04-06.
     """
-    return [reference_run if s == 0 and reference_run is not None else model_runs.trained_model(c, feats, progress=progress)
-            for s, c in enumerate(seed_configs(cfg))]
+    return [
+        reference_run if s == 0 and reference_run is not None else model_runs.trained_model(c, feats, progress=progress)
+        for s, c in enumerate(seed_configs(cfg))
+    ]
 
 
-def seed_latents(cfg: Config, feats=None, runs: Sequence | None = None, split: str = "test",
-                 reference_latents=None) -> list:
+def seed_latents(
+    cfg: Config, feats=None, runs: Sequence | None = None, split: str = "test", reference_latents=None
+) -> list:
     """Posterior means and standard deviations of one split's notes under every seed's model.
 
     Args:
@@ -90,8 +94,10 @@ def seed_latents(cfg: Config, feats=None, runs: Sequence | None = None, split: s
     Chapters: 04-06.
     """
     runs = seed_runs(cfg, feats) if runs is None else runs
-    return [reference_latents if s == 0 and reference_latents is not None else model_runs.latents(c, r, feats).split(split)
-            for s, (c, r) in enumerate(zip(seed_configs(cfg), runs))]
+    return [
+        reference_latents if s == 0 and reference_latents is not None else model_runs.latents(c, r, feats).split(split)
+        for s, (c, r) in enumerate(zip(seed_configs(cfg), runs))
+    ]
 
 
 def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -125,6 +131,7 @@ class AcrossSeeds:
             dimension, columns (column, "mean" | "std" | "min" | "max") over seeds.
         signed: the columns whose sign was flipped with the matched dimension.
     """
+
     seeds: list[int]
     tables: list[pd.DataFrame]
     matches: list[tuple]
@@ -147,8 +154,10 @@ class AcrossSeeds:
         Returns:
             DataFrame indexed by reference dim, columns MultiIndex (seed, "dim" | "sign" | "abs_r").
         """
-        parts = {seed: pd.DataFrame({"dim": perm, "sign": signs, "abs_r": corr})
-                 for seed, (perm, signs, corr) in zip(self.seeds, self.matches)}
+        parts = {
+            seed: pd.DataFrame({"dim": perm, "sign": signs, "abs_r": corr})
+            for seed, (perm, signs, corr) in zip(self.seeds, self.matches)
+        }
         frame = pd.concat(parts, axis=1, names=["seed", None])
         frame.index.name = "dim"
         return frame
@@ -158,9 +167,17 @@ class AcrossSeeds:
         return self.summary[column][["mean", "std"]]
 
 
-def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), runs: Sequence | None = None,
-                 split: str = "test", reference: pd.DataFrame | None = None, reference_run=None,
-                 reference_latents=None) -> AcrossSeeds:
+def across_seeds(
+    cfg: Config,
+    feats,
+    fn: PerRun,
+    signed: Sequence[str] = (),
+    runs: Sequence | None = None,
+    split: str = "test",
+    reference: pd.DataFrame | None = None,
+    reference_run=None,
+    reference_latents=None,
+) -> AcrossSeeds:
     """Apply a per-dimension analysis to every seed's model and aggregate it on the reference's dimensions.
 
     Each seed's dimensions are matched to the reference seed's (``cfg.seed``) by the absolute
@@ -193,8 +210,10 @@ def across_seeds(cfg: Config, feats, fn: PerRun, signed: Sequence[str] = (), run
     for s, (c, run, lat) in enumerate(zip(configs, runs, lats)):
         table = reference.copy() if s == 0 and reference is not None else fn(c, run, lat)
         if sorted(table.index) != list(range(lat.mu.shape[1])):
-            raise VaetoneError(f"the per-run analysis of seed {c.seed} must return a table indexed by "
-                               f"dim 0..{lat.mu.shape[1] - 1}, got index {list(table.index)[:8]}...")
+            raise VaetoneError(
+                f"the per-run analysis of seed {c.seed} must return a table indexed by "
+                f"dim 0..{lat.mu.shape[1] - 1}, got index {list(table.index)[:8]}..."
+            )
         tables.append(table.sort_index())
     summary = aggregate_seeds(tables, matches, signed=list(signed))
     return AcrossSeeds([c.seed for c in configs], tables, matches, summary, tuple(signed))
@@ -210,10 +229,16 @@ def rank_agreement(result: AcrossSeeds, column: str) -> pd.Series:
         Series indexed by seed (the reference's own is 1). Chapters: 04, 05.
     """
     from scipy.stats import spearmanr
+
     table = result.aligned(column)
     ref = table.iloc[:, 0]
-    return pd.Series({seed: float(spearmanr(ref, table[seed])[0]) if table[seed].nunique() > 1 else np.nan
-                      for seed in table.columns}, name=f"spearman_{column}").rename_axis("seed")
+    return pd.Series(
+        {
+            seed: float(spearmanr(ref, table[seed])[0]) if table[seed].nunique() > 1 else np.nan
+            for seed in table.columns
+        },
+        name=f"spearman_{column}",
+    ).rename_axis("seed")
 
 
 def top_counts(result: AcrossSeeds, column: str, k: int = 3, largest: bool = True) -> pd.Series:
@@ -234,6 +259,7 @@ def top_counts(result: AcrossSeeds, column: str, k: int = 3, largest: bool = Tru
 
 # --------------------------------------------------------------------------- per-run analyses
 
+
 def _split_rows(feats, lat) -> torch.Tensor:
     """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.model.model_runs.Latents` of one split)."""
     pos = feats.meta.index.get_indexer(lat.meta.index)
@@ -243,7 +269,7 @@ def _split_rows(feats, lat) -> torch.Tensor:
 
 
 def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
-    """The per-run analysis of chapter 04: :func:`vaetone.analysis.sensitivity.analysis` of one seed's model, its ranking.
+    """The per-run analysis of chapter 04: the ranking of :func:`vaetone.analysis.sensitivity.analysis` of one seed.
 
     One-at-a-time sweeps from the same anchor notes in every seed (``anchor_seed``, the
     reference seed), decoder Jacobian norms at those anchors, and (``sobol``) Sobol indices
@@ -258,9 +284,11 @@ def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
         ``rank_dimensions`` (oat_logmel, oat_descriptors, jacobian[, sobol_ST]), their ranks
         and mean_rank. Chapter 04.
     """
+
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
         return sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol).ranking.sort_index()
+
     return fn
 
 
@@ -275,6 +303,7 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
         unablated reconstruction), increase_mean (dB²), increase_sem, relative_increase of the
         log-mel MSE over the notes. Chapter 05.
     """
+
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
         ref = feats.logmel[_split_rows(feats, lat)]
@@ -282,6 +311,7 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
         overall = ablation.summarise_ablation(effects).query("grouping == 'overall'")
         cols = ["base_mean", "increase_mean", "increase_sem", "relative_increase"]
         return overall.set_index("dim")[cols].sort_index()
+
     return fn
 
 
@@ -293,9 +323,11 @@ def statistics_per_run(threshold: float = statistics.ACTIVE_THRESHOLD) -> PerRun
         its mean over seeds is the share of seeds in which the matched unit is active). Aggregate
         with ``signed=SIGNED_STATISTICS``. Chapter 06.
     """
+
     def fn(c: Config, run, lat) -> pd.DataFrame:
         table = statistics.dimension_table(lat.mu, lat.std, threshold)
         return table.assign(active=table["active"].astype(int))
+
     return fn
 
 
@@ -305,6 +337,7 @@ SIGNED_STATISTICS = ("mean", "skewness")
 
 
 # --------------------------------------------------------------------------- across seeds
+
 
 def match_dimensions(mu_ref, mu_other) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Match the dimensions of another run to a reference run by absolute correlation (Hungarian algorithm).
@@ -318,9 +351,8 @@ def match_dimensions(mu_ref, mu_other) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """
     a, b = _as_2d(mu_ref, "mu_ref"), _as_2d(mu_other, "mu_other")
     if a.shape != b.shape:
-        raise VaetoneError(f"match_dimensions needs latents of the same notes and size, got "
-                           f"{a.shape} and {b.shape}")
-    c = np.nan_to_num(np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1]:])
+        raise VaetoneError(f"match_dimensions needs latents of the same notes and size, got {a.shape} and {b.shape}")
+    c = np.nan_to_num(np.corrcoef(a.T, b.T)[: a.shape[1], a.shape[1] :])
     rows, perm = linear_sum_assignment(-np.abs(c))
     signs = np.where(c[rows, perm] < 0, -1, 1)
     return perm, signs, np.abs(c[rows, perm])
@@ -331,8 +363,9 @@ def align(mu_other, perm, signs) -> np.ndarray:
     return _as_2d(mu_other)[:, perm] * np.asarray(signs)[None, :]
 
 
-def aggregate_seeds(tables: Sequence[pd.DataFrame], matches: Sequence[tuple] | None = None,
-                    signed: Sequence[str] = ()) -> pd.DataFrame:
+def aggregate_seeds(
+    tables: Sequence[pd.DataFrame], matches: Sequence[tuple] | None = None, signed: Sequence[str] = ()
+) -> pd.DataFrame:
     """Mean and spread over seeds of per-dimension tables, after aligning dimensions to the first seed.
 
     Args:

@@ -11,6 +11,7 @@ at 1e-12 inside the logarithm, so that the std = 0 of a β = 0 autoencoder gives
 *active* when the variance over notes of its posterior mean exceeds 0.01 (Burda et al., 2016);
 mutual information is in nats.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,6 +58,7 @@ def _factor_frame(factors, n: int) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- per dimension
 
+
 def kl_per_dimension(mu, std) -> np.ndarray:
     """Analytic KL of each posterior dimension to N(0, 1), averaged over notes.
 
@@ -71,8 +73,8 @@ def kl_per_dimension(mu, std) -> np.ndarray:
         (D,) nats. Chapters 05, 06.
     """
     mu, std = _as_2d(mu), _as_2d(std, "std")
-    var = std ** 2
-    return (0.5 * (mu ** 2 + var - 1.0 - np.log(np.maximum(var, VAR_FLOOR)))).mean(0)
+    var = std**2
+    return (0.5 * (mu**2 + var - 1.0 - np.log(np.maximum(var, VAR_FLOOR)))).mean(0)
 
 
 def kl_order(mu, std) -> np.ndarray:
@@ -117,10 +119,18 @@ def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.Dat
         posterior_std (mean over notes) and kl (nats). Chapter 06.
     """
     mu = _as_2d(mu)
-    table = pd.DataFrame({"mean": mu.mean(0), "std": mu.std(0, ddof=1), "min": mu.min(0),
-                          "max": mu.max(0), "skewness": stats.skew(mu, axis=0),
-                          "excess_kurtosis": stats.kurtosis(mu, axis=0, fisher=True),
-                          "variance": mu.var(0, ddof=1), "active": active_units(mu, threshold)})
+    table = pd.DataFrame(
+        {
+            "mean": mu.mean(0),
+            "std": mu.std(0, ddof=1),
+            "min": mu.min(0),
+            "max": mu.max(0),
+            "skewness": stats.skew(mu, axis=0),
+            "excess_kurtosis": stats.kurtosis(mu, axis=0, fisher=True),
+            "variance": mu.var(0, ddof=1),
+            "active": active_units(mu, threshold),
+        }
+    )
     table.index.name = "dim"
     if std is not None:
         table["posterior_std"] = _as_2d(std, "std").mean(0)
@@ -135,6 +145,7 @@ def correlation_matrix(mu, method: str = "pearson") -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- association with attributes
 
+
 def factor_association(mu, factors, seed: int = 0, n_neighbors: int = 3) -> pd.DataFrame:
     """Correlation and mutual information of each dimension with continuous attributes (pitch, velocity).
 
@@ -146,14 +157,22 @@ def factor_association(mu, factors, seed: int = 0, n_neighbors: int = 3) -> pd.D
         Tidy DataFrame: dim, factor, pearson_r, spearman_rho, mutual_info (nats). Chapter 06.
     """
     from sklearn.feature_selection import mutual_info_regression
+
     mu = _as_2d(mu)
     frame, rows = _factor_frame(factors, len(mu)), []
     for name in frame.columns:
         y = frame[name].to_numpy(dtype=float)
         mi = mutual_info_regression(mu, y, n_neighbors=n_neighbors, random_state=seed)
         for j in range(mu.shape[1]):
-            rows.append({"dim": j, "factor": name, "pearson_r": stats.pearsonr(mu[:, j], y)[0],
-                         "spearman_rho": stats.spearmanr(mu[:, j], y)[0], "mutual_info": mi[j]})
+            rows.append(
+                {
+                    "dim": j,
+                    "factor": name,
+                    "pearson_r": stats.pearsonr(mu[:, j], y)[0],
+                    "spearman_rho": stats.spearmanr(mu[:, j], y)[0],
+                    "mutual_info": mi[j],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -189,8 +208,7 @@ def categorical_association(mu, factors) -> pd.DataFrame:
         eta = eta_squared(mu, labels)
         groups = [mu[labels == g] for g in pd.unique(labels)]
         for j in range(mu.shape[1]):
-            f, p = (stats.f_oneway(*[g[:, j] for g in groups]) if len(groups) > 1
-                    else (np.nan, np.nan))
+            f, p = stats.f_oneway(*[g[:, j] for g in groups]) if len(groups) > 1 else (np.nan, np.nan)
             rows.append({"dim": j, "factor": name, "eta_squared": eta[j], "anova_F": f, "anova_p": p})
     return pd.DataFrame(rows)
 
@@ -217,15 +235,15 @@ def embed_2d(mu, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -
     mu = _as_2d(mu)
     if method == "pca":
         from sklearn.decomposition import PCA
+
         pca = PCA(n_components=2, random_state=seed).fit(mu)
         frame = pd.DataFrame(pca.transform(mu), columns=["x", "y"])
         frame.attrs["explained_variance_ratio"] = pca.explained_variance_ratio_.tolist()
         return frame
     if method == "tsne":
         from sklearn.manifold import TSNE
+
         perp = float(min(perplexity, max(1.0, (len(mu) - 1) / 3)))
         xy = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(mu)
         return pd.DataFrame(xy, columns=["x", "y"])
     raise ConfigError(f"unknown 2-D method {method!r}; use 'pca' or 'tsne'")
-
-

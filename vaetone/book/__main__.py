@@ -1,4 +1,5 @@
 """``python -m vaetone.book execute|build``: see :mod:`vaetone.book.pipeline`."""
+
 import sys
 
 from vaetone.book.pipeline import main

@@ -3,6 +3,7 @@
 Live in Jupyter (ipywidgets); in the static book, :func:`tour` pre-renders what the
 explorer would show. Chapter 07 uses both.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,6 +33,7 @@ def slider_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int, str
         results exist), and a short label per dimension (e.g. "z3 · rms_db").
     """
     from vaetone import store
+
     folder = store.run_dir(cfg)
     for name in ("05_ablation.json", "04_sensitivity.json"):
         path = folder / name
@@ -53,6 +55,7 @@ class Renderer:
         feats: the Features (for ``denormalise``).
         cfg: the configuration.
     """
+
     run: object
     feats: object
     cfg: Config
@@ -65,6 +68,7 @@ class Renderer:
     def render(self, z: np.ndarray, n_iter: int = LIVE_GL_ITERS) -> tuple[np.ndarray, np.ndarray]:
         """Decode one latent point (D,) → (dB spectrogram (n_mels, frames), audio (samples,))."""
         from vaetone.spectral.inversion import mel_to_audio
+
         t0 = time.perf_counter()
         db = self.spectrogram(z)
         t1 = time.perf_counter()
@@ -78,6 +82,7 @@ def _png(db: np.ndarray, cfg: Config, title: str, vmin: float, vmax: float) -> b
     from matplotlib.figure import Figure
 
     from vaetone.book.plots import spectrogram
+
     fig = Figure(figsize=(6.4, 3.0), dpi=80, layout="constrained")
     spectrogram(fig.add_subplot(), db, cfg, title, vmin=vmin, vmax=vmax)
     buf = io.BytesIO()
@@ -98,21 +103,33 @@ class Explorer:
 
     def __init__(self, decoder: Renderer, mu: np.ndarray, meta, order=None, labels=None, seed: int = 0):
         import ipywidgets as w
+
         self.decoder, self.mu, self.meta = decoder, np.asarray(mu, dtype=np.float32), meta
         d = self.mu.shape[1]
         self.order = list(order) if order is not None else list(range(d))
         labels = labels or {i: f"z{i}" for i in range(d)}
         self.rng = np.random.default_rng(seed)
         span = decoder.cfg.sweep_sigma
-        self.sliders = {i: w.FloatSlider(value=0.0, min=-span, max=span, step=0.05, description=labels[i],
-                                         continuous_update=False, layout=w.Layout(width="340px"))
-                        for i in self.order}
+        self.sliders = {
+            i: w.FloatSlider(
+                value=0.0,
+                min=-span,
+                max=span,
+                step=0.05,
+                description=labels[i],
+                continuous_update=False,
+                layout=w.Layout(width="340px"),
+            )
+            for i in self.order
+        }
         names = [(f"{r.instrument_family_str} · pitch {r.pitch} · {k}", k) for k, r in meta.iterrows()]
         self.start = w.Dropdown(options=names, description="start note", layout=w.Layout(width="480px"))
-        self.other = w.Dropdown(options=names, value=names[-1][1], description="towards",
-                                layout=w.Layout(width="480px"))
-        self.mix = w.FloatSlider(value=0.0, min=0.0, max=1.0, step=1 / MIX_STEPS, description="interpolate",
-                                 continuous_update=False)
+        self.other = w.Dropdown(
+            options=names, value=names[-1][1], description="towards", layout=w.Layout(width="480px")
+        )
+        self.mix = w.FloatSlider(
+            value=0.0, min=0.0, max=1.0, step=1 / MIX_STEPS, description="interpolate", continuous_update=False
+        )
         self.buttons = {n: w.Button(description=n) for n in ("reset", "randomise", "prior sample", "full quality")}
         self.image, self.sound = w.Image(format="png"), w.Audio(format="wav", autoplay=False, loop=False)
         self.status = w.Label()
@@ -182,6 +199,7 @@ class Explorer:
     def widget(self):
         """The assembled app, ready to display."""
         import ipywidgets as w
+
         sliders = w.VBox([self.sliders[i] for i in self.order])
         controls = w.VBox([self.start, self.other, self.mix, w.HBox(list(self.buttons.values())), self.status])
         return w.VBox([controls, w.HBox([sliders, w.VBox([self.image, self.sound])])])
@@ -196,8 +214,10 @@ def tour(decoder: Renderer, anchor: np.ndarray, dims: list[int], values: list[fl
     """
     z = np.repeat(anchor[None].astype(np.float32), len(dims) * len(values), axis=0)
     for i, d in enumerate(dims):
-        z[i * len(values):(i + 1) * len(values), d] = values
+        z[i * len(values) : (i + 1) * len(values), d] = values
     db = decoder.spectrogram(z)
     y = mel_to_audio(db, decoder.cfg).numpy()
-    return {d: [(v, db[i * len(values) + j], y[i * len(values) + j]) for j, v in enumerate(values)]
-            for i, d in enumerate(dims)}
+    return {
+        d: [(v, db[i * len(values) + j], y[i * len(values) + j]) for j, v in enumerate(values)]
+        for i, d in enumerate(dims)
+    }

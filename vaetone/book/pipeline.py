@@ -8,6 +8,7 @@ Used by the Makefile::
 The book is built from the executed notebooks with execution off, in a staging folder
 that holds no ``.md`` twin of any chapter (Jupyter Book would prefer the ``.md``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,6 +45,7 @@ def toc_chapters(root: Path | None = None) -> list[str]:
 def to_notebook(source: Path, target: Path) -> Path:
     """Convert a MyST markdown chapter to an unexecuted ``.ipynb`` (jupytext)."""
     import jupytext
+
     nb = jupytext.read(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     jupytext.write(nb, target)
@@ -61,6 +63,7 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
         The path of the executed notebook.
     """
     import papermill
+
     config.make(**parameters)  # fail before starting a kernel
     os.environ["VAETONE_PROGRESS"] = "0"  # progress bars are noise in a static page
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures into the notebook
@@ -68,9 +71,15 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     running = out_dir / "running" / target.name  # kept, with the traceback, if the chapter fails
     raw = to_notebook(source, out_dir / "raw" / target.name)
     running.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(raw), str(running), parameters=parameters,
-                               cwd=str(source.parent), kernel_name="python3",
-                               progress_bar=False, log_output=False)
+    papermill.execute_notebook(
+        str(raw),
+        str(running),
+        parameters=parameters,
+        cwd=str(source.parent),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
     _prepare_for_book(running)
     target.parent.mkdir(parents=True, exist_ok=True)
     running.replace(target)
@@ -88,6 +97,7 @@ def _prepare_for_book(path: Path) -> None:
     the page load widget scripts from a CDN. The live explorer stays in the ``.md`` chapter.
     """
     import nbformat
+
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
@@ -126,8 +136,10 @@ def stage(executed: Path, staging: Path) -> Path:
     for name in toc_chapters(root):
         nb = executed / "chapters" / f"{name}.ipynb"
         if not nb.exists():
-            raise ConfigError(f"chapter {name} (in _toc.yml) has no executed notebook at {nb}; "
-                              "run `python -m vaetone.book execute` first")
+            raise ConfigError(
+                f"chapter {name} (in _toc.yml) has no executed notebook at {nb}; "
+                "run `python -m vaetone.book execute` first"
+            )
         shutil.copy2(nb, staging / "chapters" / nb.name)
     return staging
 

@@ -2,6 +2,7 @@
 
 Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
 """
+
 from __future__ import annotations
 
 import base64
@@ -64,10 +65,12 @@ def _player_html(y, sr: int, label: str, normalise: bool) -> str:
     The element is built as ``IPython.display.Audio`` builds its own, so it is shown wherever that is.
     """
     b64 = base64.b64encode(wav_bytes(y, sr, normalise)).decode("ascii")
-    return (f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.5em 0.2em 0;width:11.5em">'
-            f'<figcaption style="font-size:0.85em;overflow-wrap:anywhere">{html.escape(label)}</figcaption>'
-            f'<audio controls="controls" style="width:11em"><source src="data:audio/wav;base64,{b64}" type="audio/wav"/>'
-            'Your browser does not support the audio element.</audio></figure>')
+    return (
+        f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.5em 0.2em 0;width:11.5em">'
+        f'<figcaption style="font-size:0.85em;overflow-wrap:anywhere">{html.escape(label)}</figcaption>'
+        f'<audio controls="controls" style="width:11em"><source src="data:audio/wav;base64,{b64}" type="audio/wav"/>'
+        "Your browser does not support the audio element.</audio></figure>"
+    )
 
 
 def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = False) -> AudioPlayer:
@@ -83,8 +86,9 @@ def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = Fa
     return AudioPlayer(_player_html(y, sr, label, normalise), [label])
 
 
-def audio_grid(items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool = False,
-               title: str | None = None) -> AudioPlayer:
+def audio_grid(
+    items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool = False, title: str | None = None
+) -> AudioPlayer:
     """Several labelled players side by side, wrapping to the page width (at most ``columns`` per row).
 
     Args:
@@ -97,6 +101,8 @@ def audio_grid(items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool =
     items = list(items)
     players = "".join(_player_html(y, sr, label, normalise) for label, y in items)
     caption = f'<p style="margin:0.2em 0">{html.escape(title)}</p>' if title else ""
-    block = (f'<div class="vaetone-audio-grid">{caption}<div style="display:flex;flex-wrap:wrap;'
-             f'max-width:{12.2 * columns}em">{players}</div></div>')
+    block = (
+        f'<div class="vaetone-audio-grid">{caption}<div style="display:flex;flex-wrap:wrap;'
+        f'max-width:{12.2 * columns}em">{players}</div></div>'
+    )
     return AudioPlayer(block, [str(label) for label, _ in items])

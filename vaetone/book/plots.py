@@ -3,9 +3,10 @@
 Every function returns the matplotlib Figure so that a chapter can display it (and
 nothing else); none of them computes results.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,9 +19,18 @@ def spectrogram(ax, db: np.ndarray, cfg: Config, title: str = "", vmin=None, vma
     """Draw one log-mel spectrogram (n_mels, frames) in dB on ``ax``: time in s, mel bands labelled in Hz."""
     db = np.asarray(db)
     seconds = db.shape[1] * cfg.hop_length / SAMPLE_RATE
-    im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
-                   extent=(0, seconds, -0.5, db.shape[0] - 0.5), interpolation="nearest")
+    im = ax.imshow(
+        db,
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        vmin=vmin,
+        vmax=vmax,
+        extent=(0, seconds, -0.5, db.shape[0] - 0.5),
+        interpolation="nearest",
+    )
     from vaetone.spectral.melspec import mel_frequencies
+
     centres = mel_frequencies(cfg)
     ticks = np.linspace(0, db.shape[0] - 1, 5).round().astype(int)
     ax.set_yticks(ticks, [f"{centres[t]:.0f}" for t in ticks])
@@ -33,8 +43,14 @@ def spectrogram(ax, db: np.ndarray, cfg: Config, title: str = "", vmin=None, vma
     return im
 
 
-def spectrogram_grid(dbs: Sequence[np.ndarray], titles: Sequence[str], cfg: Config,
-                     suptitle: str, ncols: int = 4, shared_scale: bool = True):
+def spectrogram_grid(
+    dbs: Sequence[np.ndarray],
+    titles: Sequence[str],
+    cfg: Config,
+    suptitle: str,
+    ncols: int = 4,
+    shared_scale: bool = True,
+):
     """A grid of log-mel spectrograms with one shared dB colour scale.
 
     Args:
@@ -48,8 +64,7 @@ def spectrogram_grid(dbs: Sequence[np.ndarray], titles: Sequence[str], cfg: Conf
     n = len(dbs)
     nrows = int(np.ceil(n / ncols))
     ncols = min(ncols, n)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.6 * nrows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.6 * nrows), squeeze=False, constrained_layout=True)
     stack = np.stack([np.asarray(d) for d in dbs])
     vmin, vmax = (stack.min(), stack.max()) if shared_scale else (None, None)
     for i, ax in enumerate(axes.flat):
@@ -65,14 +80,20 @@ def spectrogram_grid(dbs: Sequence[np.ndarray], titles: Sequence[str], cfg: Conf
     return fig
 
 
-def waveform_grid(audio: np.ndarray, titles: Sequence[str], suptitle: str, ncols: int = 4,
-                  sr: int = SAMPLE_RATE):
+def waveform_grid(audio: np.ndarray, titles: Sequence[str], suptitle: str, ncols: int = 4, sr: int = SAMPLE_RATE):
     """A grid of waveforms (n, samples): amplitude against time in s, one shared amplitude axis."""
     n = len(audio)
     nrows = int(np.ceil(n / ncols))
     ncols = min(ncols, n)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 1.8 * nrows), squeeze=False,
-                             sharex=True, sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(3.3 * ncols, 1.8 * nrows),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
+        constrained_layout=True,
+    )
     t = np.arange(audio.shape[1]) / sr
     for i, ax in enumerate(axes.flat):
         if i >= n:
@@ -100,15 +121,22 @@ def count_bars(tables: dict[str, pd.Series], suptitle: str):
     return fig
 
 
-def heatmap(frame: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "viridis",
-            fmt: str = "{:.2f}", annotate: bool = True, center_zero: bool = False):
+def heatmap(
+    frame: pd.DataFrame,
+    title: str,
+    colorbar_label: str,
+    cmap: str = "viridis",
+    fmt: str = "{:.2f}",
+    annotate: bool = True,
+    center_zero: bool = False,
+):
     """A labelled heatmap of a DataFrame (rows × columns), optionally annotated with its values."""
     values = frame.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(0.7 * values.shape[1] + 2.5, 0.38 * values.shape[0] + 1.6),
-                           constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(0.7 * values.shape[1] + 2.5, 0.38 * values.shape[0] + 1.6), constrained_layout=True)
     lim = np.nanmax(np.abs(values)) if center_zero else None
-    im = ax.imshow(values, cmap=cmap, aspect="auto",
-                   vmin=-lim if center_zero else None, vmax=lim if center_zero else None)
+    im = ax.imshow(
+        values, cmap=cmap, aspect="auto", vmin=-lim if center_zero else None, vmax=lim if center_zero else None
+    )
     ax.set_xticks(range(values.shape[1]), [str(c) for c in frame.columns], rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), [str(i) for i in frame.index])
     ax.set_xlabel(frame.columns.name or "")
@@ -117,15 +145,13 @@ def heatmap(frame: pd.DataFrame, title: str, colorbar_label: str, cmap: str = "v
         for (r, c), v in np.ndenumerate(values):
             red, green, blue, _ = im.cmap(im.norm(v))
             light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived lightness of the cell
-            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
-                    color="black" if light else "white")
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7, color="black" if light else "white")
     fig.colorbar(im, ax=ax, label=colorbar_label)
     ax.set_title(title)
     return fig
 
 
-def curves(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, xlabel: str, ylabel: str,
-           logy: bool = False):
+def curves(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, xlabel: str, ylabel: str, logy: bool = False):
     """Line plot of several columns of a DataFrame against one column."""
     fig, ax = plt.subplots(figsize=(6.5, 3.6), constrained_layout=True)
     for y in ys:
@@ -142,10 +168,17 @@ def curves(frame: pd.DataFrame, x: str, ys: Sequence[str], title: str, xlabel: s
 
 # ---------------------------------------------------------------- chapters 04-06 (latent-space analyses)
 
-DESCRIPTOR_LABELS = {"centroid_hz": "centroid (Hz)", "bandwidth_hz": "bandwidth (Hz)",
-                     "rolloff_hz": "roll-off (Hz)", "flatness": "flatness (ratio)", "rms_db": "RMS level (dB)",
-                     "f0_hz": "f0 (Hz)", "inharmonicity": "inharmonicity (ratio)",
-                     "attack_s": "attack time (s)", "decay_s": "decay time (s)"}
+DESCRIPTOR_LABELS = {
+    "centroid_hz": "centroid (Hz)",
+    "bandwidth_hz": "bandwidth (Hz)",
+    "rolloff_hz": "roll-off (Hz)",
+    "flatness": "flatness (ratio)",
+    "rms_db": "RMS level (dB)",
+    "f0_hz": "f0 (Hz)",
+    "inharmonicity": "inharmonicity (ratio)",
+    "attack_s": "attack time (s)",
+    "decay_s": "decay time (s)",
+}
 """Axis labels, with units, of the audio descriptors of :mod:`vaetone.audio`."""
 
 
@@ -154,8 +187,7 @@ def descriptor_label(name: str) -> str:
     return DESCRIPTOR_LABELS.get(name, name.replace("_", " "))
 
 
-def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequence[str], title: str,
-                 ncols: int = 4):
+def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequence[str], title: str, ncols: int = 4):
     """Descriptors of the decoded output along one-at-a-time sweeps: mean over anchors ± one std.
 
     Args:
@@ -169,8 +201,7 @@ def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequenc
     n = len(descriptors)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.7 * nrows), squeeze=False, constrained_layout=True)
     for ax, name in zip(axes.flat, descriptors):
         for k, d in enumerate(dims):
             g = curves[curves["dim"] == d].groupby("z")[name].agg(["mean", "std"])
@@ -186,8 +217,15 @@ def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequenc
     return fig
 
 
-def bars(values: pd.DataFrame, title: str, xlabel: str, ylabel: str, errors: pd.DataFrame | None = None,
-         logy: bool = False, width: float = 0.8):
+def bars(
+    values: pd.DataFrame,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    errors: pd.DataFrame | None = None,
+    logy: bool = False,
+    width: float = 0.8,
+):
     """Grouped bar chart: one group per row of ``values``, one bar per column, optional error bars.
 
     Args:
@@ -203,8 +241,16 @@ def bars(values: pd.DataFrame, title: str, xlabel: str, ylabel: str, errors: pd.
     x = np.arange(n)
     for k, col in enumerate(values.columns):
         err = None if errors is None else errors[col].to_numpy(dtype=float)
-        ax.bar(x + (k - (m - 1) / 2) * w, values[col].to_numpy(), w, yerr=err, capsize=2,
-               label=str(col), color=f"C{k}", error_kw={"elinewidth": 0.8})
+        ax.bar(
+            x + (k - (m - 1) / 2) * w,
+            values[col].to_numpy(),
+            w,
+            yerr=err,
+            capsize=2,
+            label=str(col),
+            color=f"C{k}",
+            error_kw={"elinewidth": 0.8},
+        )
     ax.set_xticks(x, [str(i) for i in values.index], rotation=0 if n <= 20 else 90)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -217,8 +263,9 @@ def bars(values: pd.DataFrame, title: str, xlabel: str, ylabel: str, errors: pd.
     return fig
 
 
-def band_curves(frame: pd.DataFrame, x: str, y: str, err: str, hue: str, title: str, xlabel: str,
-                ylabel: str, logy: bool = False):
+def band_curves(
+    frame: pd.DataFrame, x: str, y: str, err: str, hue: str, title: str, xlabel: str, ylabel: str, logy: bool = False
+):
     """Lines of ``y`` against ``x``, one per value of ``hue``, each with a ±``err`` band (NaN: no band).
 
     Returns:
@@ -253,10 +300,11 @@ def latent_histograms(mu: np.ndarray, title: str, ncols: int = 8, bins: int = 30
     d = mu.shape[1]
     ncols = min(ncols, d)
     nrows = int(np.ceil(d / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.9 * ncols, 1.7 * nrows + 0.4), squeeze=False,
-                             sharex=True, constrained_layout=True)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.9 * ncols, 1.7 * nrows + 0.4), squeeze=False, sharex=True, constrained_layout=True
+    )
     grid = np.linspace(-4, 4, 200)
-    prior = np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi)
+    prior = np.exp(-(grid**2) / 2) / np.sqrt(2 * np.pi)
     for j, ax in enumerate(axes.flat):
         if j >= d:
             ax.axis("off")
@@ -273,8 +321,12 @@ def latent_histograms(mu: np.ndarray, title: str, ncols: int = 8, bins: int = 30
     return fig
 
 
-def embedding_scatter(embeddings: dict[str, pd.DataFrame], colours: dict[str, Sequence], title: str,
-                      axis_labels: dict[str, tuple[str, str]] | None = None):
+def embedding_scatter(
+    embeddings: dict[str, pd.DataFrame],
+    colours: dict[str, Sequence],
+    title: str,
+    axis_labels: dict[str, tuple[str, str]] | None = None,
+):
     """2-D views of the latents (rows) coloured by note attributes (columns).
 
     Args:
@@ -285,8 +337,7 @@ def embedding_scatter(embeddings: dict[str, pd.DataFrame], colours: dict[str, Se
         The Figure. Chapter 06.
     """
     nrows, ncols = len(embeddings), len(colours)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False, constrained_layout=True)
     for r, (view, xy) in enumerate(embeddings.items()):
         labels = (axis_labels or {}).get(view, (f"{view} 1", f"{view} 2"))
         for c, (name, values) in enumerate(colours.items()):
@@ -294,7 +345,9 @@ def embedding_scatter(embeddings: dict[str, pd.DataFrame], colours: dict[str, Se
             if values.dtype.kind in "OUS":
                 for k, v in enumerate(pd.unique(values)):
                     sel = values == v
-                    ax.scatter(xy["x"][sel], xy["y"][sel], s=8, color=plt.cm.tab20((2 * k + k // 10) % 20), label=str(v))
+                    ax.scatter(
+                        xy["x"][sel], xy["y"][sel], s=8, color=plt.cm.tab20((2 * k + k // 10) % 20), label=str(v)
+                    )
                 if r == 0:
                     ax.legend(fontsize=6, markerscale=1.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
             else:

@@ -4,6 +4,7 @@ Jupyter Book 1 registers sphinx-thebe's inline configuration script twice, so ev
 declared ``const THEBE_JS_URL`` twice and the browser logged a SyntaxError. Listed under
 ``sphinx: extra_extensions`` in ``_config.yml``.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,4 @@
-"""Step 1 of the data flow: notes in the NSynth format, from a user's NSynth folder, a SoundFont or the synthetic source.
+"""Step 1 of the data flow: NSynth-format notes from a user's NSynth folder, SoundFonts or the synthetic source.
 
 Modules: :mod:`~vaetone.data.nsynth` (reading folders), :mod:`~vaetone.data.splits`
 (instrument subsets and splits), :mod:`~vaetone.data.soundfont` and

@@ -6,22 +6,23 @@ read back by the same loader as a user's NSynth folder.
 
 Chapter: 01_data (and every later chapter through the features).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from vaetone import store
 from vaetone.config import SAMPLE_RATE, Config
-from vaetone.data.nsynth import _reason_counts, load_split, read_examples
 from vaetone.data import soundfont, synthetic
+from vaetone.data.nsynth import _reason_counts, load_split, read_examples
 from vaetone.data.splits import split_instruments, subset_instruments
 from vaetone.data.writer import _atomic_folder, _render_skips
 from vaetone.errors import DataError
@@ -45,6 +46,7 @@ class Dataset:
         path: the NSynth-format folder the notes were read from.
         skipped: notes left out, each ``{"note": note_str, "reason": text}``.
     """
+
     meta: pd.DataFrame
     audio: np.ndarray
     sample_rate: int
@@ -77,19 +79,29 @@ def dataset(cfg: Config) -> Dataset:
     entries = read_examples(folder)
     chosen = select_entries(entries, cfg)
     if not chosen:
-        raise DataError(f"no note of {folder} matches the filters (pitch {cfg.pitch_min}..{cfg.pitch_max}, "
-                        f"velocities {cfg.velocities}, families {cfg.families or 'all'}, sources "
-                        f"{cfg.sources or 'all'}, instruments {cfg.instruments or 'all'}); widen them")
+        raise DataError(
+            f"no note of {folder} matches the filters (pitch {cfg.pitch_min}..{cfg.pitch_max}, "
+            f"velocities {cfg.velocities}, families {cfg.families or 'all'}, sources "
+            f"{cfg.sources or 'all'}, instruments {cfg.instruments or 'all'}); widen them"
+        )
     meta, audio, skipped = load_split(folder, notes=chosen)
     skipped = _render_skips(folder) + skipped
     if meta.empty:
-        raise DataError(f"none of the {len(chosen)} selected notes of {folder} could be loaded: "
-                        f"{_reason_counts(skipped)}; check the folder with `python -m vaetone data-check {folder}`")
+        raise DataError(
+            f"none of the {len(chosen)} selected notes of {folder} could be loaded: "
+            f"{_reason_counts(skipped)}; check the folder with `python -m vaetone data-check {folder}`"
+        )
     families = meta.groupby("instrument_str")["instrument_family_str"].first()
     splits = split_instruments(families, cfg.valid_fraction, cfg.test_fraction, cfg.split_seed)
     meta["split"] = meta["instrument_str"].map(splits)
-    log.info("dataset %s: %d notes of %d instruments (%s), %d skipped", folder.name, len(meta),
-             len(families), dict(Counter(splits.values())), len(skipped))
+    log.info(
+        "dataset %s: %d notes of %d instruments (%s), %d skipped",
+        folder.name,
+        len(meta),
+        len(families),
+        dict(Counter(splits.values())),
+        len(skipped),
+    )
     return Dataset(meta=meta, audio=audio, sample_rate=SAMPLE_RATE, path=folder, skipped=skipped)
 
 
@@ -102,11 +114,15 @@ def select_entries(entries: Mapping[str, dict], cfg: Config) -> list[str]:
     Returns:
         Sorted note_str values. Chapter: 01_data.
     """
-    keep = [name for name, e in entries.items()
-            if cfg.pitch_min <= e["pitch"] <= cfg.pitch_max and e["velocity"] in cfg.velocities
-            and (not cfg.families or e["instrument_family_str"] in cfg.families)
-            and (not cfg.sources or e["instrument_source_str"] in cfg.sources)
-            and (not cfg.instruments or e["instrument_str"] in cfg.instruments)]
+    keep = [
+        name
+        for name, e in entries.items()
+        if cfg.pitch_min <= e["pitch"] <= cfg.pitch_max
+        and e["velocity"] in cfg.velocities
+        and (not cfg.families or e["instrument_family_str"] in cfg.families)
+        and (not cfg.sources or e["instrument_source_str"] in cfg.sources)
+        and (not cfg.instruments or e["instrument_str"] in cfg.instruments)
+    ]
     if cfg.max_instruments > 0:
         families = {entries[n]["instrument_str"]: entries[n]["instrument_family_str"] for n in keep}
         chosen = set(subset_instruments(families, cfg.max_instruments, cfg.split_seed))
@@ -114,11 +130,10 @@ def select_entries(entries: Mapping[str, dict], cfg: Config) -> list[str]:
     return sorted(keep)
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # Writing NSynth-format folders (rendered sources)
 # ---------------------------------------------------------------------------------------------
+
 
 def render_key(cfg: Config) -> str:
     """The cache key of a rendered source: the data parameters less those that only split it.
@@ -127,8 +142,12 @@ def render_key(cfg: Config) -> str:
     subset of instruments (``max_instruments`` > 0); so changing only the split reuses the render.
     """
     base = Config()
-    neutral = dataclasses.replace(cfg, valid_fraction=base.valid_fraction, test_fraction=base.test_fraction,
-                                  split_seed=cfg.split_seed if cfg.max_instruments else base.split_seed)
+    neutral = dataclasses.replace(
+        cfg,
+        valid_fraction=base.valid_fraction,
+        test_fraction=base.test_fraction,
+        split_seed=cfg.split_seed if cfg.max_instruments else base.split_seed,
+    )
     return store.key("data", neutral)
 
 

@@ -6,13 +6,14 @@ note_str is ``<instrument_str>-<pitch:03d>-<velocity:03d>``.
 
 Chapter: 01_data.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,21 +26,42 @@ from vaetone.progress import tqdm
 N_SAMPLES = int(SAMPLE_RATE * NOTE_SECONDS)
 """Samples of one note: 64000 (4 s at 16 kHz)."""
 
-FIELDS = ("note", "note_str", "instrument", "instrument_str", "pitch", "velocity", "sample_rate",
-          "qualities", "qualities_str", "instrument_family", "instrument_family_str",
-          "instrument_source", "instrument_source_str")
+FIELDS = (
+    "note",
+    "note_str",
+    "instrument",
+    "instrument_str",
+    "pitch",
+    "velocity",
+    "sample_rate",
+    "qualities",
+    "qualities_str",
+    "instrument_family",
+    "instrument_family_str",
+    "instrument_source",
+    "instrument_source_str",
+)
 """The fields every entry of an NSynth ``examples.json`` holds."""
 
-_INT_FIELDS = ("note", "instrument", "pitch", "velocity", "sample_rate", "instrument_family",
-               "instrument_source")
+_INT_FIELDS = ("note", "instrument", "pitch", "velocity", "sample_rate", "instrument_family", "instrument_source")
 _STR_FIELDS = ("note_str", "instrument_str", "instrument_family_str", "instrument_source_str")
 _LIST_FIELDS = ("qualities", "qualities_str")
 
 SILENCE_PEAK = 1.0 / 32768
 """A note whose peak is at most one 16-bit step is silent."""
 
-QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "multiphonic",
-             "nonlinear_env", "percussive", "reverb", "tempo-synced")
+QUALITIES = (
+    "bright",
+    "dark",
+    "distortion",
+    "fast_decay",
+    "long_release",
+    "multiphonic",
+    "nonlinear_env",
+    "percussive",
+    "reverb",
+    "tempo-synced",
+)
 """NSynth's note qualities, in the order of the ``qualities`` bit vector."""
 
 
@@ -47,14 +69,23 @@ QUALITIES = ("bright", "dark", "distortion", "fast_decay", "long_release", "mult
 # Reading an NSynth-format folder
 # ---------------------------------------------------------------------------------------------
 
-_EXPECTED = ("an NSynth-format split folder holding examples.json (a JSON object keyed by note_str) "
-             "and audio/<note_str>.wav (4 s, 16 kHz, mono), like nsynth-test")
+_EXPECTED = (
+    "an NSynth-format split folder holding examples.json (a JSON object keyed by note_str) "
+    "and audio/<note_str>.wav (4 s, 16 kHz, mono), like nsynth-test"
+)
 
 
 log = logging.getLogger(__name__)
 
-FACTORS = ("factor_pitch", "factor_loudness", "factor_brightness", "factor_attack",
-           "factor_decay", "factor_inharmonicity", "factor_noise")
+FACTORS = (
+    "factor_pitch",
+    "factor_loudness",
+    "factor_brightness",
+    "factor_attack",
+    "factor_decay",
+    "factor_inharmonicity",
+    "factor_noise",
+)
 """Generative factors of the synthetic source: MIDI pitch, loudness (dB re. full level),
 brightness (spectral tilt, dB per octave: higher is brighter), attack time (s), decay time
 (s to fall by 60 dB while held), inharmonicity coefficient B (partial k at
@@ -84,8 +115,10 @@ def read_examples(path: str | Path) -> dict[str, dict]:
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                        f"{exc.msg}); expected a JSON object keyed by note_str") from None
+        raise DataError(
+            f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); expected a JSON object keyed by note_str"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {file}: {exc}") from None
     if not isinstance(data, dict):
@@ -102,12 +135,16 @@ def _check_entry(file: Path, name: str, entry) -> None:
         raise DataError(f"{where} must be a JSON object with the fields {list(FIELDS)}")
     missing = [f for f in FIELDS if f not in entry]
     if missing:
-        raise DataError(f"{where} lacks field {missing[0]!r} (missing: {missing}); "
-                        f"every entry needs {list(FIELDS)}")
+        raise DataError(f"{where} lacks field {missing[0]!r} (missing: {missing}); every entry needs {list(FIELDS)}")
     for f in FIELDS:
         value = entry[f]
-        ok = (isinstance(value, int) and not isinstance(value, bool) if f in _INT_FIELDS
-              else isinstance(value, str) if f in _STR_FIELDS else isinstance(value, list))
+        ok = (
+            isinstance(value, int) and not isinstance(value, bool)
+            if f in _INT_FIELDS
+            else isinstance(value, str)
+            if f in _STR_FIELDS
+            else isinstance(value, list)
+        )
         if not ok:
             kind = "an integer" if f in _INT_FIELDS else "text" if f in _STR_FIELDS else "a list"
             raise DataError(f"{where}: field {f!r} must be {kind}, got {value!r}")
@@ -115,9 +152,13 @@ def _check_entry(file: Path, name: str, entry) -> None:
         raise DataError(f"{where}: field 'note_str' is {entry['note_str']!r}, not the entry's key")
 
 
-def load_split(path: str | Path, strict: bool = False, resample: bool = False,
-               mix_to_mono: bool = False, notes: Iterable[str] | None = None
-               ) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
+def load_split(
+    path: str | Path,
+    strict: bool = False,
+    resample: bool = False,
+    mix_to_mono: bool = False,
+    notes: Iterable[str] | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
     """Load the notes of an NSynth-format folder, skipping (and reporting) broken audio files.
 
     Args:
@@ -151,13 +192,11 @@ def load_split(path: str | Path, strict: bool = False, resample: bool = False,
     if len(loaded) < len(names):
         audio = audio[: len(loaded)].copy()
     if skipped:
-        log.warning("%s: skipped %d of %d notes (%s)", folder, len(skipped), len(names),
-                    _reason_counts(skipped))
+        log.warning("%s: skipped %d of %d notes (%s)", folder, len(skipped), len(names), _reason_counts(skipped))
     return _meta_frame(entries, loaded), audio, skipped
 
 
-def data_check(path: str | Path, strict: bool = False, resample: bool = False,
-               mix_to_mono: bool = False) -> dict:
+def data_check(path: str | Path, strict: bool = False, resample: bool = False, mix_to_mono: bool = False) -> dict:
     """Check every note of an NSynth-format folder without keeping the audio in memory.
 
     Args:
@@ -179,28 +218,26 @@ def data_check(path: str | Path, strict: bool = False, resample: bool = False,
     return {"loaded": loaded, "skipped": skipped}
 
 
-def _iter_audio(folder: Path, names: Sequence[str], strict: bool, resample: bool,
-                mix_to_mono: bool) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+def _iter_audio(
+    folder: Path, names: Sequence[str], strict: bool, resample: bool, mix_to_mono: bool
+) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
     """Yield ``(note_str, audio (64000,) or None, reason or None)`` for each note, with a progress bar."""
     audio_dir = (folder / "audio").resolve()
-    bar = tqdm(names, desc=f"loading {folder.name}", unit="note", disable=len(names) < 5000,
-               leave=False)
+    bar = tqdm(names, desc=f"loading {folder.name}", unit="note", disable=len(names) < 5000, leave=False)
     for name in bar:
         file, reason = _audio_file(audio_dir, name)
         y = None
         if reason is None:
             y, reason = read_note(file, resample=resample, mix_to_mono=mix_to_mono)
         if reason is not None and strict:
-            raise DataError(f"note {name!r} of {folder}: {reason} (strict mode; without it "
-                            "the note would be skipped)")
+            raise DataError(f"note {name!r} of {folder}: {reason} (strict mode; without it the note would be skipped)")
         yield name, y, reason
 
 
 def _audio_file(audio_dir: Path, name: str) -> tuple[Path | None, str | None]:
     """The wav of a note inside ``audio_dir``, or a reason when the name would reach outside it."""
     outside = "note name reaches outside the folder (path separators, '..' or an absolute path); not opened"
-    if (not name or "/" in name or "\\" in name or "\x00" in name or name in (".", "..")
-            or Path(name).is_absolute()):
+    if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or Path(name).is_absolute():
         return None, outside
     file = audio_dir / f"{name}.wav"
     if not file.resolve().is_relative_to(audio_dir):
@@ -208,8 +245,9 @@ def _audio_file(audio_dir: Path, name: str) -> tuple[Path | None, str | None]:
     return file, None
 
 
-def read_note(file: str | Path, resample: bool = False,
-              mix_to_mono: bool = False) -> tuple[np.ndarray | None, str | None]:
+def read_note(
+    file: str | Path, resample: bool = False, mix_to_mono: bool = False
+) -> tuple[np.ndarray | None, str | None]:
     """Read one note's wav and check it is 4 s, 16 kHz, mono, finite and not silent.
 
     Args:
@@ -242,6 +280,7 @@ def read_note(file: str | Path, resample: bool = False,
 def _resample(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     """Resample to 16 kHz, fixing a one- or two-sample rounding of a 4-s note's length."""
     import soxr  # installed with librosa
+
     out = soxr.resample(y, sr, SAMPLE_RATE, quality="HQ")
     if abs(len(y) / sr - NOTE_SECONDS) < 1.0 / sr and abs(len(out) - N_SAMPLES) <= 2:
         out = np.pad(out, (0, max(0, N_SAMPLES - len(out))))[:N_SAMPLES]
@@ -251,8 +290,10 @@ def _resample(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
 def _check_samples(y: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """Refuse a note that is not 64000 samples, holds NaN/inf, or is silent."""
     if len(y) != N_SAMPLES:
-        return None, (f"{len(y)} samples ({len(y) / SAMPLE_RATE:.3f} s), expected {N_SAMPLES} "
-                      f"({NOTE_SECONDS:g} s at {SAMPLE_RATE} Hz): truncated or of another duration")
+        return None, (
+            f"{len(y)} samples ({len(y) / SAMPLE_RATE:.3f} s), expected {N_SAMPLES} "
+            f"({NOTE_SECONDS:g} s at {SAMPLE_RATE} Hz): truncated or of another duration"
+        )
     if not np.isfinite(y).all():
         return None, "holds NaN or infinite samples"
     peak = float(np.abs(y).max())
@@ -263,8 +304,10 @@ def _check_samples(y: np.ndarray) -> tuple[np.ndarray | None, str | None]:
 
 def _meta_frame(entries: Mapping[str, dict], names: Sequence[str]) -> pd.DataFrame:
     """The metadata table of ``names``: NSynth fields, then any ``factor_*`` fields, indexed by note_str."""
-    extra = sorted({k for n in names for k in entries[n] if k.startswith("factor_")},
-                   key=lambda k: (FACTORS.index(k) if k in FACTORS else len(FACTORS), k))
+    extra = sorted(
+        {k for n in names for k in entries[n] if k.startswith("factor_")},
+        key=lambda k: (FACTORS.index(k) if k in FACTORS else len(FACTORS), k),
+    )
     columns = list(FIELDS) + extra
     meta = pd.DataFrame([{c: entries[n].get(c) for c in columns} for n in names], columns=columns)
     meta.index = pd.Index(list(names))
@@ -279,5 +322,3 @@ def _reason_counts(skipped: Sequence[dict]) -> str:
     """Count skipped notes by the kind of reason, e.g. ``"2 silent, 1 audio file missing"``."""
     kinds = Counter(s["reason"].split(" (")[0].split(":")[0] for s in skipped)
     return ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-
-

@@ -5,14 +5,15 @@ committed table ``gm_programs.csv`` (drums and sound effects left out).
 
 Chapter: 01_data.
 """
+
 from __future__ import annotations
 
 import ctypes
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,11 +39,12 @@ FADE_SECONDS = 0.05
 RENDER_GAIN = 0.8
 """FluidSynth's master gain (``synth.gain``); FluidR3_GM peaks at about 0.72 with it."""
 
-INSTALL_HINT = ("Install FluidSynth and a General MIDI SoundFont: "
-                "`apt-get install libfluidsynth3 fluid-soundfont-gm` (Debian/Ubuntu) or "
-                "`brew install fluid-synth` (macOS), plus `pip install pyfluidsynth`; "
-                "or pass soundfont_path=/path/to.sf2.")
-
+INSTALL_HINT = (
+    "Install FluidSynth and a General MIDI SoundFont: "
+    "`apt-get install libfluidsynth3 fluid-soundfont-gm` (Debian/Ubuntu) or "
+    "`brew install fluid-synth` (macOS), plus `pip install pyfluidsynth`; "
+    "or pass soundfont_path=/path/to.sf2."
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,8 +71,9 @@ def gm_programs(include_excluded: bool = False) -> pd.DataFrame:
         table = table[used].copy()
         table[["pitch_min", "pitch_max"]] = table[["pitch_min", "pitch_max"]].astype(int)
     table["instrument"] = table["program"]
-    table["instrument_str"] = [f"{f}_{s}_{p:03d}" if f else "" for f, s, p in
-                               zip(table["family"], table["source"], table["program"])]
+    table["instrument_str"] = [
+        f"{f}_{s}_{p:03d}" if f else "" for f, s, p in zip(table["family"], table["source"], table["program"])
+    ]
     return table.reset_index(drop=True)
 
 
@@ -82,18 +85,29 @@ def build(cfg: Config, folder: Path) -> None:
     _require_notes(notes, cfg)
     log.info("rendering %d notes of %d GM programs with %s", len(notes), len(table), cfg.soundfont_path)
     start = time.perf_counter()
-    audio, gain = _render(notes["instrument"].to_numpy(), notes["pitch"].to_numpy(),
-                          notes["velocity"].to_numpy(), cfg.soundfont_path)
+    audio, gain = _render(
+        notes["instrument"].to_numpy(), notes["pitch"].to_numpy(), notes["velocity"].to_numpy(), cfg.soundfont_path
+    )
     seconds = time.perf_counter() - start
     notes, audio, skipped = _drop_silent(notes, audio, "rendered silent by the SoundFont")
-    report = {"source": "soundfont", "soundfont": str(cfg.soundfont_path), "gain": gain,
-              "synth_gain": RENDER_GAIN, "render_seconds": round(seconds, 3),
-              "notes_per_second": round(len(audio) / max(seconds, 1e-9), 1), "skipped": skipped}
+    report = {
+        "source": "soundfont",
+        "soundfont": str(cfg.soundfont_path),
+        "gain": gain,
+        "synth_gain": RENDER_GAIN,
+        "render_seconds": round(seconds, 3),
+        "notes_per_second": round(len(audio) / max(seconds, 1e-9), 1),
+        "skipped": skipped,
+    }
     write_split(folder, notes, audio, report)
 
 
-def render_notes(programs: Sequence[int], pitches: Sequence[int], velocities: Sequence[int],
-                 soundfont_path: str | Path = DEFAULT_SOUNDFONT) -> np.ndarray:
+def render_notes(
+    programs: Sequence[int],
+    pitches: Sequence[int],
+    velocities: Sequence[int],
+    soundfont_path: str | Path = DEFAULT_SOUNDFONT,
+) -> np.ndarray:
     """Render notes of General MIDI programs with FluidSynth: held 3 s, then released for 1 s.
 
     One synthesizer renders all notes (reverb and chorus off, bank 0, 16 kHz); every note
@@ -114,8 +128,7 @@ def render_notes(programs: Sequence[int], pitches: Sequence[int], velocities: Se
 
 def _render(programs, pitches, velocities, soundfont_path) -> tuple[np.ndarray, float]:
     """:func:`render_notes`, also returning the common gain applied (1.0 when none was needed)."""
-    programs, pitches, velocities = (a.astype(int) for a in
-                                     np.broadcast_arrays(programs, pitches, velocities))
+    programs, pitches, velocities = (a.astype(int) for a in np.broadcast_arrays(programs, pitches, velocities))
     fluid = _open_synth(soundfont_path)
     audio = np.zeros((len(programs), N_SAMPLES), np.float32)
     current, ok = None, True
@@ -135,7 +148,7 @@ def _render(programs, pitches, velocities, soundfont_path) -> tuple[np.ndarray, 
     return audio, _guard_clipping(audio)
 
 
-def _render_one(fluid: "_Fluid", pitch: int, velocity: int) -> np.ndarray:
+def _render_one(fluid: _Fluid, pitch: int, velocity: int) -> np.ndarray:
     """One note on MIDI channel 0, from silence: note on, 3 s, note off, 1 s, then all sound off.
 
     Nothing of the previous note sounds on; only FluidSynth's amplitude ramp over the first
@@ -153,7 +166,7 @@ def _render_one(fluid: "_Fluid", pitch: int, velocity: int) -> np.ndarray:
     return 0.5 * (left + right)
 
 
-def _silence(fluid: "_Fluid") -> None:
+def _silence(fluid: _Fluid) -> None:
     """End every voice and render one 64-sample block so that the next note starts from silence."""
     fluid.synth.all_sounds_off(0)
     flush = np.empty(64, np.float32)
@@ -190,24 +203,25 @@ def _import_fluidsynth():
 @dataclass
 class _Fluid:
     """A FluidSynth synthesizer with its SoundFont and the float output call pyfluidsynth 1.4 does not wrap."""
+
     synth: object
     sfid: int
-    write: object      # fluid_synth_write_float(synth, n, lbuf, loff, lincr, rbuf, roff, rincr)
+    write: object  # fluid_synth_write_float(synth, n, lbuf, loff, lincr, rbuf, roff, rincr)
 
 
 def _open_synth(soundfont_path: str | Path) -> _Fluid:
     """A 16-kHz FluidSynth synthesizer (reverb and chorus off) with the SoundFont loaded."""
     path = _check_soundfont(soundfont_path)
     fluidsynth = _import_fluidsynth()
-    synth = fluidsynth.Synth(gain=RENDER_GAIN, samplerate=SAMPLE_RATE, channels=16,
-                             **{"synth.reverb.active": 0, "synth.chorus.active": 0})
+    synth = fluidsynth.Synth(
+        gain=RENDER_GAIN, samplerate=SAMPLE_RATE, channels=16, **{"synth.reverb.active": 0, "synth.chorus.active": 0}
+    )
     sfid = synth.sfload(str(path))
     if sfid < 0:
         synth.delete()
         raise DependencyError(f"{path} could not be loaded as a SoundFont (.sf2). {INSTALL_HINT}")
     c = ctypes
-    write = c.CFUNCTYPE(c.c_int, c.c_void_p, c.c_int, c.c_void_p, c.c_int, c.c_int, c.c_void_p,
-                        c.c_int, c.c_int)(("fluid_synth_write_float", fluidsynth._fl))
+    write = c.CFUNCTYPE(c.c_int, c.c_void_p, c.c_int, c.c_void_p, c.c_int, c.c_int, c.c_void_p, c.c_int, c.c_int)(
+        ("fluid_synth_write_float", fluidsynth._fl)
+    )
     return _Fluid(synth, sfid, write)
-
-

@@ -2,10 +2,11 @@
 
 Chapter: 01_data.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,7 @@ SPLITS = ("train", "valid", "test")
 log = logging.getLogger(__name__)
 
 
-def _stratified_order(families: Mapping[str, str], rng: np.random.Generator,
-                      reserve_first: bool) -> list[str]:
+def _stratified_order(families: Mapping[str, str], rng: np.random.Generator, reserve_first: bool) -> list[str]:
     """Instruments in an order that spreads over families in proportion to their sizes.
 
     Each family is shuffled; instrument r >= 1 of a family of n gets the key (r + u) / n with
@@ -59,8 +59,9 @@ def subset_instruments(families: Mapping[str, str], n: int, seed: int) -> list[s
     return sorted(order[:n])
 
 
-def split_instruments(families: Mapping[str, str] | pd.Series, valid_fraction: float,
-                      test_fraction: float, seed: int) -> dict[str, str]:
+def split_instruments(
+    families: Mapping[str, str] | pd.Series, valid_fraction: float, test_fraction: float, seed: int
+) -> dict[str, str]:
     """Assign every instrument to "train", "valid" or "test", seeded and stratified by family.
 
     No instrument is in two splits. With at least 3 instruments every split is non-empty and
@@ -80,8 +81,7 @@ def split_instruments(families: Mapping[str, str] | pd.Series, valid_fraction: f
     while n_test + n_valid > max(total - 1, 0):
         n_test, n_valid = (n_test - 1, n_valid) if n_test >= n_valid else (n_test, n_valid - 1)
     if total < 3:
-        log.warning("only %d instrument(s): the test%s split is empty", total,
-                    "" if total == 2 else " and valid")
+        log.warning("only %d instrument(s): the test%s split is empty", total, "" if total == 2 else " and valid")
     order = _stratified_order(families, np.random.default_rng([seed, 2]), reserve_first=True)
     splits = dict.fromkeys(order, "train")
     quota = {"test": n_test, "valid": n_valid}
@@ -92,5 +92,3 @@ def split_instruments(families: Mapping[str, str] | pd.Series, valid_fraction: f
         quota[pick] -= 1
         turn.reverse()
     return {name: splits[name] for name in sorted(splits)}
-
-

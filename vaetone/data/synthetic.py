@@ -4,6 +4,7 @@ The factors are stored as ``factor_*`` fields of each note.
 
 Chapters: 01_data, 06_statistics (ground truth).
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,12 +37,18 @@ SYNTH_SEED = 20230701
 """Seed of the synthetic instruments' timbres: instrument i is the same whatever their number."""
 
 _FAMILY_TIMBRE = {  # brightness dB/oct, attack s, decay s (T60), inharmonicity B, noise dB
-    "bass": (-12.0, 0.010, 3.0, 1e-4, -40.0), "brass": (-4.0, 0.050, 20.0, 0.0, -35.0),
-    "flute": (-15.0, 0.080, 20.0, 0.0, -20.0), "guitar": (-9.0, 0.005, 2.5, 3e-4, -40.0),
-    "keyboard": (-8.0, 0.005, 4.0, 4e-4, -45.0), "mallet": (-14.0, 0.002, 1.0, 2e-3, -40.0),
-    "organ": (-6.0, 0.030, 40.0, 0.0, -50.0), "reed": (-5.0, 0.040, 20.0, 0.0, -30.0),
-    "string": (-6.0, 0.150, 20.0, 0.0, -32.0), "synth_lead": (-3.0, 0.010, 30.0, 0.0, -55.0),
-    "vocal": (-10.0, 0.200, 20.0, 0.0, -28.0)}
+    "bass": (-12.0, 0.010, 3.0, 1e-4, -40.0),
+    "brass": (-4.0, 0.050, 20.0, 0.0, -35.0),
+    "flute": (-15.0, 0.080, 20.0, 0.0, -20.0),
+    "guitar": (-9.0, 0.005, 2.5, 3e-4, -40.0),
+    "keyboard": (-8.0, 0.005, 4.0, 4e-4, -45.0),
+    "mallet": (-14.0, 0.002, 1.0, 2e-3, -40.0),
+    "organ": (-6.0, 0.030, 40.0, 0.0, -50.0),
+    "reed": (-5.0, 0.040, 20.0, 0.0, -30.0),
+    "string": (-6.0, 0.150, 20.0, 0.0, -32.0),
+    "synth_lead": (-3.0, 0.010, 30.0, 0.0, -55.0),
+    "vocal": (-10.0, 0.200, 20.0, 0.0, -28.0),
+}
 _SOURCE_EFFECT = {"acoustic": (1.0, 0.0), "electronic": (0.3, -8.0), "synthetic": (0.0, -20.0)}
 """Per source: multiplier of the inharmonicity, offset of the noise level (dB)."""
 
@@ -71,14 +78,21 @@ def synthetic_instruments(n: int) -> pd.DataFrame:
         family, source = FAMILIES[i % len(FAMILIES)], SOURCES[(i // len(FAMILIES)) % len(SOURCES)]
         tilt, attack, decay, inharm, noise = _FAMILY_TIMBRE[family]
         inharm_mult, noise_offset = _SOURCE_EFFECT[source]
-        rows.append({
-            "instrument": i, "instrument_str": f"{family}_{source}_{i:03d}", "family": family,
-            "source": source, "pitch_min": 21, "pitch_max": 108,
-            "factor_brightness": round(float(tilt + rng.uniform(-3, 3)), 3),
-            "factor_attack": round(float(np.clip(attack * np.exp(rng.normal(0, 0.5)), 0.002, 0.5)), 4),
-            "factor_decay": round(float(np.clip(decay * np.exp(rng.normal(0, 0.4)), 0.3, 60.0)), 3),
-            "factor_inharmonicity": float(f"{inharm * inharm_mult * np.exp(rng.normal(0, 0.5)):.3g}"),
-            "factor_noise": round(float(min(noise + noise_offset + rng.uniform(-6, 6), -12.0)), 2)})
+        rows.append(
+            {
+                "instrument": i,
+                "instrument_str": f"{family}_{source}_{i:03d}",
+                "family": family,
+                "source": source,
+                "pitch_min": 21,
+                "pitch_max": 108,
+                "factor_brightness": round(float(tilt + rng.uniform(-3, 3)), 3),
+                "factor_attack": round(float(np.clip(attack * np.exp(rng.normal(0, 0.5)), 0.002, 0.5)), 4),
+                "factor_decay": round(float(np.clip(decay * np.exp(rng.normal(0, 0.4)), 0.3, 60.0)), 3),
+                "factor_inharmonicity": float(f"{inharm * inharm_mult * np.exp(rng.normal(0, 0.5)):.3g}"),
+                "factor_noise": round(float(min(noise + noise_offset + rng.uniform(-6, 6), -12.0)), 2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -106,8 +120,9 @@ def synthesize_notes(factors: pd.DataFrame, seed: int = 0) -> np.ndarray:
     audio = np.empty((len(factors), N_SAMPLES), np.float32)
     timbre = [c for c in FACTORS if c != "factor_loudness"]
     groups = factors.reset_index(drop=True).groupby(timbre, sort=True)
-    bar = tqdm(groups, total=groups.ngroups, desc="synthesising notes", unit="tone",
-               disable=len(factors) < 1000, leave=False)
+    bar = tqdm(
+        groups, total=groups.ngroups, desc="synthesising notes", unit="tone", disable=len(factors) < 1000, leave=False
+    )
     with _one_blas_thread():
         for _, group in bar:
             first = group.iloc[0]
@@ -141,18 +156,18 @@ def _harmonic_tone(t: np.ndarray, f: pd.Series) -> tuple[np.ndarray, float]:
     f0 = 440.0 * 2 ** ((f["factor_pitch"] - 69) / 12)
     b = float(f["factor_inharmonicity"])
     k = np.arange(1, int(0.95 * SAMPLE_RATE / 2 / f0) + 1, dtype=np.float64)
-    fk = k * f0 * np.sqrt((1 + b * k ** 2) / (1 + b))
+    fk = k * f0 * np.sqrt((1 + b * k**2) / (1 + b))
     k, fk = k[fk < 0.95 * SAMPLE_RATE / 2], fk[fk < 0.95 * SAMPLE_RATE / 2]
     amp = k ** (f["factor_brightness"] / (20 * np.log10(2)))
     amp /= amp.sum()
-    phase = np.pi * k ** 2 / len(k)
+    phase = np.pi * k**2 / len(k)
     w = 2 * np.pi * fk / SAMPLE_RATE
     block = 320
     starts = np.arange(len(t) // block) * block
     rotate = np.exp(1j * np.outer(w, np.arange(block))).astype(np.complex64)
     coef = (amp * np.exp(1j * (phase + np.outer(starts, w)))).astype(np.complex64)
     tone = (coef @ rotate).imag.reshape(-1).astype(np.float32)
-    return tone, float(np.sqrt(0.5 * np.sum(amp ** 2)))
+    return tone, float(np.sqrt(0.5 * np.sum(amp**2)))
 
 
 def _envelope(t: np.ndarray, attack: float, decay: float) -> np.ndarray:
@@ -192,8 +207,11 @@ def build(cfg: Config, folder: Path) -> None:
     gain = _guard_clipping(audio)
     seconds = time.perf_counter() - start
     notes, audio, skipped = _drop_silent(notes, audio, "synthesised silent")
-    report = {"source": "synthetic", "gain": gain, "render_seconds": round(seconds, 3),
-              "notes_per_second": round(len(audio) / max(seconds, 1e-9), 1), "skipped": skipped}
+    report = {
+        "source": "synthetic",
+        "gain": gain,
+        "render_seconds": round(seconds, 3),
+        "notes_per_second": round(len(audio) / max(seconds, 1e-9), 1),
+        "skipped": skipped,
+    }
     write_split(folder, notes, audio, report)
-
-

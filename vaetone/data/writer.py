@@ -4,6 +4,7 @@ Shared by the rendered sources (:mod:`~vaetone.data.soundfont`, :mod:`~vaetone.d
 
 Chapter: 01_data.
 """
+
 from __future__ import annotations
 
 import io
@@ -12,9 +13,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +57,7 @@ def _atomic_folder(folder: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray,
-                report: dict | None = None) -> Path:
+def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray, report: dict | None = None) -> Path:
     """Write notes as an NSynth-format folder: ``examples.json`` and 16-bit ``audio/<note_str>.wav``.
 
     Args:
@@ -72,8 +72,7 @@ def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray,
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     columns = list(FIELDS) + [c for c in notes.columns if c.startswith("factor_")]
     records = {}
-    bar = tqdm(range(len(notes)), desc="writing wavs", unit="note", disable=len(notes) < 1000,
-               leave=False)
+    bar = tqdm(range(len(notes)), desc="writing wavs", unit="note", disable=len(notes) < 1000, leave=False)
     for i in bar:
         row = notes.iloc[i]
         _write_wav(folder / "audio" / f"{row['note_str']}.wav", audio[i])
@@ -99,8 +98,7 @@ def _render_skips(folder: Path) -> list[dict]:
     return list(json.loads(file.read_text()).get("skipped", []))
 
 
-def _nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int],
-                 velocities: Sequence[int]) -> pd.DataFrame:
+def _nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int], velocities: Sequence[int]) -> pd.DataFrame:
     """The note grid (one row per note, NSynth fields) of instruments x pitches x velocities.
 
     ``instruments`` has columns instrument, instrument_str, family, source, pitch_min, pitch_max;
@@ -110,24 +108,35 @@ def _nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int],
     for inst in instruments.itertuples(index=False):
         for p in (p for p in pitches if inst.pitch_min <= p <= inst.pitch_max):
             for v in velocities:
-                rows.append({
-                    "note": int(inst.instrument) * 1_000_000 + p * 1000 + v,
-                    "note_str": f"{inst.instrument_str}-{p:03d}-{v:03d}",
-                    "instrument": int(inst.instrument), "instrument_str": inst.instrument_str,
-                    "pitch": p, "velocity": v, "sample_rate": SAMPLE_RATE,
-                    "qualities": [0] * len(QUALITIES), "qualities_str": [],
-                    "instrument_family": FAMILIES.index(inst.family), "instrument_family_str": inst.family,
-                    "instrument_source": SOURCES.index(inst.source), "instrument_source_str": inst.source})
+                rows.append(
+                    {
+                        "note": int(inst.instrument) * 1_000_000 + p * 1000 + v,
+                        "note_str": f"{inst.instrument_str}-{p:03d}-{v:03d}",
+                        "instrument": int(inst.instrument),
+                        "instrument_str": inst.instrument_str,
+                        "pitch": p,
+                        "velocity": v,
+                        "sample_rate": SAMPLE_RATE,
+                        "qualities": [0] * len(QUALITIES),
+                        "qualities_str": [],
+                        "instrument_family": FAMILIES.index(inst.family),
+                        "instrument_family_str": inst.family,
+                        "instrument_source": SOURCES.index(inst.source),
+                        "instrument_source_str": inst.source,
+                    }
+                )
     return pd.DataFrame(rows, columns=list(FIELDS))
 
 
 def _require_notes(notes: pd.DataFrame, cfg: Config) -> None:
     """Raise DataError before rendering when the filters leave no note to render."""
     if notes.empty:
-        raise DataError(f"the {cfg.dataset} source has no note for these filters (pitch "
-                        f"{cfg.pitch_min}..{cfg.pitch_max} step {cfg.pitch_step}, families "
-                        f"{cfg.families or 'all'}, sources {cfg.sources or 'all'}, instruments "
-                        f"{cfg.instruments or 'all'}); widen them")
+        raise DataError(
+            f"the {cfg.dataset} source has no note for these filters (pitch "
+            f"{cfg.pitch_min}..{cfg.pitch_max} step {cfg.pitch_step}, families "
+            f"{cfg.families or 'all'}, sources {cfg.sources or 'all'}, instruments "
+            f"{cfg.instruments or 'all'}); widen them"
+        )
 
 
 def _pitch_grid(cfg: Config) -> list[int]:
@@ -138,15 +147,19 @@ def _pitch_grid(cfg: Config) -> list[int]:
 def _filter_instruments(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Instruments of a rendered source kept by the family/source/instrument filters and max_instruments."""
     grid = _pitch_grid(cfg)
-    keep = (table["family"].isin(cfg.families or FAMILIES)
-            & table["source"].isin(cfg.sources or SOURCES)
-            & (table["instrument_str"].isin(cfg.instruments) if cfg.instruments else True)
-            & np.array([any(lo <= p <= hi for p in grid)
-                        for lo, hi in zip(table["pitch_min"], table["pitch_max"])], dtype=bool))
+    keep = (
+        table["family"].isin(cfg.families or FAMILIES)
+        & table["source"].isin(cfg.sources or SOURCES)
+        & (table["instrument_str"].isin(cfg.instruments) if cfg.instruments else True)
+        & np.array(
+            [any(lo <= p <= hi for p in grid) for lo, hi in zip(table["pitch_min"], table["pitch_max"])], dtype=bool
+        )
+    )
     table = table[keep]
     if cfg.max_instruments > 0:
-        chosen = subset_instruments(dict(zip(table["instrument_str"], table["family"])),
-                                    cfg.max_instruments, cfg.split_seed)
+        chosen = subset_instruments(
+            dict(zip(table["instrument_str"], table["family"])), cfg.max_instruments, cfg.split_seed
+        )
         table = table[table["instrument_str"].isin(chosen)]
     return table.reset_index(drop=True)
 
@@ -156,8 +169,11 @@ def _drop_silent(notes: pd.DataFrame, audio: np.ndarray, why: str) -> tuple[pd.D
     silent = np.abs(audio).max(axis=1) <= SILENCE_PEAK
     skipped = [{"note": n, "reason": why} for n in notes["note_str"][silent]]
     if skipped:
-        log.warning("%d rendered notes are silent and left out: %s", len(skipped),
-                    ", ".join(s["note"] for s in skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+        log.warning(
+            "%d rendered notes are silent and left out: %s",
+            len(skipped),
+            ", ".join(s["note"] for s in skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
+        )
     return notes[~silent].reset_index(drop=True), audio[~silent], skipped
 
 

@@ -2,13 +2,14 @@
 
 Chapters: 02_model, 03_training and every analysis chapter.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,7 @@ class Run:
         stop_reason: "completed", "early stopping" or similar.
         trained_on: the device type the run was trained on ("cpu" or "cuda"); ``device`` is where it is loaded.
     """
+
     model: ConvVAE
     cfg: Config
     history: pd.DataFrame
@@ -73,7 +75,7 @@ class Run:
             x: normalised log-mel ``(n, 1, n_mels, frames)``, array or tensor.
         """
         out = _batched(lambda b: torch.cat(self.model.encode(b), 1), x, self.device)
-        return out[:, : self.model.latent_dim], out[:, self.model.latent_dim:]
+        return out[:, : self.model.latent_dim], out[:, self.model.latent_dim :]
 
     def decode(self, z) -> torch.Tensor:
         """Decode latents ``(n, latent_dim)`` (array or tensor) to normalised log-mel ``(n, 1, n_mels, frames)``."""
@@ -93,11 +95,12 @@ class Latents:
             the deterministic autoencoder, β = 0).
         meta: the features' metadata table (with ``split``).
     """
+
     mu: np.ndarray
     std: np.ndarray
     meta: pd.DataFrame
 
-    def split(self, name: str) -> "Latents":
+    def split(self, name: str) -> Latents:
         """The rows of one split ("train", "valid", "test")."""
         mask = (self.meta["split"] == name).to_numpy()
         return Latents(self.mu[mask], self.std[mask], self.meta[mask])
@@ -107,16 +110,15 @@ def _batched(fn: Callable, x, device, batch: int = EVAL_BATCH) -> torch.Tensor:
     """Apply ``fn`` in eval mode without gradients, batch by batch on ``device``; float32 CPU result."""
     x = torch.as_tensor(x, dtype=torch.float32)
     with torch.no_grad():
-        outs = [fn(x[i:i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
+        outs = [fn(x[i : i + batch].to(device)).float().cpu() for i in range(0, len(x), batch)]
     return torch.cat(outs) if outs else torch.empty(0)
 
 
 def _load_features(cfg: Config):
     """The features of ``cfg`` (imported lazily: vaetone.features is another module's work)."""
     from vaetone.spectral.features import load_features
+
     return load_features(cfg)
-
-
 
 
 def _input_shape(features) -> tuple[int, int]:
@@ -131,18 +133,30 @@ def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path,
     """The Run of a finished checkpoint, with the weights of best.pt."""
     best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
     if best is None or int(best.get("epoch", -1)) != int(ckpt["best_epoch"]):
-        raise CheckpointError(f"{folder / BEST} is missing or does not hold the best epoch "
-                              f"{ckpt['best_epoch']} recorded in {folder / CHECKPOINT}; delete the folder to retrain")
+        raise CheckpointError(
+            f"{folder / BEST} is missing or does not hold the best epoch "
+            f"{ckpt['best_epoch']} recorded in {folder / CHECKPOINT}; delete the folder to retrain"
+        )
     model = ConvVAE(cfg, *shape)
     _load_weights(model, best["model"], folder / BEST)
     history = history_frame(list(ckpt["history"]))
     seconds = float(history["seconds"].sum()) if len(history) else 0.0
-    return Run(model.to(device).eval(), cfg, history, folder, device.type, seconds,
-               int(ckpt["best_epoch"]), str(ckpt["stop_reason"]), str(ckpt.get("device", device.type)))
+    return Run(
+        model.to(device).eval(),
+        cfg,
+        history,
+        folder,
+        device.type,
+        seconds,
+        int(ckpt["best_epoch"]),
+        str(ckpt["stop_reason"]),
+        str(ckpt.get("device", device.type)),
+    )
 
 
-def trained_model(cfg: Config, features=None, *, progress: bool = True,
-                  callback: Callable[[int, dict], None] | None = None) -> Run:
+def trained_model(
+    cfg: Config, features=None, *, progress: bool = True, callback: Callable[[int, dict], None] | None = None
+) -> Run:
     """The model trained with ``cfg``: loaded from its run folder, resumed, or trained from scratch.
 
     Args:
@@ -184,11 +198,18 @@ def run_summary(run: Run) -> dict:
     """
     h = run.history
     best = h.loc[run.best_epoch]
-    return {"run_id": run.path.name, "device": run.trained_on or run.device, "parameters": n_parameters(run.model),
-            "epochs_trained": int(len(h)), "best_epoch": int(run.best_epoch), "stop_reason": run.stop_reason,
-            "train_seconds": float(run.train_seconds), "seconds_per_epoch": float(h["seconds"].median()),
-            "notes_per_s": float(h["notes_per_s"].median()),
-            **{k: float(best[k]) for k in ("valid_total", "valid_recon", "valid_kl", "valid_mse")}}
+    return {
+        "run_id": run.path.name,
+        "device": run.trained_on or run.device,
+        "parameters": n_parameters(run.model),
+        "epochs_trained": int(len(h)),
+        "best_epoch": int(run.best_epoch),
+        "stop_reason": run.stop_reason,
+        "train_seconds": float(run.train_seconds),
+        "seconds_per_epoch": float(h["seconds"].median()),
+        "notes_per_s": float(h["notes_per_s"].median()),
+        **{k: float(best[k]) for k in ("valid_total", "valid_recon", "valid_kl", "valid_mse")},
+    }
 
 
 def autoencoder(cfg: Config, features=None, *, progress: bool = True) -> Run:

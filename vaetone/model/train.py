@@ -19,6 +19,7 @@ deterministic (same cfg ⇒ same weights and history; ``torch.use_deterministic_
 training, batches from a seeded generator, no workers). On CUDA it uses bf16 autocast,
 channels_last and cuDNN autotuning, and is fast rather than bit-reproducible.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,8 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -56,8 +57,13 @@ log = logging.getLogger(__name__)
 
 def _header(cfg: Config, shape: tuple[int, int]) -> dict:
     """What identifies a run in its files: parameters, code versions and input size."""
-    return {"format": FORMAT, "run_id": store.run_id(cfg), "params": stage_params(cfg, "train"),
-            "code_versions": dict(store.CODE_VERSIONS), "input_shape": [int(s) for s in shape]}
+    return {
+        "format": FORMAT,
+        "run_id": store.run_id(cfg),
+        "params": stage_params(cfg, "train"),
+        "code_versions": dict(store.CODE_VERSIONS),
+        "input_shape": [int(s) for s in shape],
+    }
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -76,23 +82,33 @@ def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int]) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds on corrupt files
-        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: "
-                              f"{str(exc)[:200]}); delete it to retrain the run") from exc
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); delete it to retrain the run"
+        ) from exc
     want = _header(cfg, shape)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
         raise CheckpointError(f"{path} is not a vaetone checkpoint of format {FORMAT}; delete it to retrain")
     if ckpt.get("code_versions") != want["code_versions"]:
-        raise CheckpointError(f"checkpoint {path} was written by code versions {ckpt.get('code_versions')}, "
-                              f"this code is {want['code_versions']}; delete it to retrain")
+        raise CheckpointError(
+            f"checkpoint {path} was written by code versions {ckpt.get('code_versions')}, "
+            f"this code is {want['code_versions']}; delete it to retrain"
+        )
     theirs = ckpt.get("params", {})
-    diff = [f"{k}={theirs.get(k)!r} (this configuration: {v!r})" for k, v in want["params"].items()
-            if theirs.get(k) != v]
+    diff = [
+        f"{k}={theirs.get(k)!r} (this configuration: {v!r})" for k, v in want["params"].items() if theirs.get(k) != v
+    ]
     if diff:
-        raise CheckpointError(f"checkpoint {path} is from another configuration: " + "; ".join(diff)
-                              + ". It does not belong in this run folder; move or delete it.")
+        raise CheckpointError(
+            f"checkpoint {path} is from another configuration: "
+            + "; ".join(diff)
+            + ". It does not belong in this run folder; move or delete it."
+        )
     if ckpt.get("input_shape") != want["input_shape"]:
-        raise CheckpointError(f"checkpoint {path} was trained on inputs {ckpt.get('input_shape')} "
-                              f"(n_mels, frames), the features are {want['input_shape']}; delete it to retrain")
+        raise CheckpointError(
+            f"checkpoint {path} was trained on inputs {ckpt.get('input_shape')} "
+            f"(n_mels, frames), the features are {want['input_shape']}; delete it to retrain"
+        )
     return ckpt
 
 
@@ -144,13 +160,24 @@ class _Trainer:
         rng = {"torch": torch.get_rng_state(), "loader": self.gen.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {**_header(self.cfg, self.shape), "config": dataclasses.asdict(self.cfg),
-                "torch_version": str(torch.__version__), "device": self.device.type,
-                "epoch": self.epoch, "finished": self.finished, "stop_reason": self.stop_reason,
-                "model": self.model.state_dict(), "best_model": self.best_state,
-                "best_epoch": self.best_epoch, "best_valid": self.best_valid, "bad_epochs": self.bad_epochs,
-                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                "rng": rng, "history": self.history}
+        return {
+            **_header(self.cfg, self.shape),
+            "config": dataclasses.asdict(self.cfg),
+            "torch_version": str(torch.__version__),
+            "device": self.device.type,
+            "epoch": self.epoch,
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+            "model": self.model.state_dict(),
+            "best_model": self.best_state,
+            "best_epoch": self.best_epoch,
+            "best_valid": self.best_valid,
+            "bad_epochs": self.bad_epochs,
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": rng,
+            "history": self.history,
+        }
 
     def restore(self, ckpt: dict, path: Path) -> None:
         """Continue from a checkpoint read by :func:`read_checkpoint`."""
@@ -167,8 +194,9 @@ class _Trainer:
             self.best_epoch, self.best_valid = int(ckpt["best_epoch"]), float(ckpt["best_valid"])
             self.finished, self.stop_reason = bool(ckpt["finished"]), str(ckpt["stop_reason"])
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint {path} is incomplete or inconsistent ({exc!r}); "
-                                  "delete it to retrain") from exc
+            raise CheckpointError(
+                f"checkpoint {path} is incomplete or inconsistent ({exc!r}); delete it to retrain"
+            ) from exc
 
     def _autocast(self):
         """bf16 autocast on CUDA, nothing on the CPU."""
@@ -191,7 +219,7 @@ class _Trainer:
         order = torch.randperm(n, generator=self.gen).to(x.device)
         sums = torch.zeros(3, device=self.device)
         for i in range(steps):
-            xb = x[order[i * bs:(i + 1) * bs]]
+            xb = x[order[i * bs : (i + 1) * bs]]
             w = self.kl_weight(self.epoch * steps + i, steps)
             with self._autocast():
                 recon, mu, logvar = model(xb)
@@ -215,7 +243,7 @@ class _Trainer:
         sums, kl_dims, sq = torch.zeros(2), torch.zeros(self.model.latent_dim), 0.0
         with torch.no_grad():
             for i in range(0, len(x), EVAL_BATCH):
-                xb = x[i:i + EVAL_BATCH]
+                xb = x[i : i + EVAL_BATCH]
                 with self._autocast():
                     recon, mu, logvar = self.model(xb)
                 t = loss_terms(recon, xb, mu, logvar, self.cfg.beta)
@@ -223,8 +251,7 @@ class _Trainer:
                 kl_dims += t["kl_per_dim"].cpu() * len(xb)
                 sq += float((recon.float() - xb).pow(2).sum())
         rec, kl = (sums / len(x)).tolist()
-        row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl,
-               "valid_mse": sq / x.numel()}
+        row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl, "valid_mse": sq / x.numel()}
         row.update({f"valid_kl_d{j:02d}": v for j, v in enumerate((kl_dims / len(x)).tolist())})
         self._check_finite(torch.tensor([rec, kl]), "validation")
         return row
@@ -233,12 +260,16 @@ class _Trainer:
         """Raise TrainingError if a loss is NaN or infinite (nothing is saved for this epoch)."""
         if bool(torch.isfinite(values).all()):
             return
-        kept = (f"The last good checkpoint (epoch {self.epoch}) is kept in {store.run_dir(self.cfg)}."
-                if self.epoch else "No epoch finished, so no checkpoint was written.")
+        kept = (
+            f"The last good checkpoint (epoch {self.epoch}) is kept in {store.run_dir(self.cfg)}."
+            if self.epoch
+            else "No epoch finished, so no checkpoint was written."
+        )
         raise TrainingError(
             f"training diverged: a non-finite loss ({values.tolist()}) in epoch {self.epoch + 1}, {where}. "
             f"{kept} Try a lower lr (now {self.cfg.lr}), grad_clip > 0 or a longer kl_warmup_epochs "
-            "(a changed parameter trains in a new run folder); check the features for NaN.")
+            "(a changed parameter trains in a new run folder); check the features for NaN."
+        )
 
     def end_epoch(self, row: dict) -> None:
         """Record the epoch, track the best weights, step the scheduler, decide on stopping."""
@@ -260,8 +291,15 @@ class _Trainer:
     def save(self, folder: Path, improved: bool) -> None:
         """Write best.pt (if improved or finished), checkpoint.pt and history.csv, each atomically."""
         if improved or self.finished:
-            _save(folder / BEST, {**_header(self.cfg, self.shape), "epoch": self.best_epoch,
-                                  "valid_total": self.best_valid, "model": self.best_state})
+            _save(
+                folder / BEST,
+                {
+                    **_header(self.cfg, self.shape),
+                    "epoch": self.best_epoch,
+                    "valid_total": self.best_valid,
+                    "model": self.best_state,
+                },
+            )
             (folder / LATENTS).unlink(missing_ok=True)  # encoded with other weights
         _save(folder / CHECKPOINT, self.state())
         store.write_csv(folder / HISTORY, history_frame(self.history))
@@ -276,8 +314,10 @@ def _splits(features) -> tuple[torch.Tensor, torch.Tensor]:
     """Train and validation tensors; the train split stands in for an empty validation split."""
     present = set(features.meta["split"])
     if "train" not in present:
-        raise DataError("the train split is empty: no notes to train on; widen the data parameters "
-                        "(families, pitch range, max_instruments)")
+        raise DataError(
+            "the train split is empty: no notes to train on; widen the data parameters "
+            "(families, pitch range, max_instruments)"
+        )
     x_train = features.x("train").float()
     if "valid" not in present:
         log.warning("the valid split is empty; early stopping and best weights use the train split")
@@ -285,14 +325,28 @@ def _splits(features) -> tuple[torch.Tensor, torch.Tensor]:
     return x_train, features.x("valid").float()
 
 
-def _fit(trainer: _Trainer, x_train: torch.Tensor, x_valid: torch.Tensor, folder: Path,
-         progress: bool, callback: Callable | None) -> None:
+def _fit(
+    trainer: _Trainer,
+    x_train: torch.Tensor,
+    x_valid: torch.Tensor,
+    folder: Path,
+    progress: bool,
+    callback: Callable | None,
+) -> None:
     """Train epoch by epoch from ``trainer.epoch`` until finished, checkpointing each epoch."""
     cfg, device = trainer.cfg, trainer.device
     steps = math.ceil(len(x_train) / cfg.batch_size)
     x_train, x_valid = x_train.to(device), x_valid.to(device)
-    with _reproducible(device), tqdm(total=cfg.epochs * steps, initial=trainer.epoch * steps, unit="batch",
-                                      desc=f"training {folder.name}", disable=not progress) as bar:
+    with (
+        _reproducible(device),
+        tqdm(
+            total=cfg.epochs * steps,
+            initial=trainer.epoch * steps,
+            unit="batch",
+            desc=f"training {folder.name}",
+            disable=not progress,
+        ) as bar,
+    ):
         while not trainer.finished:
             start, lr = time.perf_counter(), trainer.opt.param_groups[0]["lr"]
             row = trainer.train_epoch(x_train, bar)
@@ -302,13 +356,23 @@ def _fit(trainer: _Trainer, x_train: torch.Tensor, x_valid: torch.Tensor, folder
             best = trainer.best_epoch
             trainer.end_epoch(row)
             trainer.save(folder, improved=trainer.best_epoch != best)
-            bar.set_postfix(epoch=trainer.epoch, train=f"{row['train_total']:.1f}",
-                            valid=f"{row['valid_total']:.1f}", kl=f"{row['valid_kl']:.1f}")
-            log.info("epoch %d: train %.2f valid %.2f (recon %.2f, kl %.2f), %.0f notes/s", trainer.epoch,
-                     row["train_total"], row["valid_total"], row["valid_recon"], row["valid_kl"], row["notes_per_s"])
+            bar.set_postfix(
+                epoch=trainer.epoch,
+                train=f"{row['train_total']:.1f}",
+                valid=f"{row['valid_total']:.1f}",
+                kl=f"{row['valid_kl']:.1f}",
+            )
+            log.info(
+                "epoch %d: train %.2f valid %.2f (recon %.2f, kl %.2f), %.0f notes/s",
+                trainer.epoch,
+                row["train_total"],
+                row["valid_total"],
+                row["valid_recon"],
+                row["valid_kl"],
+                row["notes_per_s"],
+            )
             if callback is not None:
                 callback(trainer.epoch, row)
-    log.info("%s: %s after epoch %d; best epoch %d", folder.name, trainer.stop_reason, trainer.epoch,
-             trainer.best_epoch)
-
-
+    log.info(
+        "%s: %s after epoch %d; best epoch %d", folder.name, trainer.stop_reason, trainer.epoch, trainer.best_epoch
+    )

@@ -17,6 +17,7 @@ Architecture (``cfg.channels = [c1, ..., cD]``, depth ``D``):
 Inputs smaller than ``2**D`` in either axis are refused with a ConfigError (the strides would
 shrink them below one cell without padding them mostly with zeros).
 """
+
 from __future__ import annotations
 
 import math
@@ -81,12 +82,13 @@ def padded_shape(n_mels: int, n_frames: int, depth: int) -> tuple[int, int]:
     Raises ConfigError when an axis is smaller than ``2**depth`` (the strides would shrink it below 1).
     Returns ``(height, width)``. Chapter: 02_model.
     """
-    step = 2 ** depth
+    step = 2**depth
     for name, size in (("n_mels", n_mels), ("n_frames", n_frames)):
         if size < step:
             raise ConfigError(
                 f"input {name}={size} is too small for {depth} stride-2 layers (channels list of "
-                f"length {depth}): it needs at least {step}. Use fewer channels or a larger input.")
+                f"length {depth}): it needs at least {step}. Use fewer channels or a larger input."
+            )
     return math.ceil(n_mels / step) * step, math.ceil(n_frames / step) * step
 
 
@@ -105,8 +107,9 @@ class ConvVAE(nn.Module):
         channels = [int(c) for c in cfg.channels]
         k = int(cfg.kernel_size)
         if cfg.latent_dim < 1 or k < 1 or not channels:
-            raise ConfigError(f"need latent_dim >= 1, kernel_size >= 1 and channels, got "
-                              f"{cfg.latent_dim}, {k}, {channels}")
+            raise ConfigError(
+                f"need latent_dim >= 1, kernel_size >= 1 and channels, got {cfg.latent_dim}, {k}, {channels}"
+            )
         self.n_mels, self.n_frames, self.latent_dim = int(n_mels), int(n_frames), int(cfg.latent_dim)
         self.deterministic = float(cfg.beta) == 0.0
         height, width = padded_shape(self.n_mels, self.n_frames, len(channels))
@@ -114,26 +117,42 @@ class ConvVAE(nn.Module):
         flat = int(np.prod(self.bottleneck))
         pad, out_pad = (k - 1) // 2, k % 2
         self.pad = PadTo(height, width)
-        blocks = [nn.Sequential(nn.Conv2d(c_in, c_out, k, 2, pad, bias=cfg.norm == "none"),
-                                _norm(cfg.norm, c_out), _activation(cfg.activation))
-                  for c_in, c_out in zip([1] + channels[:-1], channels)]
+        blocks = [
+            nn.Sequential(
+                nn.Conv2d(c_in, c_out, k, 2, pad, bias=cfg.norm == "none"),
+                _norm(cfg.norm, c_out),
+                _activation(cfg.activation),
+            )
+            for c_in, c_out in zip([1] + channels[:-1], channels)
+        ]
         self.encoder = nn.Sequential(*blocks, nn.Flatten())
         self.to_mu = nn.Linear(flat, self.latent_dim)
         self.to_logvar = nn.Linear(flat, self.latent_dim)
         rev = channels[::-1]
-        ups = [nn.Sequential(nn.ConvTranspose2d(c_in, c_out, k, 2, pad, out_pad, bias=cfg.norm == "none"),
-                             _norm(cfg.norm, c_out), _activation(cfg.activation))
-               for c_in, c_out in zip(rev[:-1], rev[1:])]
+        ups = [
+            nn.Sequential(
+                nn.ConvTranspose2d(c_in, c_out, k, 2, pad, out_pad, bias=cfg.norm == "none"),
+                _norm(cfg.norm, c_out),
+                _activation(cfg.activation),
+            )
+            for c_in, c_out in zip(rev[:-1], rev[1:])
+        ]
         self.decoder = nn.Sequential(
-            nn.Linear(self.latent_dim, flat), nn.Unflatten(1, self.bottleneck), *ups,
-            nn.ConvTranspose2d(channels[0], 1, k, 2, pad, out_pad), CropTo(self.n_mels, self.n_frames))
+            nn.Linear(self.latent_dim, flat),
+            nn.Unflatten(1, self.bottleneck),
+            *ups,
+            nn.ConvTranspose2d(channels[0], 1, k, 2, pad, out_pad),
+            CropTo(self.n_mels, self.n_frames),
+        )
 
     def _check(self, x: torch.Tensor) -> None:
         """Raise ConfigError unless ``x`` is ``(n, 1, n_mels, n_frames)`` for this model."""
         want = (1, self.n_mels, self.n_frames)
         if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise ConfigError(f"ConvVAE expects input (n, {', '.join(map(str, want))}), got "
-                              f"{tuple(x.shape)}; build the model for this input size")
+            raise ConfigError(
+                f"ConvVAE expects input (n, {', '.join(map(str, want))}), got "
+                f"{tuple(x.shape)}; build the model for this input size"
+            )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters of a batch.
@@ -190,8 +209,9 @@ def layer_table(model: ConvVAE, n_mels: int | None = None, n_frames: int | None 
     named += [(f"decoder.{i}", m) for i, m in enumerate(model.decoder)]
     rows, hooks = {}, []
     for name, module in named:
-        hooks.append(module.register_forward_hook(
-            lambda mod, inp, out, name=name: rows.__setitem__(name, tuple(out.shape[1:]))))
+        hooks.append(
+            module.register_forward_hook(lambda mod, inp, out, name=name: rows.__setitem__(name, tuple(out.shape[1:])))
+        )
     was_training = model.training
     try:
         model.eval()
@@ -203,8 +223,15 @@ def layer_table(model: ConvVAE, n_mels: int | None = None, n_frames: int | None 
             h.remove()
         model.train(was_training)
     table = [{"layer": "input", "kind": "log-mel", "output_shape": f"1×{n_mels}×{n_frames}", "parameters": 0}]
-    table += [{"layer": name, "kind": _kind(module), "output_shape": "×".join(map(str, rows[name])),
-               "parameters": n_parameters(module)} for name, module in named]
+    table += [
+        {
+            "layer": name,
+            "kind": _kind(module),
+            "output_shape": "×".join(map(str, rows[name])),
+            "parameters": n_parameters(module),
+        }
+        for name, module in named
+    ]
     return pd.DataFrame(table)
 
 
@@ -213,8 +240,10 @@ def _kind(module: nn.Module) -> str:
     if isinstance(module, nn.Sequential):
         return " + ".join(_kind(m) for m in module)
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        return (f"{type(module).__name__} {module.in_channels}→{module.out_channels} "
-                f"k{module.kernel_size[0]} s{module.stride[0]}")
+        return (
+            f"{type(module).__name__} {module.in_channels}→{module.out_channels} "
+            f"k{module.kernel_size[0]} s{module.stride[0]}"
+        )
     if isinstance(module, nn.Linear):
         return f"Linear {module.in_features}→{module.out_features}"
     if isinstance(module, (PadTo, CropTo)):
@@ -222,8 +251,9 @@ def _kind(module: nn.Module) -> str:
     return type(module).__name__
 
 
-def loss_terms(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-               beta: float, free_bits: float = 0.0) -> dict[str, torch.Tensor]:
+def loss_terms(
+    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float, free_bits: float = 0.0
+) -> dict[str, torch.Tensor]:
     """The β-VAE loss of a batch, term by term, in nats per note.
 
     ``recon`` is the Gaussian negative log-likelihood with unit variance in normalised units

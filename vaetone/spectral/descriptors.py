@@ -33,6 +33,7 @@ Definitions (the same in both domains, so that :func:`descriptors` on audio and
 Chapters: 01_data (players), 03_training (players), 04_sensitivity (descriptors of decodes),
 05_ablation, 06_statistics (descriptors vs latents), 07_explorer.
 """
+
 from __future__ import annotations
 
 import librosa
@@ -45,22 +46,32 @@ from vaetone.errors import DataError
 from vaetone.progress import tqdm
 from vaetone.spectral.melspec import PROGRESS_MIN_NOTES, _as_batch, mel_filterbank, mel_frequencies
 
-DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db",
-               "f0_hz", "inharmonicity", "attack_s", "decay_s")
-SPECTRAL_DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db",
-                        "attack_s", "decay_s")
+DESCRIPTORS = (
+    "centroid_hz",
+    "bandwidth_hz",
+    "rolloff_hz",
+    "flatness",
+    "rms_db",
+    "f0_hz",
+    "inharmonicity",
+    "attack_s",
+    "decay_s",
+)
+SPECTRAL_DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db", "attack_s", "decay_s")
 ROLLOFF = 0.85
 DECAY_DB = -20.0
-N_FFT, HOP = 2048, 512                 # waveform STFT of the spectral descriptors, f0 and inharmonicity
-ENV_WINDOW, ENV_HOP = 512, 128         # waveform RMS envelope (32 ms every 8 ms at 16 kHz)
+N_FFT, HOP = 2048, 512  # waveform STFT of the spectral descriptors, f0 and inharmonicity
+ENV_WINDOW, ENV_HOP = 512, 128  # waveform RMS envelope (32 ms every 8 ms at 16 kHz)
 F0_GATE_DB = -20.0
 N_HARMONICS = 20
 
 
 # ----------------------------------------------------------------------------- shared maths (torch)
 
-def frame_statistics(power: torch.Tensor, freqs: torch.Tensor, widths: torch.Tensor,
-                     floor: float) -> dict[str, torch.Tensor]:
+
+def frame_statistics(
+    power: torch.Tensor, freqs: torch.Tensor, widths: torch.Tensor, floor: float
+) -> dict[str, torch.Tensor]:
     """Energy-weighted centroid, bandwidth, roll-off and flatness of power spectrograms.
 
     Args:
@@ -71,23 +82,29 @@ def frame_statistics(power: torch.Tensor, freqs: torch.Tensor, widths: torch.Ten
         in ``power`` except for the choice of the roll-off bin).
     """
     f = freqs[:, None]
-    energy = power.sum(1)                                          # (n, frames)
+    energy = power.sum(1)  # (n, frames)
     e = energy.clamp_min(1e-30)
     weight = energy / energy.sum(1, keepdim=True).clamp_min(1e-30)
     centroid = (f * power).sum(1) / e
     bandwidth = (((f - centroid[:, None]) ** 2 * power).sum(1) / e).clamp_min(0).sqrt()
     cum = power.cumsum(1)
     thr = ROLLOFF * energy
-    k = (cum < thr[:, None]).sum(1).clamp(max=len(freqs) - 1)      # first bin reaching 85 %
+    k = (cum < thr[:, None]).sum(1).clamp(max=len(freqs) - 1)  # first bin reaching 85 %
     km1 = (k - 1).clamp_min(0)
     prev = torch.where(k > 0, cum.gather(1, km1[:, None]).squeeze(1), torch.zeros_like(thr))
     frac = ((thr - prev) / power.gather(1, k[:, None]).squeeze(1).clamp_min(1e-30)).clamp(0, 1)
     rolloff = freqs[km1] + frac * (freqs[k] - freqs[km1])
     density = power.clamp_min(floor) / widths[:, None]
     flatness = density.log().mean(1).exp() / density.mean(1)
-    return {name: (v * weight).sum(1) for name, v in
-            (("centroid_hz", centroid), ("bandwidth_hz", bandwidth), ("rolloff_hz", rolloff),
-             ("flatness", flatness))}
+    return {
+        name: (v * weight).sum(1)
+        for name, v in (
+            ("centroid_hz", centroid),
+            ("bandwidth_hz", bandwidth),
+            ("rolloff_hz", rolloff),
+            ("flatness", flatness),
+        )
+    }
 
 
 def attack_decay(env: torch.Tensor, hop_s: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -122,6 +139,7 @@ def attack_decay(env: torch.Tensor, hop_s: float) -> tuple[torch.Tensor, torch.T
 
 # ----------------------------------------------------------------------------- waveform descriptors
 
+
 def _envelope(y: torch.Tensor) -> torch.Tensor:
     """(n, frames) RMS of ENV_WINDOW-sample frames every ENV_HOP samples (cumulative sums, float64)."""
     c = torch.nn.functional.pad((y.double() ** 2).cumsum(1), (1, 0))
@@ -129,8 +147,9 @@ def _envelope(y: torch.Tensor) -> torch.Tensor:
     return ((c[:, starts + ENV_WINDOW] - c[:, starts]) / ENV_WINDOW).clamp_min(0).sqrt().float()
 
 
-def inharmonicity(power: torch.Tensor, f0: torch.Tensor, sr: int = SAMPLE_RATE,
-                  n_harmonics: int = N_HARMONICS) -> torch.Tensor:
+def inharmonicity(
+    power: torch.Tensor, f0: torch.Tensor, sr: int = SAMPLE_RATE, n_harmonics: int = N_HARMONICS
+) -> torch.Tensor:
     """Energy-weighted relative deviation of spectral peaks from the harmonics of f0 (0: harmonic).
 
     Args:
@@ -142,11 +161,12 @@ def inharmonicity(power: torch.Tensor, f0: torch.Tensor, sr: int = SAMPLE_RATE,
     df = sr / (2 * (k - 1))
     freqs = torch.arange(k, dtype=power.dtype) * df
     h = torch.arange(1, n_harmonics + 1, dtype=power.dtype)
-    target = f0[:, None] * h                                                   # (n, H)
-    window = (freqs >= target[..., None] - f0[:, None, None] / 2) & \
-             (freqs < target[..., None] + f0[:, None, None] / 2)               # (n, H, k)
+    target = f0[:, None] * h  # (n, H)
+    window = (freqs >= target[..., None] - f0[:, None, None] / 2) & (
+        freqs < target[..., None] + f0[:, None, None] / 2
+    )  # (n, H, k)
     logp = power.clamp_min(1e-30).log()
-    peak = torch.where(window, logp[:, None], torch.tensor(-torch.inf)).argmax(-1)   # (n, H)
+    peak = torch.where(window, logp[:, None], torch.tensor(-torch.inf)).argmax(-1)  # (n, H)
     a, b, c = (logp.gather(1, (peak + d).clamp(0, k - 1)) for d in (-1, 0, 1))
     delta = (0.5 * (a - c) / (a - 2 * b + c).clamp_max(-1e-12)).clamp(-0.5, 0.5)
     dev = ((peak + delta) * df - target).abs()
@@ -165,13 +185,20 @@ def _descriptor_chunk(y: torch.Tensor, sr: int, fmin: float, fmax: float) -> dic
     f0 = librosa.yin(y.numpy(), fmin=fmin, fmax=fmax, sr=sr, frame_length=N_FFT, hop_length=HOP)
     energy = power.sum(1).numpy()
     loud = energy >= energy.max(1, keepdims=True) * 10 ** (F0_GATE_DB / 10)
-    out["f0_hz"] = torch.as_tensor(np.nanmedian(np.where(loud[:, :f0.shape[1]], f0, np.nan), axis=1))
+    out["f0_hz"] = torch.as_tensor(np.nanmedian(np.where(loud[:, : f0.shape[1]], f0, np.nan), axis=1))
     out["inharmonicity"] = inharmonicity(power.sum(-1), out["f0_hz"].float(), sr)
     return {name: out[name].double().numpy() for name in DESCRIPTORS}
 
 
-def descriptors(audio, sr: int = SAMPLE_RATE, fmin: float = 27.5, fmax: float = 4186.0,
-                index=None, batch_size: int = 64, progress: bool | None = None) -> pd.DataFrame:
+def descriptors(
+    audio,
+    sr: int = SAMPLE_RATE,
+    fmin: float = 27.5,
+    fmax: float = 4186.0,
+    index=None,
+    batch_size: int = 64,
+    progress: bool | None = None,
+) -> pd.DataFrame:
     """Spectral, loudness, pitch and envelope descriptors of notes (see the module docstring).
 
     Args:
@@ -190,13 +217,13 @@ def descriptors(audio, sr: int = SAMPLE_RATE, fmin: float = 27.5, fmax: float = 
     parts = []
     show = len(y) * 16 >= PROGRESS_MIN_NOTES if progress is None else progress
     for i in tqdm(range(0, len(y), batch_size), desc="descriptors", unit="chunk", disable=not show):
-        parts.append(_descriptor_chunk(y[i:i + batch_size], sr, fmin, fmax))
-    table = {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
-             for name in DESCRIPTORS}
+        parts.append(_descriptor_chunk(y[i : i + batch_size], sr, fmin, fmax))
+    table = {name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0) for name in DESCRIPTORS}
     return pd.DataFrame(table, index=index)
 
 
 # ----------------------------------------------------------------------------- mel-domain descriptors
+
 
 def spectral_descriptor_tensors(logmel_db, cfg: Config) -> dict[str, torch.Tensor]:
     """:data:`SPECTRAL_DESCRIPTORS` of log-mel spectrograms as (n,) tensors, keeping autograd.
@@ -218,7 +245,7 @@ def spectral_descriptor_tensors(logmel_db, cfg: Config) -> dict[str, torch.Tenso
     widths = (fb.sum(0) * SAMPLE_RATE / cfg.n_fft).clamp_min(SAMPLE_RATE / cfg.n_fft)
     out = frame_statistics(power, freqs, widths, floor=cfg.log_floor)
     window_energy = float((torch.hann_window(cfg.n_fft) ** 2).sum())
-    ms = 2 * power.sum(1) / (cfg.n_fft * window_energy)                    # (n, frames)
+    ms = 2 * power.sum(1) / (cfg.n_fft * window_energy)  # (n, frames)
     out["rms_db"] = 10 * torch.log10(ms.mean(1) + 1e-12)
     out["attack_s"], out["decay_s"] = attack_decay(ms.sqrt(), cfg.hop_length / SAMPLE_RATE)
     return {name: out[name] for name in SPECTRAL_DESCRIPTORS}
@@ -238,5 +265,3 @@ def spectral_descriptors(logmel_db, cfg: Config, index=None) -> pd.DataFrame:
     with torch.no_grad():
         out = spectral_descriptor_tensors(logmel_db, cfg)
     return pd.DataFrame({k: v.double().cpu().numpy() for k, v in out.items()}, index=index)
-
-

@@ -2,6 +2,7 @@
 
 Chapters: 01_data, 02_model and every later one (``Features.x``).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ class Features:
         mean, std: dB statistics of the train split.
     Used by: 01_data, 02_model, 03_training and every analysis chapter.
     """
+
     meta: pd.DataFrame
     logmel: torch.Tensor
     mean: float
@@ -89,8 +91,10 @@ def train_statistics(logmel: torch.Tensor, meta: pd.DataFrame) -> tuple[float, f
     """
     train = np.flatnonzero(meta["split"].to_numpy() == "train")
     if len(train) == 0:
-        raise DataError("the dataset has no notes in the train split, so features cannot be "
-                        "normalised; widen the data filters (pitch range, families, instruments)")
+        raise DataError(
+            "the dataset has no notes in the train split, so features cannot be "
+            "normalised; widen the data filters (pitch range, families, instruments)"
+        )
     values = logmel[torch.as_tensor(train)].double()
     std = float(values.std())
     if not std > 0:
@@ -100,6 +104,7 @@ def train_statistics(logmel: torch.Tensor, meta: pd.DataFrame) -> tuple[float, f
 
 # ----------------------------------------------------------------------------- the cache
 
+
 def cache_path(cfg: Config) -> Path:
     """``data_dir()/features-<key>.pt``, keyed by every data and feature parameter."""
     return store.data_dir() / f"features-{store.key('features', cfg)}.pt"
@@ -107,10 +112,16 @@ def cache_path(cfg: Config) -> Path:
 
 def meta_to_json(meta: pd.DataFrame) -> str:
     """A metadata table as JSON text (index, columns, values, dtypes), exact for floats."""
-    return json.dumps({"index": meta.index.tolist(), "index_name": meta.index.name,
-                       "columns": [str(c) for c in meta.columns],
-                       "data": {str(c): meta[c].tolist() for c in meta.columns},
-                       "dtypes": {str(c): str(meta[c].dtype) for c in meta.columns}}, default=store.jsonable)
+    return json.dumps(
+        {
+            "index": meta.index.tolist(),
+            "index_name": meta.index.name,
+            "columns": [str(c) for c in meta.columns],
+            "data": {str(c): meta[c].tolist() for c in meta.columns},
+            "dtypes": {str(c): str(meta[c].dtype) for c in meta.columns},
+        },
+        default=store.jsonable,
+    )
 
 
 def meta_from_json(text: str) -> pd.DataFrame:
@@ -125,8 +136,14 @@ def meta_from_json(text: str) -> pd.DataFrame:
 
 def _save(feats: Features, path: Path, cfg: Config) -> None:
     """Write the features atomically as plain tensors, numbers and text (loadable with weights_only)."""
-    blob = {"format": CACHE_FORMAT, "key": store.key("features", cfg), "logmel": feats.logmel.contiguous(),
-            "mean": feats.mean, "std": feats.std, "meta": meta_to_json(feats.meta)}
+    blob = {
+        "format": CACHE_FORMAT,
+        "key": store.key("features", cfg),
+        "logmel": feats.logmel.contiguous(),
+        "mean": feats.mean,
+        "std": feats.std,
+        "meta": meta_to_json(feats.meta),
+    }
     with store.atomic_path(path) as tmp:
         torch.save(blob, tmp)
     log.info("features cached in %s", path)
@@ -151,6 +168,7 @@ def _load(path: Path, cfg: Config) -> Features | None:
 def _dataset(cfg: Config):
     """The notes of ``cfg`` (``vaetone.data.dataset``; a seam for tests)."""
     from vaetone.data.dataset import dataset
+
     return dataset(cfg)
 
 

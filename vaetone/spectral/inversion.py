@@ -18,6 +18,7 @@ The way back (:func:`mel_to_audio`) has two steps:
 
 Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,8 @@ from vaetone.spectral.melspec import _as_batch, _fb, _filterbank, _progress
 GRIFFIN_LIM_MOMENTUM = 0.99
 
 
-
 # ----------------------------------------------------------------------------- backward: audio
+
 
 @functools.lru_cache(maxsize=16)
 def _mel_pinv(n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
@@ -66,8 +67,15 @@ def mel_to_linear(power: torch.Tensor, cfg: Config, n_nnls: int = 30) -> torch.T
     return spec
 
 
-def mel_to_audio(logmel_db, cfg: Config, n_iter: int | None = None, n_nnls: int = 30, device=None,
-                 batch_size: int | None = None, progress: bool | None = None) -> torch.Tensor:
+def mel_to_audio(
+    logmel_db,
+    cfg: Config,
+    n_iter: int | None = None,
+    n_nnls: int = 30,
+    device=None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+) -> torch.Tensor:
     """Audio from log-mel spectrograms: dB → power → linear spectrogram → Griffin-Lim (deterministic).
 
     Args:
@@ -84,8 +92,10 @@ def mel_to_audio(logmel_db, cfg: Config, n_iter: int | None = None, n_nnls: int 
     """
     db = _as_batch(logmel_db, 3, "logmel_db")
     if db.shape[1] != cfg.n_mels:
-        raise ConfigError(f"logmel_db has {db.shape[1]} mel bands but cfg.n_mels={cfg.n_mels}; "
-                          "pass the configuration the spectrograms were made with")
+        raise ConfigError(
+            f"logmel_db has {db.shape[1]} mel bands but cfg.n_mels={cfg.n_mels}; "
+            "pass the configuration the spectrograms were made with"
+        )
     n_iter = cfg.griffin_lim_iters if n_iter is None else int(n_iter)
     dev = resolve_device(cfg, device)
     length = cfg.hop_length * (db.shape[-1] - 1)
@@ -95,12 +105,10 @@ def mel_to_audio(logmel_db, cfg: Config, n_iter: int | None = None, n_nnls: int 
     show = _progress(len(db) * n_iter // 2, progress)
     for i in tqdm(range(0, len(db), batch_size), desc="Griffin-Lim", unit="chunk", disable=not show):
         with torch.no_grad():
-            power = 10.0 ** (db[i:i + batch_size].to(dev) / 10.0)
+            power = 10.0 ** (db[i : i + batch_size].to(dev) / 10.0)
             spec = mel_to_linear(power, cfg, n_nnls)
             y = torchaudio.functional.griffinlim(
-                spec, window, cfg.n_fft, cfg.hop_length, cfg.n_fft, 2.0, n_iter,
-                GRIFFIN_LIM_MOMENTUM, length, False)
-        out[i:i + batch_size] = y.cpu()
+                spec, window, cfg.n_fft, cfg.hop_length, cfg.n_fft, 2.0, n_iter, GRIFFIN_LIM_MOMENTUM, length, False
+            )
+        out[i : i + batch_size] = y.cpu()
     return out
-
-

@@ -6,6 +6,7 @@ torchaudio's ``MelSpectrogram``.
 
 Chapters: 01_data and every later one.
 """
+
 from __future__ import annotations
 
 import functools
@@ -42,11 +43,13 @@ def _progress(n: int, progress: bool | None) -> bool:
 
 # ----------------------------------------------------------------------------- forward: log-mel
 
+
 @functools.lru_cache(maxsize=16)
 def _filterbank(n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
     """torchaudio's mel filterbank (HTK, no normalisation), (n_fft // 2 + 1, n_mels), on the CPU."""
-    return torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, SAMPLE_RATE,
-                                                 norm=None, mel_scale="htk")
+    return torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1, f_min, f_max, n_mels, SAMPLE_RATE, norm=None, mel_scale="htk"
+    )
 
 
 def _fb(cfg: Config, device) -> torch.Tensor:
@@ -84,13 +87,13 @@ def mel_power(y: torch.Tensor, cfg: Config) -> torch.Tensor:
     filterbank), written out so that the power and the band sums avoid its transposed copies.
     """
     window = torch.hann_window(cfg.n_fft, device=y.device)
-    spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True, pad_mode="reflect",
-                      return_complex=True)
-    return _fb(cfg, y.device).T @ (spec.real ** 2 + spec.imag ** 2)
+    spec = torch.stft(y, cfg.n_fft, cfg.hop_length, window=window, center=True, pad_mode="reflect", return_complex=True)
+    return _fb(cfg, y.device).T @ (spec.real**2 + spec.imag**2)
 
 
-def log_mel(audio, cfg: Config, device=None, batch_size: int | None = None,
-            progress: bool | None = None) -> torch.Tensor:
+def log_mel(
+    audio, cfg: Config, device=None, batch_size: int | None = None, progress: bool | None = None
+) -> torch.Tensor:
     """Log-mel spectrograms in dB: ``10*log10(max(mel_power, log_floor))``, batched.
 
     Args:
@@ -112,8 +115,6 @@ def log_mel(audio, cfg: Config, device=None, batch_size: int | None = None,
     starts = range(0, len(y), batch_size)
     for i in tqdm(starts, desc="log-mel", unit="chunk", disable=not _progress(len(y), progress)):
         with torch.no_grad():
-            power = mel_power(y[i:i + batch_size].to(dev, non_blocking=True), cfg)
-            out[i:i + batch_size] = 10.0 * torch.log10(power.clamp_min(cfg.log_floor)).cpu()
+            power = mel_power(y[i : i + batch_size].to(dev, non_blocking=True), cfg)
+            out[i : i + batch_size] = 10.0 * torch.log10(power.clamp_min(cfg.log_floor)).cpu()
     return out
-
-

@@ -2,10 +2,11 @@
 
 Chapter: 05_ablation.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ def descriptor_metric(cfg: Config, describe: Callable | None = None) -> Callable
 
     def descriptors(ref, est) -> pd.DataFrame:
         return describe(est).reset_index(drop=True).astype(float)
+
     return descriptors
 
 
@@ -56,21 +58,30 @@ def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.D
     """
     rows = effects[effects["metric"].str.startswith(f"{name}:")]
     if rows.empty:
-        raise VaetoneError(f"no {name!r} metrics in the ablation effects; pass "
-                           f"{{{name!r}: compare.descriptor_metric(cfg)}} among the metrics")
+        raise VaetoneError(
+            f"no {name!r} metrics in the ablation effects; pass "
+            f"{{{name!r}: compare.descriptor_metric(cfg)}} among the metrics"
+        )
     columns = list(pd.unique(rows["metric"]))
     base = rows[rows["dim"] == rows["dim"].iloc[0]].pivot(index="note", columns="metric", values="base")[columns]
     scale = base.std(ddof=0)
-    scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))   # constant up to rounding: NaN
+    scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))  # constant up to rounding: NaN
     change = rows.assign(change=rows["increase"].abs()).groupby(["dim", "metric"])["change"].mean()
-    frame = (change.unstack("metric")[columns] / scale).rename(columns=lambda c: c[len(name) + 1:])
+    frame = (change.unstack("metric")[columns] / scale).rename(columns=lambda c: c[len(name) + 1 :])
     frame.columns.name = None
     frame.index.name = "dim"
     return frame
 
 
-def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero", seed: int = 0,
-                                describe: Callable | None = None, batch_size: int = 512) -> pd.DataFrame:
+def ablation_descriptor_effects(
+    decode: Decoder,
+    z,
+    cfg: Config,
+    baseline="zero",
+    seed: int = 0,
+    describe: Callable | None = None,
+    batch_size: int = 512,
+) -> pd.DataFrame:
     """How much ablating each dimension moves each descriptor of the decoded output.
 
     The table of :func:`descriptor_effects` on its own ablation pass (when the reconstruction
@@ -86,9 +97,16 @@ def ablation_descriptor_effects(decode: Decoder, z, cfg: Config, baseline="zero"
         DataFrame indexed by dim, one column per descriptor. Chapter 05.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
-    ref = decode_batched(decode, z, batch_size)     # only sets the layout: the descriptor metric ignores it
-    effects = ablation.ablation_effects(decode, z, ref, {"descriptors": descriptor_metric(cfg, describe)},
-                                        baseline=baseline, seed=seed, batch_size=batch_size)
+    ref = decode_batched(decode, z, batch_size)  # only sets the layout: the descriptor metric ignores it
+    effects = ablation.ablation_effects(
+        decode,
+        z,
+        ref,
+        {"descriptors": descriptor_metric(cfg, describe)},
+        baseline=baseline,
+        seed=seed,
+        batch_size=batch_size,
+    )
     return descriptor_effects(effects, "descriptors")
 
 
@@ -99,13 +117,24 @@ def audio_metrics(cfg: Config) -> dict[str, Callable]:
         {"frequency_accuracy": metric (higher is better, 0..1), "f0_error_cents": metric (f0 search
         range of :func:`vaetone.analysis.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``. Chapter 05.
     """
-    return {"frequency_accuracy": metrics.frequency_accuracy,
-            "f0_error_cents": functools.partial(metrics.f0_error_cents, **metrics.f0_range(cfg))}
+    return {
+        "frequency_accuracy": metrics.frequency_accuracy,
+        "f0_error_cents": functools.partial(metrics.f0_error_cents, **metrics.f0_range(cfg)),
+    }
 
 
-def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, audio_metrics: Mapping[str, Callable],
-                           baseline="zero", seed: int = 0, higher_is_better: Sequence[str] = (), index=None,
-                           batch_size: int = 512) -> pd.DataFrame:
+def audio_ablation_effects(
+    decode: Decoder,
+    z,
+    ref_audio,
+    to_audio: Callable,
+    audio_metrics: Mapping[str, Callable],
+    baseline="zero",
+    seed: int = 0,
+    higher_is_better: Sequence[str] = (),
+    index=None,
+    batch_size: int = 512,
+) -> pd.DataFrame:
     """Per note and dimension, the change of audio metrics when that dimension is ablated, in one batch.
 
     The same quantities as :func:`vaetone.analysis.ablation.ablation_effects` with each metric applied to
@@ -129,7 +158,7 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
     z = torch.as_tensor(z, dtype=torch.float32)
     n, d = z.shape
     values = ablation.baseline_values(z, baseline, seed)
-    variants = torch.cat([z] + [ablation.ablate(z, [j], values) for j in range(d)])      # ((d+1)·n, D)
+    variants = torch.cat([z] + [ablation.ablate(z, [j], values) for j in range(d)])  # ((d+1)·n, D)
     est = np.asarray(to_audio(decode_batched(decode, variants, batch_size)))
     ref = np.concatenate([np.asarray(ref_audio)] * (d + 1))
     index = np.arange(n) if index is None else np.asarray(index)
@@ -137,10 +166,17 @@ def audio_ablation_effects(decode: Decoder, z, ref_audio, to_audio: Callable, au
     for name, metric in audio_metrics.items():
         score = np.asarray(metric(ref, est), dtype=float).reshape(d + 1, n)
         inc = score[1:] - score[0]
-        frames.append(pd.DataFrame({"note": np.tile(index, d), "dim": np.repeat(np.arange(d), n), "metric": name,
-                                    "base": np.tile(score[0], d), "ablated": score[1:].ravel(),
-                                    "increase": inc.ravel(),
-                                    "degradation": (-inc if name in higher_is_better else inc).ravel()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "note": np.tile(index, d),
+                    "dim": np.repeat(np.arange(d), n),
+                    "metric": name,
+                    "base": np.tile(score[0], d),
+                    "ablated": score[1:].ravel(),
+                    "increase": inc.ravel(),
+                    "degradation": (-inc if name in higher_is_better else inc).ravel(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
-
-

@@ -21,9 +21,10 @@ columns ``c`` is then a metric named ``"<name>:<c>"`` (e.g. the audio descriptor
 decoded notes, :func:`vaetone.analysis.ablation.descriptor_metric`), so that one decoding pass gives
 the reconstruction errors and the descriptors together.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -89,8 +90,7 @@ def ablate(z, dims: Sequence[int], values: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int = 512,
-                          device=None) -> pd.DataFrame:
+def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int = 512, device=None) -> pd.DataFrame:
     """Each metric of every note's reconstruction ``decode(z)`` against its reference.
 
     Args:
@@ -106,8 +106,10 @@ def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int
     ref, metrics = _as_ref(ref), _as_metrics(metrics)
     est = decode_batched(decode, z, batch_size, device)
     if est.shape != ref.shape:
-        raise VaetoneError(f"decoded shape {tuple(est.shape)} differs from the references' "
-                           f"{tuple(ref.shape)}; pass references in the decoder's output layout")
+        raise VaetoneError(
+            f"decoded shape {tuple(est.shape)} differs from the references' "
+            f"{tuple(ref.shape)}; pass references in the decoder's output layout"
+        )
     cols = {}
     for name, metric in metrics.items():
         value = metric(ref, est)
@@ -120,9 +122,19 @@ def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int
     return pd.DataFrame(cols)
 
 
-def ablation_effects(decode: Decoder, z, ref, metrics=None, baseline="zero", seed: int = 0,
-                     dims: Sequence[int] | None = None, higher_is_better: Sequence[str] = (),
-                     index=None, batch_size: int = 512, device=None) -> pd.DataFrame:
+def ablation_effects(
+    decode: Decoder,
+    z,
+    ref,
+    metrics=None,
+    baseline="zero",
+    seed: int = 0,
+    dims: Sequence[int] | None = None,
+    higher_is_better: Sequence[str] = (),
+    index=None,
+    batch_size: int = 512,
+    device=None,
+) -> pd.DataFrame:
     """Per note and dimension, the change of each metric when that one dimension is ablated.
 
     Args:
@@ -145,15 +157,23 @@ def ablation_effects(decode: Decoder, z, ref, metrics=None, baseline="zero", see
         errs = reconstruction_errors(decode, ablate(z, [j], values), ref, metrics, batch_size, device)
         for name in errs.columns:
             inc = errs[name].to_numpy() - base[name].to_numpy()
-            frames.append(pd.DataFrame({"note": index, "dim": j, "metric": name,
-                                        "base": base[name].to_numpy(), "ablated": errs[name].to_numpy(),
-                                        "increase": inc,
-                                        "degradation": -inc if name in higher_is_better else inc}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "note": index,
+                        "dim": j,
+                        "metric": name,
+                        "base": base[name].to_numpy(),
+                        "ablated": errs[name].to_numpy(),
+                        "increase": inc,
+                        "degradation": -inc if name in higher_is_better else inc,
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
-def ablation_matrix(effects: pd.DataFrame, metric: str = "logmel_mse",
-                    value: str = "increase") -> pd.DataFrame:
+def ablation_matrix(effects: pd.DataFrame, metric: str = "logmel_mse", value: str = "increase") -> pd.DataFrame:
     """Notes × dimensions table of one metric's ``increase`` (or another column) from :func:`ablation_effects`."""
     return effects[effects["metric"] == metric].pivot(index="note", columns="dim", values=value)
 
@@ -196,10 +216,15 @@ def summarise_ablation(effects: pd.DataFrame, groups: Mapping[str, Sequence] | N
     out = []
     for name, lab in labels.items():
         g = effects.assign(grouping=name, group=lab[position]).groupby(
-            ["grouping", "group", "dim", "metric"], sort=True)
-        agg = g.agg(n=("increase", "size"), base_mean=("base", "mean"),
-                    increase_mean=("increase", "mean"), increase_sem=("increase", "sem"),
-                    degradation_mean=("degradation", "mean"))
+            ["grouping", "group", "dim", "metric"], sort=True
+        )
+        agg = g.agg(
+            n=("increase", "size"),
+            base_mean=("base", "mean"),
+            increase_mean=("increase", "mean"),
+            increase_sem=("increase", "sem"),
+            degradation_mean=("degradation", "mean"),
+        )
         out.append(agg.reset_index())
     out = pd.concat(out, ignore_index=True)
     out["relative_increase"] = out["increase_mean"] / out["base_mean"].replace(0.0, np.nan)
@@ -233,15 +258,23 @@ class _ErrorModule(torch.nn.Module):
         self.batch_size, self.device = batch_size, device
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        reps = len(z) // len(self.ref)    # Captum stacks perturbations_per_eval copies
+        reps = len(z) // len(self.ref)  # Captum stacks perturbations_per_eval copies
         ref = self.ref.repeat(reps, *([1] * (self.ref.dim() - 1)))
         est = decode_batched(self.decode, z, self.batch_size, self.device)
         return torch.as_tensor(np.asarray(self.metric(ref, est), dtype=np.float64))
 
 
-def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, baseline="zero",
-                    seed: int = 0, perturbations_per_eval: int = 1, batch_size: int = 512,
-                    device=None) -> np.ndarray:
+def captum_ablation(
+    decode: Decoder,
+    z,
+    ref,
+    metric: Metric | None = None,
+    baseline="zero",
+    seed: int = 0,
+    perturbations_per_eval: int = 1,
+    batch_size: int = 512,
+    device=None,
+) -> np.ndarray:
     """The same per-note increases computed by Captum's ``FeatureAblation`` (a cross-check).
 
     Each latent dimension is one feature; Captum replaces it by the baseline in all notes at
@@ -256,19 +289,26 @@ def captum_ablation(decode: Decoder, z, ref, metric: Metric | None = None, basel
         ``ablation_matrix(ablation_effects(...)).to_numpy()``. Chapter 05.
     """
     from captum.attr import FeatureAblation
+
     z = torch.as_tensor(z, dtype=torch.float32)
     values = baseline_values(z, baseline, seed)
-    module = _ErrorModule(decode, _as_ref(ref), metric or _logmel_mse, batch_size,
-                          decoder_device(decode, device))
+    module = _ErrorModule(decode, _as_ref(ref), metric or _logmel_mse, batch_size, decoder_device(decode, device))
     with torch.no_grad():
-        attr = FeatureAblation(module).attribute(z, baselines=values,
-                                                 perturbations_per_eval=perturbations_per_eval)
+        attr = FeatureAblation(module).attribute(z, baselines=values, perturbations_per_eval=perturbations_per_eval)
     return -attr.double().numpy()
 
 
-def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[int]],
-                        metric: Metric | None = None, baseline="zero", seed: int = 0,
-                        batch_size: int = 512, device=None) -> pd.DataFrame:
+def cumulative_ablation(
+    decode: Decoder,
+    z,
+    ref,
+    orders: Mapping[str, Sequence[int]],
+    metric: Metric | None = None,
+    baseline="zero",
+    seed: int = 0,
+    batch_size: int = 512,
+    device=None,
+) -> pd.DataFrame:
     """Keep the k first dimensions of each order, ablate the others, for k = 0..D.
 
     Args:
@@ -287,8 +327,16 @@ def cumulative_ablation(decode: Decoder, z, ref, orders: Mapping[str, Sequence[i
         if sorted(order) != list(range(n_dims)):
             raise ConfigError(f"order {name!r} must list every dimension 0..{n_dims - 1} once, got {order}")
         for k in tqdm(range(n_dims + 1), desc=f"cumulative ablation ({name})", leave=False):
-            err = reconstruction_errors(decode, ablate(z, order[k:], values), ref,
-                                        {"e": metric}, batch_size, device)["e"]
-            rows.append({"order": name, "k": k, "kept": ",".join(map(str, order[:k])),
-                         "error_mean": err.mean(), "error_sem": err.sem()})
+            err = reconstruction_errors(decode, ablate(z, order[k:], values), ref, {"e": metric}, batch_size, device)[
+                "e"
+            ]
+            rows.append(
+                {
+                    "order": name,
+                    "k": k,
+                    "kept": ",".join(map(str, order[:k])),
+                    "error_mean": err.mean(),
+                    "error_sem": err.sem(),
+                }
+            )
     return pd.DataFrame(rows)

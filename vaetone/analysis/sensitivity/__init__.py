@@ -5,6 +5,7 @@ dimension from anchor points), :mod:`~.jacobian` (the local view), :mod:`~.sobol
 global view), ranked together by :mod:`~.ranking`; :mod:`~.parts` names the frequency bands
 and time regions of the output.
 """
+
 from vaetone.analysis.sensitivity.jacobian import jacobian_norms
 from vaetone.analysis.sensitivity.oat import (
     Sweeps,
@@ -20,7 +21,25 @@ from vaetone.analysis.sensitivity.parts import Part, frequency_bands, output_par
 from vaetone.analysis.sensitivity.ranking import Analysis, analysis, rank_dimensions, top_descriptor
 from vaetone.analysis.sensitivity.sobol import sobol_indices, sobol_problem, sobol_sample
 
-__all__ = ["Analysis", "Part", "Sweeps", "analysis", "anchor_points", "frequency_bands", "jacobian_norms",
-           "normalised_moves", "one_at_a_time", "output_parts", "rank_dimensions", "sensitivity_matrix",
-           "sobol_indices", "sobol_problem", "sobol_sample", "sweep_dimension", "sweep_grid", "sweep_latents",
-           "time_regions", "top_descriptor"]
+__all__ = [
+    "Analysis",
+    "Part",
+    "Sweeps",
+    "analysis",
+    "anchor_points",
+    "frequency_bands",
+    "jacobian_norms",
+    "normalised_moves",
+    "one_at_a_time",
+    "output_parts",
+    "rank_dimensions",
+    "sensitivity_matrix",
+    "sobol_indices",
+    "sobol_problem",
+    "sobol_sample",
+    "sweep_dimension",
+    "sweep_grid",
+    "sweep_latents",
+    "time_regions",
+    "top_descriptor",
+]

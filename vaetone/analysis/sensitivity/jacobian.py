@@ -2,6 +2,7 @@
 
 Chapter: 04_sensitivity.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,22 +24,25 @@ log = logging.getLogger(__name__)
 def _directional_derivatives(decode: Decoder, z: torch.Tensor) -> torch.Tensor:
     """∂decode/∂z_j at every point of z for every j by forward-mode jvp: (D, n, n_mels, frames)."""
     from torch.func import jvp, vmap
+
     tangents = torch.eye(z.shape[1], dtype=z.dtype, device=z.device)[:, None, :].expand(-1, len(z), -1)
 
     def along(t: torch.Tensor) -> torch.Tensor:
         return jvp(decode, (z,), (t,))[1]
+
     try:
-        with warnings.catch_warnings():   # torch's own forward-AD set-up calls torch.jit.script
+        with warnings.catch_warnings():  # torch's own forward-AD set-up calls torch.jit.script
             warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
             out = vmap(along)(tangents)
-    except (RuntimeError, NotImplementedError) as exc:   # a layer without a vmap rule
+    except (RuntimeError, NotImplementedError) as exc:  # a layer without a vmap rule
         log.warning("vmap over jvp failed (%s); looping over the %d dimensions", exc, z.shape[1])
         out = torch.stack([along(t) for t in tangents])
     return out[:, :, 0] if out.dim() == 5 else out
 
 
-def jacobian_norms(decode: Decoder, z, cfg: Config, n_bands: int = 6, batch_size: int = 64,
-                   device=None) -> pd.DataFrame:
+def jacobian_norms(
+    decode: Decoder, z, cfg: Config, n_bands: int = 6, batch_size: int = 64, device=None
+) -> pd.DataFrame:
     """Root-mean-square of the decoder's partial derivative w.r.t. each dimension, averaged over points.
 
     For point z and dimension j, the RMS over the bins of a part of ``∂x/∂z_j`` (output units
@@ -60,13 +64,12 @@ def jacobian_norms(decode: Decoder, z, cfg: Config, n_bands: int = 6, batch_size
     for chunk in tqdm(torch.split(z, batch_size), desc="decoder Jacobian", leave=False):
         jac = _directional_derivatives(decode, chunk.to(dev)).detach().float().cpu()
         parts = parts or output_parts(jac.shape[2], jac.shape[3], cfg, n_bands)
-        per_point.append(torch.stack([jac[:, :, p.mels, p.frames].pow(2).mean(dim=(2, 3)).sqrt()
-                                      for p in parts]))       # (parts, D, chunk)
+        per_point.append(
+            torch.stack([jac[:, :, p.mels, p.frames].pow(2).mean(dim=(2, 3)).sqrt() for p in parts])
+        )  # (parts, D, chunk)
     values = torch.cat(per_point, dim=2).numpy()
     n_dims = values.shape[1]
     frame = pd.concat([_parts_frame(parts).assign(dim=j) for j in range(n_dims)], ignore_index=True)
     frame["jacobian_rms"] = values.mean(2).T.reshape(-1)
     frame["jacobian_rms_std"] = values.std(2).T.reshape(-1)
     return frame[["dim", "scope", "part", "lo", "hi", "unit", "jacobian_rms", "jacobian_rms_std"]]
-
-

@@ -2,10 +2,11 @@
 
 Chapter: 04_sensitivity.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from vaetone.errors import ConfigError
 from vaetone.progress import tqdm
 
 # --------------------------------------------------------------------------- one at a time
+
 
 def anchor_points(mu, n_anchors: int, seed: int = 0, prior_mean: bool = True):
     """Anchor points of the sweeps: a seeded choice of posterior means, and the prior mean.
@@ -58,8 +60,7 @@ def sweep_latents(anchors: torch.Tensor, dim: int, grid: torch.Tensor) -> torch.
     return z
 
 
-def sweep_dimension(decode: Decoder, anchors, dim: int, grid, batch_size: int = 512,
-                    device=None) -> torch.Tensor:
+def sweep_dimension(decode: Decoder, anchors, dim: int, grid, batch_size: int = 512, device=None) -> torch.Tensor:
     """Decode the sweep of one dimension from all anchors at once (chunked).
 
     Args:
@@ -106,14 +107,24 @@ class Sweeps:
         curves: one row per decoded output: dim, anchor (position), row (row of mu, -1 prior
             mean), step, z (the swept value), then one column per descriptor.
     """
+
     logmel: pd.DataFrame
     descriptors: pd.DataFrame
     curves: pd.DataFrame
 
 
-def one_at_a_time(decode: Decoder, anchors, grid, cfg: Config, describe: Describe | None = None,
-                  rows=None, n_bands: int = 6, dims: Sequence[int] | None = None,
-                  batch_size: int = 512, device=None) -> Sweeps:
+def one_at_a_time(
+    decode: Decoder,
+    anchors,
+    grid,
+    cfg: Config,
+    describe: Describe | None = None,
+    rows=None,
+    n_bands: int = 6,
+    dims: Sequence[int] | None = None,
+    batch_size: int = 512,
+    device=None,
+) -> Sweeps:
     """One-at-a-time sweeps of every dimension: change of the log-mel and of each descriptor.
 
     Args:
@@ -142,9 +153,23 @@ def one_at_a_time(decode: Decoder, anchors, grid, cfg: Config, describe: Describ
         logmel.append(_parts_frame(parts).assign(dim=j, change=change.mean(1), change_std=change.std(1)))
         desc = _describe_checked(describe, out.reshape(-1, *out.shape[2:]))
         a, g = len(anchors), len(grid)
-        curves.append(pd.concat([pd.DataFrame({
-            "dim": j, "anchor": np.repeat(np.arange(a), g), "row": np.repeat(rows, g),
-            "step": np.tile(np.arange(g), a), "z": np.tile(grid.numpy(), a)}), desc], axis=1))
+        curves.append(
+            pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "dim": j,
+                            "anchor": np.repeat(np.arange(a), g),
+                            "row": np.repeat(rows, g),
+                            "step": np.tile(np.arange(g), a),
+                            "z": np.tile(grid.numpy(), a),
+                        }
+                    ),
+                    desc,
+                ],
+                axis=1,
+            )
+        )
     curves = pd.concat(curves, ignore_index=True)
     cols = ["dim", "scope", "part", "lo", "hi", "unit", "change", "change_std"]
     logmel = pd.concat(logmel, ignore_index=True)[cols]
@@ -162,9 +187,15 @@ def _descriptor_sensitivity(curves: pd.DataFrame, grid: torch.Tensor) -> pd.Data
         values = part.sort_values(["anchor", "step"])[names].to_numpy().reshape(-1, g, len(names))
         slope = np.nanmean(np.abs(np.diff(values, axis=1)) / dz[None, :, None], axis=1)
         span = np.nanmax(values, axis=1) - np.nanmin(values, axis=1)
-        frame = pd.DataFrame({"dim": j, "descriptor": names,
-                              "slope": np.nanmean(slope, 0), "slope_std": np.nanstd(slope, 0),
-                              "range": np.nanmean(span, 0)})
+        frame = pd.DataFrame(
+            {
+                "dim": j,
+                "descriptor": names,
+                "slope": np.nanmean(slope, 0),
+                "slope_std": np.nanstd(slope, 0),
+                "range": np.nanmean(span, 0),
+            }
+        )
         out.append(frame)
     out = pd.concat(out, ignore_index=True)
     denom = out["descriptor"].map(scale).replace(0.0, np.nan)
@@ -185,10 +216,15 @@ def sensitivity_matrix(sweeps: Sweeps, value: str = "slope_norm") -> pd.DataFram
     return table[list(dict.fromkeys(sweeps.descriptors["descriptor"]))]
 
 
-
-
-def normalised_moves(sweeps: Sweeps, decode: Decoder, mu, cfg: Config, describe: Describe | None = None,
-                     batch_size: int = 512, device=None) -> pd.DataFrame:
+def normalised_moves(
+    sweeps: Sweeps,
+    decode: Decoder,
+    mu,
+    cfg: Config,
+    describe: Describe | None = None,
+    batch_size: int = 512,
+    device=None,
+) -> pd.DataFrame:
     """Descriptor slopes of the sweeps in units of each descriptor's spread over real notes.
 
     The ``slope`` of :func:`sensitivity_matrix` (descriptor units per unit z) divided by the

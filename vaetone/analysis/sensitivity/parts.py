@@ -6,10 +6,11 @@ follow the NSynth note layout (a note is held for 3 s of its 4 s): *attack* is t
 centred before ``ATTACK_S`` = 0.1 s, *sustain* those up to ``RELEASE_S`` = 3.0 s, *release* the
 rest (frame ``t`` is centred at ``t * hop_length / sr``).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,18 +25,18 @@ RELEASE_S = 3.0
 """Start of the release region, s: NSynth notes are held for 3 s, then released."""
 
 
-
-
 # --------------------------------------------------------------------------- layout
+
 
 @dataclass(frozen=True)
 class Part:
     """A region of the output spectrogram: all of it, a frequency band or a time region."""
-    scope: str          # "all" | "band" | "region"
-    name: str           # "all", "20-419 Hz", "attack", ...
+
+    scope: str  # "all" | "band" | "region"
+    name: str  # "all", "20-419 Hz", "attack", ...
     mels: slice
     frames: slice
-    lo: float           # band: Hz; region: s; all: nan
+    lo: float  # band: Hz; region: s; all: nan
     hi: float
 
 
@@ -59,8 +60,10 @@ def frequency_bands(n_mels: int, cfg: Config, n_bands: int = 6) -> list[Part]:
     if not 1 <= n_bands <= n_mels:
         raise ConfigError(f"n_bands={n_bands} must be between 1 and n_mels={n_mels}")
     if n_mels != cfg.n_mels:
-        raise ConfigError(f"the output has {n_mels} mel bins but cfg.n_mels is {cfg.n_mels}; pass the "
-                          "configuration the decoder was trained with")
+        raise ConfigError(
+            f"the output has {n_mels} mel bins but cfg.n_mels is {cfg.n_mels}; pass the "
+            "configuration the decoder was trained with"
+        )
     centres = mel_frequencies(cfg)
     parts = []
     for idx in np.array_split(np.arange(n_mels), n_bands):
@@ -71,8 +74,7 @@ def frequency_bands(n_mels: int, cfg: Config, n_bands: int = 6) -> list[Part]:
     return parts
 
 
-def time_regions(n_frames: int, cfg: Config, attack_s: float = ATTACK_S,
-                 release_s: float = RELEASE_S) -> list[Part]:
+def time_regions(n_frames: int, cfg: Config, attack_s: float = ATTACK_S, release_s: float = RELEASE_S) -> list[Part]:
     """The attack, sustain and release frames of a note (frame t centred at t·hop_length/sr).
 
     Args:
@@ -84,15 +86,15 @@ def time_regions(n_frames: int, cfg: Config, attack_s: float = ATTACK_S,
         out), lo/hi in s. Chapter 04.
     """
     t = np.arange(n_frames) * cfg.hop_length / SAMPLE_RATE
-    bounds = (("attack", 0.0, attack_s), ("sustain", attack_s, release_s),
-              ("release", release_s, np.inf))
+    bounds = (("attack", 0.0, attack_s), ("sustain", attack_s, release_s), ("release", release_s, np.inf))
     parts = []
     for name, lo, hi in bounds:
         idx = np.flatnonzero((t >= lo) & (t < hi))
         if idx.size:
             hi_s = min(hi, n_frames * cfg.hop_length / SAMPLE_RATE)
-            parts.append(Part("region", name, slice(None), slice(int(idx[0]), int(idx[-1]) + 1),
-                              float(lo), float(hi_s)))
+            parts.append(
+                Part("region", name, slice(None), slice(int(idx[0]), int(idx[-1]) + 1), float(lo), float(hi_s))
+            )
     return parts
 
 
@@ -103,8 +105,12 @@ def output_parts(n_mels: int, n_frames: int, cfg: Config, n_bands: int = 6) -> l
 
 
 def _parts_frame(parts: Sequence[Part]) -> pd.DataFrame:
-    return pd.DataFrame({"scope": [p.scope for p in parts], "part": [p.name for p in parts],
-                         "lo": [p.lo for p in parts], "hi": [p.hi for p in parts],
-                         "unit": [{"band": "Hz", "region": "s"}.get(p.scope, "") for p in parts]})
-
-
+    return pd.DataFrame(
+        {
+            "scope": [p.scope for p in parts],
+            "part": [p.name for p in parts],
+            "lo": [p.lo for p in parts],
+            "hi": [p.hi for p in parts],
+            "unit": [{"band": "Hz", "region": "s"}.get(p.scope, "") for p in parts],
+        }
+    )

@@ -2,6 +2,7 @@
 
 Chapters: 04_sensitivity, 06_statistics.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from vaetone.errors import VaetoneError
 
 # --------------------------------------------------------------------------- summary
 
-def rank_dimensions(sweeps: Sweeps | None = None, jacobian: pd.DataFrame | None = None,
-                    sobol: pd.DataFrame | None = None) -> pd.DataFrame:
+
+def rank_dimensions(
+    sweeps: Sweeps | None = None, jacobian: pd.DataFrame | None = None, sobol: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Rank the dimensions by each available view of sensitivity, and by their mean rank.
 
     Args:
@@ -54,11 +57,9 @@ def rank_dimensions(sweeps: Sweeps | None = None, jacobian: pd.DataFrame | None 
         table[f"rank_{name}"] = table[name].rank(ascending=False, method="min")
     table["mean_rank"] = table[[f"rank_{s}" for s in scores]].mean(axis=1)
     if top is not None:
-        table["top_descriptor"] = pd.Series([top.get(int(d)) for d in table.index], index=table.index,
-                                            dtype=object)
+        table["top_descriptor"] = pd.Series([top.get(int(d)) for d in table.index], index=table.index, dtype=object)
     table.index.name = "dim"
     return table.sort_values(["mean_rank"] + list(scores)[:1], ascending=[True, False])
-
 
 
 def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
@@ -73,8 +74,6 @@ def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
     return {int(d): str(row.idxmax()) for d, row in matrix.iterrows() if row.notna().any()}
 
 
-
-
 @dataclass
 class Analysis:
     """All three views of one decoder (:func:`analysis`).
@@ -87,6 +86,7 @@ class Analysis:
         sobol: :func:`sobol_indices` result, or None.
         ranking: :func:`rank_dimensions` of the views, sorted by mean rank.
     """
+
     anchors: torch.Tensor
     rows: np.ndarray
     grid: torch.Tensor
@@ -96,8 +96,9 @@ class Analysis:
     ranking: pd.DataFrame
 
 
-def analysis(decode: Decoder, mu, cfg: Config, seed: int | None = None, sobol: bool = True,
-             describe: Describe | None = None) -> Analysis:
+def analysis(
+    decode: Decoder, mu, cfg: Config, seed: int | None = None, sobol: bool = True, describe: Describe | None = None
+) -> Analysis:
     """The sensitivity analysis of chapter 04 in one call: anchors → sweeps → Jacobian → Sobol → ranking.
 
     Args:

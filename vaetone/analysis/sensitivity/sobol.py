@@ -2,6 +2,7 @@
 
 Chapter: 04_sensitivity.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,12 @@ log = logging.getLogger(__name__)
 
 def sobol_problem(latent_dim: int, sigma: float = 3.0) -> dict:
     """The SALib problem of the latent prior N(0, I) truncated at ±sigma (SALib's "truncnorm")."""
-    return {"num_vars": latent_dim, "names": [f"z{j}" for j in range(latent_dim)],
-            "bounds": [[-sigma, sigma, 0.0, 1.0]] * latent_dim, "dists": ["truncnorm"] * latent_dim}
+    return {
+        "num_vars": latent_dim,
+        "names": [f"z{j}" for j in range(latent_dim)],
+        "bounds": [[-sigma, sigma, 0.0, 1.0]] * latent_dim,
+        "dists": ["truncnorm"] * latent_dim,
+    }
 
 
 def sobol_sample(latent_dim: int, n: int, sigma: float = 3.0, seed: int = 0) -> np.ndarray:
@@ -32,16 +37,25 @@ def sobol_sample(latent_dim: int, n: int, sigma: float = 3.0, seed: int = 0) -> 
         (n·(D+2), D) latents distributed as the truncated prior. Chapter 04.
     """
     from SALib.sample import sobol as sobol_sampler
+
     if n < 2 or n & (n - 1):
         raise ConfigError(f"sobol_n={n} must be a power of 2 (e.g. 128) for Sobol sequences")
-    return sobol_sampler.sample(sobol_problem(latent_dim, sigma), n, calc_second_order=False,
-                                seed=seed)
+    return sobol_sampler.sample(sobol_problem(latent_dim, sigma), n, calc_second_order=False, seed=seed)
 
 
-def sobol_indices(decode: Decoder, latent_dim: int, cfg: Config, describe: Describe | None = None,
-                  n: int | None = None, sigma: float | None = None, seed: int | None = None,
-                  conf_level: float = 0.95, num_resamples: int = 100, batch_size: int = 512,
-                  device=None) -> pd.DataFrame:
+def sobol_indices(
+    decode: Decoder,
+    latent_dim: int,
+    cfg: Config,
+    describe: Describe | None = None,
+    n: int | None = None,
+    sigma: float | None = None,
+    seed: int | None = None,
+    conf_level: float = 0.95,
+    num_resamples: int = 100,
+    batch_size: int = 512,
+    device=None,
+) -> pd.DataFrame:
     """Sobol first-order (S1) and total (ST) indices of each dimension for each descriptor.
 
     Decodes the ``n·(D+2)`` latents of :func:`sobol_sample`, describes them, and runs SALib's
@@ -61,12 +75,15 @@ def sobol_indices(decode: Decoder, latent_dim: int, cfg: Config, describe: Descr
         n_evaluations, sigma, conf_level. Chapter 04.
     """
     from SALib.analyze import sobol as sobol_analyzer
+
     n, sigma = n or cfg.sobol_n, sigma or cfg.sweep_sigma
     seed = cfg.seed if seed is None else seed
     describe = describe or default_describe(cfg)
     x = sobol_sample(latent_dim, n, sigma, seed)
-    frames = [_describe_checked(describe, decode_batched(decode, chunk, batch_size, device))
-              for chunk in tqdm(np.array_split(x, max(1, len(x) // batch_size)), desc="Sobol", leave=False)]
+    frames = [
+        _describe_checked(describe, decode_batched(decode, chunk, batch_size, device))
+        for chunk in tqdm(np.array_split(x, max(1, len(x) // batch_size)), desc="Sobol", leave=False)
+    ]
     y = pd.concat(frames, ignore_index=True)
     problem, keys = sobol_problem(latent_dim, sigma), ("S1", "S1_conf", "ST", "ST_conf")
     rows = []
@@ -75,10 +92,17 @@ def sobol_indices(decode: Decoder, latent_dim: int, cfg: Config, describe: Descr
         if values is None or np.ptp(values) == 0:
             res = {k: np.full(latent_dim, np.nan) for k in keys}
         else:
-            res = sobol_analyzer.analyze(problem, values, calc_second_order=False, seed=seed + 1,
-                                         num_resamples=num_resamples, conf_level=conf_level)
-        rows.append(pd.DataFrame({"descriptor": name, "dim": np.arange(latent_dim),
-                                  **{k: np.asarray(res[k]) for k in keys}}))
+            res = sobol_analyzer.analyze(
+                problem,
+                values,
+                calc_second_order=False,
+                seed=seed + 1,
+                num_resamples=num_resamples,
+                conf_level=conf_level,
+            )
+        rows.append(
+            pd.DataFrame({"descriptor": name, "dim": np.arange(latent_dim), **{k: np.asarray(res[k]) for k in keys}})
+        )
     out = pd.concat(rows, ignore_index=True)
     out.attrs.update(N=n, n_evaluations=len(x), sigma=sigma, conf_level=conf_level)
     return out
@@ -94,5 +118,3 @@ def _finite(values: np.ndarray, name: str) -> np.ndarray | None:
         log.warning("descriptor %s: %.1f%% non-finite values replaced by the mean", name, 100 * bad.mean())
         values = np.where(bad, values[~bad].mean(), values)
     return values
-
-

@@ -1,11 +1,11 @@
 """Tests of vaetone.latent_stats: statistics with known answers, ground-truth scores, seed matching."""
-from vaetone.analysis import disentanglement
-from vaetone.analysis import seeds
-from vaetone.analysis import statistics
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+from vaetone.analysis import disentanglement, seeds, statistics
 from vaetone.errors import ConfigError, VaetoneError
 
 
@@ -30,7 +30,7 @@ def test_excess_kurtosis_of_a_uniform_sample():
 
 def test_active_units_of_a_constructed_posterior():
     rng = np.random.default_rng(0)
-    mu = rng.normal(0, [1, 1, 1, 1e-2, 1e-2], size=(2000, 5))     # variances 1 and 1e-4
+    mu = rng.normal(0, [1, 1, 1, 1e-2, 1e-2], size=(2000, 5))  # variances 1 and 1e-4
     active = statistics.active_units(mu)
     assert active.tolist() == [True, True, True, False, False] and active.sum() == 3
     assert statistics.dimension_table(mu)["active"].sum() == 3
@@ -40,7 +40,7 @@ def test_kl_to_the_prior():
     rng = np.random.default_rng(0)
     assert np.allclose(statistics.kl_per_dimension(np.zeros((10, 3)), np.ones((10, 3))), 0.0)
     mu, std = np.ones((4, 2)), np.ones((4, 2))
-    std[:, 1] = np.exp(-1.0)                  # ½(1 + e⁻² − 1 + 2)
+    std[:, 1] = np.exp(-1.0)  # ½(1 + e⁻² − 1 + 2)
     np.testing.assert_allclose(statistics.kl_per_dimension(mu, std), [0.5, 0.5 * (np.exp(-2) + 2)])
     mu = rng.normal(size=(100, 3)) * [2.0, 0.1, 1.0]
     std = np.full((100, 3), 0.5)
@@ -52,14 +52,14 @@ def test_kl_to_the_prior():
 def test_kl_of_a_deterministic_autoencoder_is_finite_and_orders():
     """β = 0 reports std = 0: the variance is floored at VAR_FLOOR inside the log, not -inf."""
     zero = statistics.kl_per_dimension(np.zeros((5, 2)), np.zeros((5, 2)))
-    expected = 0.5 * (-1.0 - np.log(statistics.VAR_FLOOR))             # ½(0 + 0 − 1 − ln 1e-12) ≈ 13.3 nats
+    expected = 0.5 * (-1.0 - np.log(statistics.VAR_FLOOR))  # ½(0 + 0 − 1 − ln 1e-12) ≈ 13.3 nats
     np.testing.assert_allclose(zero, [expected, expected])
     assert np.isfinite(zero).all() and expected == pytest.approx(13.3155, abs=1e-4)
     rng = np.random.default_rng(1)
     mu = rng.normal(size=(50, 3)) * [0.1, 2.0, 1.0]
     std = np.zeros_like(mu)
     kl = statistics.kl_per_dimension(mu, std)
-    np.testing.assert_allclose(kl, expected + 0.5 * (mu ** 2).mean(0))
+    np.testing.assert_allclose(kl, expected + 0.5 * (mu**2).mean(0))
     assert statistics.kl_order(mu, std).tolist() == [1, 2, 0]
     table = statistics.dimension_table(mu, std)
     assert np.isfinite(table["kl"]).all() and table["posterior_std"].eq(0.0).all()
@@ -111,8 +111,9 @@ def test_embed_2d():
 @pytest.fixture(scope="module")
 def factors():
     rng = np.random.default_rng(0)
-    return pd.DataFrame({"pitch": rng.integers(0, 8, 3000), "loudness": rng.integers(0, 5, 3000),
-                         "brightness": rng.uniform(0, 1, 3000)})
+    return pd.DataFrame(
+        {"pitch": rng.integers(0, 8, 3000), "loudness": rng.integers(0, 5, 3000), "brightness": rng.uniform(0, 1, 3000)}
+    )
 
 
 def test_mig_is_one_for_permuted_factors_and_zero_for_noise(factors):
@@ -130,9 +131,13 @@ def test_dci_of_an_identity_mapping(factors):
     assert scores["disentanglement"] > 0.9 and scores["completeness"] > 0.9
     assert scores["informativeness"] > 0.95
     assert np.argmax(importance.to_numpy(), axis=0).tolist() == [0, 1, 2]
-    mixed = latents @ np.ones((3, 3))          # every latent carries every factor
-    assert disentanglement.dci(mixed + 0.01 * np.random.default_rng(0).normal(size=mixed.shape),
-                  factors, method="lasso")[0]["disentanglement"] < 0.5
+    mixed = latents @ np.ones((3, 3))  # every latent carries every factor
+    assert (
+        disentanglement.dci(mixed + 0.01 * np.random.default_rng(0).normal(size=mixed.shape), factors, method="lasso")[
+            0
+        ]["disentanglement"]
+        < 0.5
+    )
     lasso = disentanglement.dci(latents, factors, method="lasso")[0]
     assert lasso["disentanglement"] > 0.9
 

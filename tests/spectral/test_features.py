@@ -1,10 +1,5 @@
 """Tests of vaetone.features: log-mel, the way back to audio, normalisation and the cache."""
-from vaetone import devices
-from vaetone.data import dataset as datasets
-from vaetone.spectral import descriptors
-from vaetone.spectral import features as spectral_features
-from vaetone.spectral import inversion
-from vaetone.spectral import melspec
+
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +10,11 @@ import pytest
 import torch
 import torchaudio
 
-from vaetone import config, store
+from vaetone import config, devices, store
+from vaetone.data import dataset as datasets
 from vaetone.errors import ConfigError, DataError
+from vaetone.spectral import descriptors, inversion, melspec
+from vaetone.spectral import features as spectral_features
 
 SR = 16000
 T = np.arange(64000) / SR
@@ -28,13 +26,14 @@ def sine(f, amp=0.5):
 
 
 def harmonic(f0, n=8, amp=0.4):
-    y = sum(0.7 ** h * np.sin(2 * np.pi * f0 * (h + 1) * T) for h in range(n))
+    y = sum(0.7**h * np.sin(2 * np.pi * f0 * (h + 1) * T) for h in range(n))
     return (amp * y / np.abs(y).max()).astype(np.float32)
 
 
 @dataclass
 class FakeDataset:
     """What vaetone.data.dataset returns, with the NSynth-like columns the cache must keep."""
+
     meta: pd.DataFrame
     audio: np.ndarray
     sample_rate: int = SR
@@ -42,14 +41,20 @@ class FakeDataset:
     skipped: list = field(default_factory=list)
 
 
-def fake_dataset(amps=(0.1, 0.2, 0.4, 0.8, 0.05, 0.6),
-                 splits=("train", "train", "train", "valid", "test", "test")):
+def fake_dataset(amps=(0.1, 0.2, 0.4, 0.8, 0.05, 0.6), splits=("train", "train", "train", "valid", "test", "test")):
     names = [f"fake_{i:03d}-060-{100:03d}" for i in range(len(amps))]
-    meta = pd.DataFrame({
-        "note_str": names, "instrument": np.arange(len(amps)), "pitch": np.full(len(amps), 60),
-        "qualities": [[0, 1, 0]] * len(amps), "instrument_family_str": ["organ"] * len(amps),
-        "factor_brightness": np.linspace(0.1, 0.9, len(amps)) / 3, "split": list(splits)},
-        index=pd.Index(names, name="note_str"))
+    meta = pd.DataFrame(
+        {
+            "note_str": names,
+            "instrument": np.arange(len(amps)),
+            "pitch": np.full(len(amps), 60),
+            "qualities": [[0, 1, 0]] * len(amps),
+            "instrument_family_str": ["organ"] * len(amps),
+            "factor_brightness": np.linspace(0.1, 0.9, len(amps)) / 3,
+            "split": list(splits),
+        },
+        index=pd.Index(names, name="note_str"),
+    )
     audio_ = np.stack([harmonic(220 * (1 + i / 7), amp=a) for i, a in enumerate(amps)])
     return FakeDataset(meta, audio_)
 
@@ -82,6 +87,7 @@ def counted(monkeypatch):
 
 # ----------------------------------------------------------------------------- log-mel
 
+
 def test_log_mel_shape_with_defaults_is_64_by_126():
     x = melspec.log_mel(np.stack([sine(440), sine(880)]), CFG)
     assert x.shape == (2, 64, 126) and x.dtype == torch.float32
@@ -91,8 +97,9 @@ def test_log_mel_shape_with_defaults_is_64_by_126():
 
 def test_log_mel_is_torchaudio_mel_spectrogram_in_db():
     y = np.stack([harmonic(110), sine(3000, 0.01)])
-    mel = torchaudio.transforms.MelSpectrogram(SR, n_fft=CFG.n_fft, hop_length=CFG.hop_length,
-                                               f_min=CFG.f_min, f_max=CFG.f_max, n_mels=CFG.n_mels)
+    mel = torchaudio.transforms.MelSpectrogram(
+        SR, n_fft=CFG.n_fft, hop_length=CFG.hop_length, f_min=CFG.f_min, f_max=CFG.f_max, n_mels=CFG.n_mels
+    )
     expected = 10 * torch.log10(mel(torch.tensor(y)).clamp_min(CFG.log_floor))
     assert torch.allclose(melspec.log_mel(y, CFG), expected, atol=1e-3)
 
@@ -129,11 +136,13 @@ def test_cuda_asked_for_but_absent_is_a_clear_error(monkeypatch):
 
 # ----------------------------------------------------------------------------- the way back
 
+
 def test_mel_inversion_without_nnls_is_torchaudio_inverse_mel_scale():
     power = 10 ** (melspec.log_mel(np.stack([harmonic(220), sine(1000)]), CFG) / 10)
     ours = inversion.mel_to_linear(power, CFG, n_nnls=0)
     theirs = torchaudio.transforms.InverseMelScale(
-        CFG.n_fft // 2 + 1, CFG.n_mels, SR, CFG.f_min, CFG.f_max, driver="gelsd")(power)
+        CFG.n_fft // 2 + 1, CFG.n_mels, SR, CFG.f_min, CFG.f_max, driver="gelsd"
+    )(power)
     assert torch.allclose(ours, theirs, atol=1e-4 * float(theirs.abs().max()))
     fb = melspec.mel_filterbank(CFG)
     misfit = lambda s: float(((fb.T @ s - power) ** 2).sum())  # noqa: E731
@@ -165,8 +174,7 @@ def test_mel_to_audio_fast_path_and_wrong_band_count():
 
 # ----------------------------------------------------------------------------- cache and normalisation
 
-FEATURE_CHANGES = {"n_fft": 2048, "hop_length": 256, "n_mels": 32, "f_min": 40.0, "f_max": 7000.0,
-                   "log_floor": 1e-8}
+FEATURE_CHANGES = {"n_fft": 2048, "hop_length": 256, "n_mels": 32, "f_min": 40.0, "f_max": 7000.0, "log_floor": 1e-8}
 
 
 def test_cache_key_changes_with_each_feature_parameter_and_not_with_later_ones(data_dir):
@@ -197,6 +205,7 @@ def test_features_are_computed_once_then_read_from_the_cache(data_dir, counted):
 def test_a_crash_while_writing_leaves_no_file_and_no_temporary(data_dir, counted, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
+
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError, match="disk full"):
         spectral_features.load_features(CFG)
@@ -247,8 +256,7 @@ def test_the_cache_is_keyed_so_another_n_mels_is_not_reused(data_dir, counted):
 
 
 def test_features_of_a_small_synthetic_dataset_round_trip_through_the_cache(data_dir):
-    cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_step=18, velocities=[75],
-                      device="cpu")
+    cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_step=18, velocities=[75], device="cpu")
     ds = datasets.dataset(cfg)
     computed = spectral_features.load_features(cfg)
     loaded = spectral_features.load_features(cfg)

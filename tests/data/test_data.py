@@ -1,14 +1,8 @@
 """Tests of vaetone.data and the data-check command: loader, bad input, renderers, splits, cache."""
+
 from __future__ import annotations
 
-from vaetone.data import dataset as datasets
-from vaetone.data import nsynth
-from vaetone.data import soundfont
-from vaetone.data import splits
-from vaetone.data import summary
-from vaetone.data import synthetic
 import dataclasses
-
 import json
 import os
 import re
@@ -22,6 +16,8 @@ import pytest
 import soundfile as sf
 
 from vaetone import config, store
+from vaetone.data import dataset as datasets
+from vaetone.data import nsynth, soundfont, splits, summary, synthetic
 from vaetone.errors import DataError, DependencyError
 
 SR = 16000
@@ -36,11 +32,21 @@ def _data_dir(tmp_path, monkeypatch):
 
 def _entry(inst: str, pitch: int, velocity: int, family: str = "guitar", source: str = "acoustic") -> dict:
     """An NSynth examples.json entry."""
-    return {"note": pitch * 1000 + velocity, "note_str": f"{inst}-{pitch:03d}-{velocity:03d}",
-            "instrument": 7, "instrument_str": inst, "pitch": pitch, "velocity": velocity,
-            "sample_rate": SR, "qualities": [0] * 10, "qualities_str": [],
-            "instrument_family": config.FAMILIES.index(family), "instrument_family_str": family,
-            "instrument_source": config.SOURCES.index(source), "instrument_source_str": source}
+    return {
+        "note": pitch * 1000 + velocity,
+        "note_str": f"{inst}-{pitch:03d}-{velocity:03d}",
+        "instrument": 7,
+        "instrument_str": inst,
+        "pitch": pitch,
+        "velocity": velocity,
+        "sample_rate": SR,
+        "qualities": [0] * 10,
+        "qualities_str": [],
+        "instrument_family": config.FAMILIES.index(family),
+        "instrument_family_str": family,
+        "instrument_source": config.SOURCES.index(source),
+        "instrument_source_str": source,
+    }
 
 
 def _tone(pitch: int, velocity: int, n: int = N, sr: int = SR) -> np.ndarray:
@@ -50,8 +56,12 @@ def _tone(pitch: int, velocity: int, n: int = N, sr: int = SR) -> np.ndarray:
     return (0.5 * velocity / 127 * np.exp(-t) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
 
 
-def _folder(root: Path, instruments=(("guitar_acoustic_001", "guitar"), ("flute_acoustic_002", "flute")),
-            pitches=(48, 60), velocities=(25, 127)) -> Path:
+def _folder(
+    root: Path,
+    instruments=(("guitar_acoustic_001", "guitar"), ("flute_acoustic_002", "flute")),
+    pitches=(48, 60),
+    velocities=(25, 127),
+) -> Path:
     """A good NSynth-format folder: every instrument x pitch x velocity, 16-bit wavs."""
     (root / "audio").mkdir(parents=True)
     entries = {}
@@ -65,8 +75,7 @@ def _folder(root: Path, instruments=(("guitar_acoustic_001", "guitar"), ("flute_
     return root
 
 
-def _add(folder: Path, name: str, audio=None, sr: int = SR, subtype: str = "PCM_16",
-         raw: bytes | None = None) -> None:
+def _add(folder: Path, name: str, audio=None, sr: int = SR, subtype: str = "PCM_16", raw: bytes | None = None) -> None:
     """Add an entry named ``name`` to the folder's examples.json, with a wav (or raw bytes, or none)."""
     examples = json.loads((folder / "examples.json").read_text())
     parts = re.fullmatch(r"(.*)-(\d{3})-(\d{3})", name)
@@ -85,12 +94,12 @@ def _add(folder: Path, name: str, audio=None, sr: int = SR, subtype: str = "PCM_
 def _f0_cents(y: np.ndarray, pitch: float) -> float:
     """Cents between the strongest spectral peak near the pitch's f0 (held part) and the f0."""
     f0 = 440 * 2 ** ((pitch - 69) / 12)
-    seg = y[SR // 2: 5 * SR // 2] * np.hanning(2 * SR)
+    seg = y[SR // 2 : 5 * SR // 2] * np.hanning(2 * SR)
     spec = np.abs(np.fft.rfft(seg, 8 * len(seg)))
     freqs = np.fft.rfftfreq(8 * len(seg), 1 / SR)
     band = np.flatnonzero((freqs > f0 * 0.9) & (freqs < f0 * 1.1))
     i = band[np.argmax(spec[band])]
-    a, b, c = np.log(spec[i - 1: i + 2])
+    a, b, c = np.log(spec[i - 1 : i + 2])
     peak = freqs[i] + 0.5 * (a - c) / (a - 2 * b + c) * (freqs[1] - freqs[0])
     return 1200 * np.log2(peak / f0)
 
@@ -102,6 +111,7 @@ def _rms_db(y: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------
 # Loader
 # ------------------------------------------------------------------------------------------
+
 
 def test_loader_reads_a_good_folder(tmp_path):
     folder = _folder(tmp_path / "split")
@@ -134,9 +144,18 @@ def _broken_folder(root: Path) -> Path:
     return folder
 
 
-EXPECTED_REASONS = {"missing": "missing", "corrupt": "corrupt", "truncated": "truncated",
-                    "rate": "44100 Hz", "stereo": "2 channels", "short": "48000 samples",
-                    "long": "80000 samples", "silent": "silent", "nan": "NaN", "inf": "infinite"}
+EXPECTED_REASONS = {
+    "missing": "missing",
+    "corrupt": "corrupt",
+    "truncated": "truncated",
+    "rate": "44100 Hz",
+    "stereo": "2 channels",
+    "short": "48000 samples",
+    "long": "80000 samples",
+    "silent": "silent",
+    "nan": "NaN",
+    "inf": "infinite",
+}
 
 
 def test_bad_audio_files_are_skipped_with_reasons(tmp_path):
@@ -158,8 +177,7 @@ def test_strict_mode_raises_on_the_first_bad_note(tmp_path):
 
 
 def test_resample_and_mix_to_mono_only_when_asked(tmp_path):
-    folder = _folder(tmp_path / "split", instruments=(("reed_acoustic_003", "reed"),), pitches=(69,),
-                     velocities=(127,))
+    folder = _folder(tmp_path / "split", instruments=(("reed_acoustic_003", "reed"),), pitches=(69,), velocities=(127,))
     _add(folder, "rate_x-069-100", audio=_tone(69, 100, n=4 * 22050, sr=22050), sr=22050)
     stereo = np.stack([_tone(69, 100), 0.5 * _tone(69, 100)], axis=1)
     _add(folder, "stereo_x-069-100", audio=stereo)
@@ -171,14 +189,17 @@ def test_resample_and_mix_to_mono_only_when_asked(tmp_path):
     np.testing.assert_allclose(audio[rows.index("stereo_x-069-100")], stereo.mean(axis=1), atol=2 / 32768)
 
 
-@pytest.mark.parametrize("damage, words", [
-    ("no_folder", "does not exist"),
-    ("no_examples", "has no examples.json"),
-    ("bad_json", r"not valid JSON \(line"),
-    ("not_object", "must hold a JSON object"),
-    ("missing_field", "lacks field 'pitch'"),
-    ("bad_type", "field 'velocity' must be an integer"),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("no_folder", "does not exist"),
+        ("no_examples", "has no examples.json"),
+        ("bad_json", r"not valid JSON \(line"),
+        ("not_object", "must hold a JSON object"),
+        ("missing_field", "lacks field 'pitch'"),
+        ("bad_type", "field 'velocity' must be an integer"),
+    ],
+)
 def test_unusable_folder_raises_a_clear_error(tmp_path, damage, words):
     folder = _folder(tmp_path / "split")
     file = folder / "examples.json"
@@ -209,7 +230,7 @@ def test_unusable_folder_raises_a_clear_error(tmp_path, damage, words):
 def test_note_names_reaching_outside_are_never_opened(tmp_path):
     folder = _folder(tmp_path / "split")
     good = _tone(60, 100)
-    sf.write(tmp_path / "split" / "escape.wav", good, SR)        # audio/../escape.wav
+    sf.write(tmp_path / "split" / "escape.wav", good, SR)  # audio/../escape.wav
     sf.write(tmp_path / "abs.wav", good, SR)
     (tmp_path / "elsewhere").mkdir()
     sf.write(tmp_path / "elsewhere" / "linked.wav", good, SR)
@@ -224,42 +245,56 @@ def test_note_names_reaching_outside_are_never_opened(tmp_path):
 
 
 def test_select_filters_and_max_instruments(tmp_path):
-    instruments = [(f"{fam}_acoustic_{i:03d}", fam) for i, fam in
-                   enumerate(["bass", "bass", "brass", "brass", "reed", "reed"])]
+    instruments = [
+        (f"{fam}_acoustic_{i:03d}", fam) for i, fam in enumerate(["bass", "bass", "brass", "brass", "reed", "reed"])
+    ]
     folder = _folder(tmp_path / "split", instruments=instruments, pitches=(30, 48, 60), velocities=(25, 75))
-    cfg = config.make(dataset="nsynth", nsynth_path=str(folder), pitch_min=40, pitch_max=70,
-                      velocities=[25], families=["bass", "reed"])
+    cfg = config.make(
+        dataset="nsynth",
+        nsynth_path=str(folder),
+        pitch_min=40,
+        pitch_max=70,
+        velocities=[25],
+        families=["bass", "reed"],
+    )
     ds = datasets.dataset(cfg)
     assert len(ds) == 4 * 2 and set(ds.meta["pitch"]) == {48, 60} and set(ds.meta["velocity"]) == {25}
     assert set(ds.meta["instrument_family_str"]) == {"bass", "reed"}
     sub = datasets.dataset(config.make(dataset="nsynth", nsynth_path=str(folder), max_instruments=3))
     picked = sub.meta.groupby("instrument_family_str")["instrument_str"].nunique()
-    assert picked.to_dict() == {"bass": 1, "brass": 1, "reed": 1}       # stratified by family
+    assert picked.to_dict() == {"bass": 1, "brass": 1, "reed": 1}  # stratified by family
 
 
 # ------------------------------------------------------------------------------------------
 # SoundFont source
 # ------------------------------------------------------------------------------------------
 
+
 def test_render_notes_loudness_rises_with_velocity_and_notes_start_from_silence():
     audio = soundfont.render_notes([0, 0, 0], [60, 60, 60], [25, 75, 127])
     assert audio.shape == (3, N) and audio.dtype == np.float32
     rms = _rms_db(audio)
     assert np.all(np.abs(audio).max(axis=1) > 0.005) and np.all(np.diff(rms) > 3), rms
-    assert abs(_f0_cents(audio[2], 60)) < 20                       # a piano C4 sounds at C4
+    assert abs(_f0_cents(audio[2], 60)) < 20  # a piano C4 sounds at C4
     # the same note after a loud sustained one: nothing of it leaks in (FluidSynth's amplitude
     # ramp over the first 64-sample block depends on the voice slot's history, nothing after it)
     alone = soundfont.render_notes([73], [72], [75])[0]
     after = soundfont.render_notes([48, 73], [40, 72], [127, 75])[1]
     np.testing.assert_array_equal(after[64:], alone[64:])
     assert np.abs(after[:64] - alone[:64]).max() < 0.05 * np.abs(alone).max()
-    held = _rms_db(audio[:, SR:3 * SR]) - _rms_db(audio[:, -SR // 4:])
-    assert np.all(held > 10)                                       # released after 3 s
+    held = _rms_db(audio[:, SR : 3 * SR]) - _rms_db(audio[:, -SR // 4 :])
+    assert np.all(held > 10)  # released after 3 s
 
 
 def test_soundfont_dataset_is_nsynth_format(tmp_path):
-    cfg = config.make(families=["keyboard", "bass"], max_instruments=2, pitch_min=48, pitch_max=60,
-                      pitch_step=12, velocities=[25, 127])
+    cfg = config.make(
+        families=["keyboard", "bass"],
+        max_instruments=2,
+        pitch_min=48,
+        pitch_max=60,
+        pitch_step=12,
+        velocities=[25, 127],
+    )
     ds = datasets.dataset(cfg)
     assert ds.path == store.data_dir() / f"soundfont-{store.key('data', cfg)}"
     assert len(ds) == 8 and ds.sample_rate == SR and ds.audio.shape == (8, N)
@@ -275,8 +310,8 @@ def test_soundfont_dataset_is_nsynth_format(tmp_path):
 def test_gm_table_maps_programs_to_nsynth_families():
     table = soundfont.gm_programs()
     assert set(table["family"]) == set(config.FAMILIES) and set(table["source"]) <= set(config.SOURCES)
-    assert not set(table["program"]) & set(range(112, 128))       # percussive and sound effects out
-    assert 47 not in set(table["program"])                         # timpani (a drum) out
+    assert not set(table["program"]) & set(range(112, 128))  # percussive and sound effects out
+    assert 47 not in set(table["program"])  # timpani (a drum) out
     assert (table["pitch_min"] < table["pitch_max"]).all() and table["instrument_str"].is_unique
     assert len(soundfont.gm_programs(include_excluded=True)) == 128
 
@@ -287,8 +322,8 @@ def test_missing_soundfont_or_fluidsynth_says_how_to_install(tmp_path, monkeypat
     cfg = config.make(soundfont_path=str(tmp_path / "none.sf2"), max_instruments=1)
     with pytest.raises(DependencyError, match="soundfont_path=/path/to.sf2"):
         datasets.dataset(cfg)
-    assert not store.data_dir().exists() or not any(store.data_dir().iterdir())   # nothing half-written
-    monkeypatch.setitem(sys.modules, "fluidsynth", None)                          # library not importable
+    assert not store.data_dir().exists() or not any(store.data_dir().iterdir())  # nothing half-written
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # library not importable
     with pytest.raises(DependencyError, match="brew install fluid-synth"):
         soundfont.render_notes([0], [60], [100])
 
@@ -297,9 +332,17 @@ def test_missing_soundfont_or_fluidsynth_says_how_to_install(tmp_path, monkeypat
 # Synthetic source
 # ------------------------------------------------------------------------------------------
 
+
 def _factors(pitch, **kw) -> pd.DataFrame:
-    base = dict(factor_pitch=pitch, factor_loudness=0.0, factor_brightness=-6.0, factor_attack=0.01,
-                factor_decay=20.0, factor_inharmonicity=0.0, factor_noise=-40.0)
+    base = dict(
+        factor_pitch=pitch,
+        factor_loudness=0.0,
+        factor_brightness=-6.0,
+        factor_attack=0.01,
+        factor_decay=20.0,
+        factor_inharmonicity=0.0,
+        factor_noise=-40.0,
+    )
     base.update(kw)
     return pd.DataFrame([base])
 
@@ -311,24 +354,31 @@ def test_synthetic_f0_matches_pitch(pitch, inharmonicity):
 
 
 def test_synthetic_factors_are_known_answers():
-    notes = pd.concat([_factors(60.0, factor_loudness=-20.0), _factors(60.0),
-                       _factors(60.0, factor_brightness=-15.0), _factors(60.0, factor_attack=0.3)],
-                      ignore_index=True)
+    notes = pd.concat(
+        [
+            _factors(60.0, factor_loudness=-20.0),
+            _factors(60.0),
+            _factors(60.0, factor_brightness=-15.0),
+            _factors(60.0, factor_attack=0.3),
+        ],
+        ignore_index=True,
+    )
     y = synthetic.synthesize_notes(notes)
-    level = _rms_db(y[:, SR:2 * SR])
-    assert abs(level[1] - level[0] - 20) < 0.2                          # loudness in dB
-    spec = np.abs(np.fft.rfft(y[:, SR:2 * SR], axis=1)) ** 2
+    level = _rms_db(y[:, SR : 2 * SR])
+    assert abs(level[1] - level[0] - 20) < 0.2  # loudness in dB
+    spec = np.abs(np.fft.rfft(y[:, SR : 2 * SR], axis=1)) ** 2
     freqs = np.fft.rfftfreq(SR, 1 / SR)
     centroid = (spec * freqs).sum(1) / spec.sum(1)
-    assert centroid[2] < 0.8 * centroid[1]                             # darker tilt, lower centroid
+    assert centroid[2] < 0.8 * centroid[1]  # darker tilt, lower centroid
     rise = [np.argmax(np.abs(v[: SR // 2]) > 0.9 * np.abs(v[: SR // 2]).max()) / SR for v in y[1::2]]
-    assert rise[0] < 0.03 and 0.2 < rise[1] < 0.32                       # attack times 0.01 s and 0.3 s
-    assert np.abs(y[:, -SR // 10:]).max() < 1e-4 * np.abs(y).max()    # release ends inside the 4 s
+    assert rise[0] < 0.03 and 0.2 < rise[1] < 0.32  # attack times 0.01 s and 0.3 s
+    assert np.abs(y[:, -SR // 10 :]).max() < 1e-4 * np.abs(y).max()  # release ends inside the 4 s
 
 
 def test_synthetic_dataset_stores_its_factors():
-    cfg = config.make(dataset="synthetic", synthetic_instruments=11, pitch_min=48, pitch_max=72,
-                      pitch_step=12, velocities=[25, 127])
+    cfg = config.make(
+        dataset="synthetic", synthetic_instruments=11, pitch_min=48, pitch_max=72, pitch_step=12, velocities=[25, 127]
+    )
     ds = datasets.dataset(cfg)
     assert len(ds) == 11 * 3 * 2 and set(nsynth.FACTORS) <= set(ds.meta.columns)
     assert (ds.meta["factor_pitch"] == ds.meta["pitch"]).all()
@@ -340,7 +390,7 @@ def test_synthetic_dataset_stores_its_factors():
     first = ds.meta.iloc[0]
     assert first["factor_brightness"] == pytest.approx(inst.loc[first["instrument_str"], "factor_brightness"])
     loud = ds.meta.index.str.endswith("-127")
-    gap = _rms_db(ds.audio[loud]) - _rms_db(ds.audio[~loud])              # same notes, velocity 127 vs 25
+    gap = _rms_db(ds.audio[loud]) - _rms_db(ds.audio[~loud])  # same notes, velocity 127 vs 25
     expected = synthetic.loudness_db(127) - synthetic.loudness_db(25)
     assert np.allclose(gap, expected, atol=0.5)
 
@@ -349,9 +399,11 @@ def test_synthetic_dataset_stores_its_factors():
 # Splits, cache, summaries
 # ------------------------------------------------------------------------------------------
 
+
 def test_split_by_instrument_is_disjoint_seeded_and_stratified():
-    families = {f"{fam}_acoustic_{i:03d}": fam for i, fam in
-                enumerate([f for f in config.FAMILIES[:5] for _ in range(4)])}
+    families = {
+        f"{fam}_acoustic_{i:03d}": fam for i, fam in enumerate([f for f in config.FAMILIES[:5] for _ in range(4)])
+    }
     split = splits.split_instruments(families, 0.15, 0.15, seed=0)
     assert set(split) == set(families) and set(split.values()) == {"train", "valid", "test"}
     counts = pd.Series(split).value_counts()
@@ -378,18 +430,19 @@ def test_rendered_dataset_is_cached_and_keyed(monkeypatch):
     monkeypatch.setattr(synthetic, "build", lambda *a: pytest.fail("re-rendered a cached dataset"))
     second = datasets.dataset(cfg)
     assert second.path == first.path and np.array_equal(second.audio, first.audio)
-    resplit = datasets.dataset(dataclasses.replace(cfg, split_seed=7, test_fraction=0.3))   # same audio, new split
+    resplit = datasets.dataset(dataclasses.replace(cfg, split_seed=7, test_fraction=0.3))  # same audio, new split
     assert resplit.path == first.path
     other = config.make(dataset="synthetic", synthetic_instruments=3, pitch_step=30, velocities=[127])
     assert datasets.render_key(other) != datasets.render_key(cfg)
     with pytest.raises(pytest.fail.Exception, match="re-rendered"):
-        datasets.dataset(other)                                            # a new key renders anew
-    assert sorted(p.name for p in store.data_dir().iterdir()) == [first.path.name]   # no temp left
+        datasets.dataset(other)  # a new key renders anew
+    assert sorted(p.name for p in store.data_dir().iterdir()) == [first.path.name]  # no temp left
 
 
 def test_a_crash_while_rendering_leaves_nothing(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("crash mid-render")
+
     monkeypatch.setattr(synthetic, "synthesize_notes", boom)
     with pytest.raises(RuntimeError, match="crash mid-render"):
         datasets.dataset(config.make(dataset="synthetic", synthetic_instruments=3))
@@ -397,8 +450,9 @@ def test_a_crash_while_rendering_leaves_nothing(monkeypatch):
 
 
 def test_summary_tables_and_examples_per_family():
-    cfg = config.make(dataset="synthetic", synthetic_instruments=22, pitch_min=48, pitch_max=72,
-                      pitch_step=12, velocities=[25, 127])
+    cfg = config.make(
+        dataset="synthetic", synthetic_instruments=22, pitch_min=48, pitch_max=72, pitch_step=12, velocities=[25, 127]
+    )
     ds = datasets.dataset(cfg)
     tables = summary.summary_tables(ds.meta)
     assert list(tables["family"].index) == list(config.FAMILIES)
@@ -416,10 +470,12 @@ def test_summary_tables_and_examples_per_family():
 # data-check
 # ------------------------------------------------------------------------------------------
 
+
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": str(Path(nsynth.__file__).parents[2])}
-    return subprocess.run([sys.executable, "-m", "vaetone", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vaetone", *map(str, args)], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_data_check_function(tmp_path):
@@ -436,8 +492,10 @@ def test_data_check_cli(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
-    assert json.loads(lines[0]) == {"loaded": 8, "skipped": [
-        {"note": "bad_silent-060-100", "reason": "silent (peak 0.0e+00, at most one 16-bit step)"}]}
+    assert json.loads(lines[0]) == {
+        "loaded": 8,
+        "skipped": [{"note": "bad_silent-060-100", "reason": "silent (peak 0.0e+00, at most one 16-bit step)"}],
+    }
 
     missing = _cli("data-check", tmp_path / "nowhere")
     assert missing.returncode == 1 and "nowhere" in missing.stderr and "examples.json" in missing.stderr
@@ -448,4 +506,4 @@ def test_data_check_cli(tmp_path):
     empty = _cli("data-check", folder)
     assert empty.returncode == 3 and json.loads(empty.stdout)["loaded"] == 0
     assert "no note" in empty.stderr
-    assert _cli("data-check").returncode == 2                          # usage error
+    assert _cli("data-check").returncode == 2  # usage error

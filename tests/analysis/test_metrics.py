@@ -1,12 +1,12 @@
 """Tests of vaetone.metrics on known answers, and of the PCA baseline."""
-from vaetone.analysis import evaluation
-from vaetone.analysis import metrics
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from vaetone import config
+from vaetone.analysis import evaluation, metrics
 from vaetone.errors import ConfigError
 
 SR = 16000
@@ -36,13 +36,13 @@ def test_a_signal_against_itself_is_perfect(notes):
 
 
 def test_spectrogram_metrics_known_offsets():
-    ref = torch.randn(2, 1, 8, 10).double() * 10 - 30            # (n, 1, mels, frames) is accepted too
+    ref = torch.randn(2, 1, 8, 10).double() * 10 - 30  # (n, 1, mels, frames) is accepted too
     assert metrics.logmel_mse(ref, ref + 3).tolist() == pytest.approx([9.0, 9.0])
     assert metrics.log_spectral_distance(ref, ref - 3).tolist() == pytest.approx([3.0, 3.0])
     # +20 log10(2) dB doubles every magnitude: ‖2S − S‖ / ‖S‖ = 1
     assert metrics.spectral_convergence(ref, ref + 20 * np.log10(2)).tolist() == pytest.approx([1.0, 1.0])
     lsd = metrics.log_spectral_distance(torch.zeros(1, 2, 2), torch.tensor([[[3.0, 0.0], [4.0, 0.0]]]))
-    assert lsd.tolist() == pytest.approx([(np.sqrt(12.5) + 0) / 2])   # RMS over bins, mean over frames
+    assert lsd.tolist() == pytest.approx([(np.sqrt(12.5) + 0) / 2])  # RMS over bins, mean over frames
     with pytest.raises(ConfigError, match="differ in shape"):
         metrics.logmel_mse(ref, ref[:1])
 
@@ -62,11 +62,11 @@ def test_pyin_agrees_on_the_semitone():
 
 def test_frequency_accuracy_counts_the_reproduced_harmonics():
     ref = tone(220, 6)[None]
-    half = tone(220, 6, keep=3)[None]                                 # first 3 of 6 harmonics
+    half = tone(220, 6, keep=3)[None]  # first 3 of 6 harmonics
     assert metrics.frequency_accuracy(ref, half).tolist() == [0.5]
     peaks = metrics.spectral_peaks(ref)[0]
     assert peaks == pytest.approx(220 * np.arange(1, 7), rel=2e-3)
-    slightly = tone(220 * 2 ** (20 / 1200), 6)[None]                  # 20 cents sharp: within 50
+    slightly = tone(220 * 2 ** (20 / 1200), 6)[None]  # 20 cents sharp: within 50
     assert metrics.frequency_accuracy(ref, slightly).tolist() == [1.0]
     assert metrics.frequency_accuracy(ref, slightly, tolerance_cents=10).tolist() == [0.0]
     silence = np.zeros((1, SR), np.float32)
@@ -101,18 +101,25 @@ def test_evaluate_resynthesises_both_sides(monkeypatch):
         """A tone whose pitch follows the loudest mel band of the first frame."""
         band = db[:, :, 0].argmax(1).double()
         return torch.stack([torch.as_tensor(tone(100.0 + 20.0 * float(b))) for b in band])
+
     monkeypatch.setattr(features_module, "mel_to_audio", mel_to_audio)
     cfg = config.make(n_mels=16)
     ref = torch.full((3, 16, 20), -60.0)
     ref[np.arange(3), [2, 5, 9], :] = -10.0
     same = evaluation.evaluate(ref, ref.clone(), cfg, index=["a", "b", "c"])
-    assert list(same.columns) == ["logmel_mse_db2", "lsd_db", "spectral_convergence", "mrstft",
-                                  "frequency_accuracy", "f0_error_cents"]
+    assert list(same.columns) == [
+        "logmel_mse_db2",
+        "lsd_db",
+        "spectral_convergence",
+        "mrstft",
+        "frequency_accuracy",
+        "f0_error_cents",
+    ]
     assert list(same.index) == ["a", "b", "c"]
     assert (same.drop(columns="frequency_accuracy") == 0).all().all()
     assert (same["frequency_accuracy"] == 1).all()
     moved = ref.clone()
-    moved[0] = torch.roll(ref[0], 1, 0)                               # the first note one band up
+    moved[0] = torch.roll(ref[0], 1, 0)  # the first note one band up
     table = evaluation.evaluate(ref, moved, cfg)
     assert table["lsd_db"].iloc[0] > 0 and table["f0_error_cents"].iloc[0] > 50
     assert (table.iloc[1:] == same.iloc[1:].to_numpy()).all().all()
@@ -137,6 +144,7 @@ def test_compare_models():
 
 def test_evaluate_models_scores_every_note_and_audio_on_a_subset():
     import dataclasses
+
     from vaetone import config
 
     class FakeFeatures:
@@ -154,11 +162,12 @@ def test_evaluate_models_scores_every_note_and_audio_on_a_subset():
             return x * 10.0 - 30.0
 
     cfg = dataclasses.replace(config.make(n_mels=8, n_eval_audio=2, griffin_lim_iters=4), seed=1)
-    tables = evaluation.evaluate_models({"identity": lambda x: x, "flat": lambda x: torch.zeros_like(x)},
-                                     FakeFeatures(), cfg)
+    tables = evaluation.evaluate_models(
+        {"identity": lambda x: x, "flat": lambda x: torch.zeros_like(x)}, FakeFeatures(), cfg
+    )
     ident, flat = tables["identity"], tables["flat"]
     assert list(ident.index) == ["b", "c", "d"]
     np.testing.assert_allclose(ident["logmel_mse_db2"], 0.0, atol=1e-9)
-    np.testing.assert_allclose(flat["logmel_mse_db2"], 30.0 ** 2 / 8, rtol=1e-6)  # 30 dB off in 1 band of 8
+    np.testing.assert_allclose(flat["logmel_mse_db2"], 30.0**2 / 8, rtol=1e-6)  # 30 dB off in 1 band of 8
     assert ident["mrstft"].notna().sum() == 2 and flat["mrstft"].notna().sum() == 2
     np.testing.assert_allclose(ident["mrstft"].dropna(), 0.0, atol=1e-6)

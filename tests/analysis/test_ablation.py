@@ -1,9 +1,11 @@
 """Tests of vaetone.ablation: a decoder that depends on z_0 alone, and Captum's FeatureAblation as a cross-check."""
-from vaetone.analysis import ablation as abl
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+from vaetone.analysis import ablation as abl
 from vaetone.analysis.metrics import logmel_mse
 from vaetone.errors import ConfigError, VaetoneError
 
@@ -18,6 +20,7 @@ def case():
 
     def decode(z):
         return torch.tanh(z[:, :1] * w[None, :] + 0.3).reshape(len(z), 1, N_MELS, N_FRAMES)
+
     z = torch.randn(N, D, generator=gen) + 0.5
     ref = decode(z)[:, 0] + 0.05 * torch.randn(N, N_MELS, N_FRAMES, generator=gen)
     return decode, z, ref
@@ -30,8 +33,10 @@ def test_baseline_values():
     p1, p2 = abl.baseline_values(z, "permute", seed=3), abl.baseline_values(z, "permute", seed=3)
     assert torch.equal(p1, p2)
     assert all(sorted(p1[:, j].tolist()) == z[:, j].tolist() for j in range(3))
-    assert not torch.equal(abl.baseline_values(torch.randn(50, 3), "permute", seed=0),
-                           abl.baseline_values(torch.randn(50, 3), "permute", seed=1))
+    assert not torch.equal(
+        abl.baseline_values(torch.randn(50, 3), "permute", seed=0),
+        abl.baseline_values(torch.randn(50, 3), "permute", seed=1),
+    )
     with pytest.raises(ConfigError):
         abl.baseline_values(z, "median")
     ablated = abl.ablate(z, [1], abl.baseline_values(z, "zero"))
@@ -54,8 +59,7 @@ def test_ablation_singles_out_dimension_0(case, baseline):
 def test_package_ablation_equals_captum(case, baseline, per_eval):
     decode, z, ref = case
     ours = abl.ablation_matrix(abl.ablation_effects(decode, z, ref, baseline=baseline, seed=2))
-    theirs = abl.captum_ablation(decode, z, ref, baseline=baseline, seed=2,
-                                 perturbations_per_eval=per_eval)
+    theirs = abl.captum_ablation(decode, z, ref, baseline=baseline, seed=2, perturbations_per_eval=per_eval)
     assert theirs.shape == (N, D)
     np.testing.assert_allclose(ours.to_numpy(), theirs, rtol=1e-10, atol=1e-12)
     assert np.abs(theirs[:, 0]).max() > 0.01
@@ -64,10 +68,17 @@ def test_package_ablation_equals_captum(case, baseline, per_eval):
 def test_several_metrics_and_higher_is_better(case):
     decode, z, ref = case
 
-    def accuracy(r, e):   # higher is better
+    def accuracy(r, e):  # higher is better
         return 1.0 - logmel_mse(r, e)
-    eff = abl.ablation_effects(decode, z, ref, metrics={"mse": logmel_mse, "acc": accuracy},
-                               higher_is_better=["acc"], index=[f"n{i}" for i in range(N)])
+
+    eff = abl.ablation_effects(
+        decode,
+        z,
+        ref,
+        metrics={"mse": logmel_mse, "acc": accuracy},
+        higher_is_better=["acc"],
+        index=[f"n{i}" for i in range(N)],
+    )
     acc = eff.query("metric == 'acc' and dim == 0")
     assert (acc["increase"] <= 1e-12).all() and (acc["degradation"] >= -1e-12).all()
     mse = eff.query("metric == 'mse' and dim == 0")
@@ -118,8 +129,9 @@ def test_shape_mismatch_is_a_clear_error(case):
 def test_a_metric_returning_a_frame_gives_one_metric_per_column(case):
     decode, z, ref = case
 
-    def parts(r, e):   # the error of the low and of the high mel bins, as two columns
+    def parts(r, e):  # the error of the low and of the high mel bins, as two columns
         return pd.DataFrame({"low": logmel_mse(r[:, :4], e[:, :4]), "high": logmel_mse(r[:, 4:], e[:, 4:])})
+
     eff = abl.ablation_effects(decode, z, ref, {"mse": logmel_mse, "parts": parts}, baseline="zero")
     assert set(eff["metric"]) == {"mse", "parts:low", "parts:high"}
     inc = {m: abl.ablation_matrix(eff, m).to_numpy() for m in ("mse", "parts:low", "parts:high")}

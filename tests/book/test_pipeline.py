@@ -1,5 +1,5 @@
 """Tests of the chapter pipeline and of the chapters' conventions (vaetone.book)."""
-from vaetone.book import pipeline
+
 import ast
 from pathlib import Path
 
@@ -8,8 +8,9 @@ import nbformat
 import pytest
 
 from vaetone import config
+from vaetone.book import pipeline
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = pipeline.chapter_sources(ROOT)
 
 
@@ -26,9 +27,10 @@ def test_chapter_has_one_parameters_cell_of_known_literals_then_the_check(source
     params = {}
     for stmt in ast.parse(cells[tagged[0]].source).body:
         assert isinstance(stmt, ast.Assign), f"{source.name}: the parameters cell holds only assignments"
-        params[stmt.targets[0].id] = ast.literal_eval(stmt.value)   # plain literals only
-    assert config.make(**params) == config.make(**{k: getattr(config.Config(), k) for k in params}), \
+        params[stmt.targets[0].id] = ast.literal_eval(stmt.value)  # plain literals only
+    assert config.make(**params) == config.make(**{k: getattr(config.Config(), k) for k in params}), (
         f"{source.name}: the parameters cell must hold the package defaults (params/default.yaml)"
+    )
     assert "config.from_notebook(globals())" in cells[tagged[0] + 1].source
 
 
@@ -43,8 +45,10 @@ def test_prepare_for_book_folds_parameters_and_drops_live_widgets(tmp_path):
     nb = nbformat.v4.new_notebook(metadata={"widgets": {"state": {}}})
     injected = nbformat.v4.new_code_cell("# Parameters\nlatent_dim = 5\n", metadata={"tags": ["injected-parameters"]})
     widget = nbformat.v4.new_code_cell("display(app)")
-    widget.outputs = [nbformat.v4.new_output("display_data", data={pipeline.WIDGET_VIEW: {}, "text/plain": "VBox()"}),
-                      nbformat.v4.new_output("display_data", data={"text/plain": "kept"})]
+    widget.outputs = [
+        nbformat.v4.new_output("display_data", data={pipeline.WIDGET_VIEW: {}, "text/plain": "VBox()"}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "kept"}),
+    ]
     nb.cells = [injected, widget]
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, path)
@@ -59,11 +63,17 @@ def test_a_bad_parameter_stops_the_chapter_in_its_first_cell(tmp_path):
     papermill = pytest.importorskip("papermill")
     nb = pipeline.to_notebook(ROOT / "chapters" / "02_model.md", tmp_path / "02.ipynb")
     with pytest.raises(papermill.PapermillExecutionError, match="n_mels=0 must be > 0"):
-        papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"n_mels": 0},
-                                   kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+        papermill.execute_notebook(
+            str(nb),
+            str(tmp_path / "out.ipynb"),
+            parameters={"n_mels": 0},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(tmp_path),
+        )
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     ran = [c for c in executed.cells if c.cell_type == "code" and c.get("execution_count")]
-    assert len(ran) == 3   # the parameters, the injected parameters, and the check that failed
+    assert len(ran) == 3  # the parameters, the injected parameters, and the check that failed
 
 
 def test_execute_refuses_unknown_parameters_before_starting_a_kernel(tmp_path):

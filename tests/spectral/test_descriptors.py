@@ -1,7 +1,5 @@
 """Tests of vaetone.audio: descriptors with known answers, mel-domain descriptors, players."""
-from vaetone.book import players
-from vaetone.spectral import descriptors
-from vaetone.spectral import melspec
+
 import base64
 import io
 import re
@@ -12,7 +10,9 @@ import pytest
 import torch
 
 from vaetone import config
+from vaetone.book import players
 from vaetone.errors import DataError
+from vaetone.spectral import descriptors, melspec
 
 SR = 16000
 T = np.arange(64000) / SR
@@ -27,7 +27,7 @@ def sine(f, amp=0.5):
 def harmonic(f0, n=10, tilt=0.7, amp=0.4, stretch=0.0):
     """Partials h*f0*sqrt(1 + stretch*h^2) (stretch > 0: a stiff string), amplitudes tilt^h."""
     h = np.arange(1, n + 1)
-    f = f0 * h * np.sqrt(1 + stretch * h ** 2)
+    f = f0 * h * np.sqrt(1 + stretch * h**2)
     y = ((tilt ** (h - 1))[:, None] * np.sin(2 * np.pi * f[:, None] * T)).sum(0)
     return (amp * y / np.abs(y).max()).astype(np.float32)
 
@@ -102,8 +102,16 @@ def test_descriptors_table_shape_index_and_batching():
 
 
 def test_spectral_descriptors_agree_with_waveform_descriptors():
-    y = np.stack([sine(440), harmonic(110), harmonic(330, tilt=0.9), ramp(0.5) * harmonic(220),
-                  np.exp(-T / 0.3) * harmonic(150), 0.05 * harmonic(660)])
+    y = np.stack(
+        [
+            sine(440),
+            harmonic(110),
+            harmonic(330, tilt=0.9),
+            ramp(0.5) * harmonic(220),
+            np.exp(-T / 0.3) * harmonic(150),
+            0.05 * harmonic(660),
+        ]
+    )
     d = descriptors.descriptors(y)
     s = descriptors.spectral_descriptors(melspec.log_mel(y, CFG), CFG)
     assert list(s.columns) == list(descriptors.SPECTRAL_DESCRIPTORS)

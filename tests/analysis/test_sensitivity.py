@@ -1,14 +1,15 @@
 """Tests of vaetone.sensitivity: known answers on hand-made decoders that depend on z_0 alone."""
-from vaetone.analysis import decoding
-from vaetone.analysis import sensitivity as sens
-from vaetone.spectral import melspec
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from vaetone import config
+from vaetone.analysis import decoding
+from vaetone.analysis import sensitivity as sens
 from vaetone.errors import ConfigError, VaetoneError
+from vaetone.spectral import melspec
 
 N_MELS, N_FRAMES, D = 16, 12, 4
 CFG = config.make(n_mels=N_MELS)
@@ -16,9 +17,9 @@ CFG = config.make(n_mels=N_MELS)
 
 def bump_decoder(z: torch.Tensor) -> torch.Tensor:
     """A Gaussian bump in mel frequency (10 dB high) whose centre moves with z_0; constant in time."""
-    centre = N_MELS / 2 + z[:, :1] * N_MELS / 10                     # (n, 1)
+    centre = N_MELS / 2 + z[:, :1] * N_MELS / 10  # (n, 1)
     m = torch.arange(N_MELS, dtype=z.dtype, device=z.device)[None, :]
-    spec = 10 * torch.exp(-((m - centre) ** 2) / (2 * 2.0 ** 2))     # (n, n_mels)
+    spec = 10 * torch.exp(-((m - centre) ** 2) / (2 * 2.0**2))  # (n, n_mels)
     return spec[:, None, :, None].expand(-1, 1, -1, N_FRAMES)
 
 
@@ -30,6 +31,7 @@ def linear_decoder():
 
     def decode(z):
         return (z @ w.T).reshape(len(z), 1, N_MELS, N_FRAMES)
+
     return decode, w[:, 0].reshape(N_MELS, N_FRAMES)
 
 
@@ -37,8 +39,7 @@ def fake_describe(x: torch.Tensor) -> pd.DataFrame:
     """Centroid (mel bin index) and mean level of each output."""
     w = x.clamp_min(0) + 1e-9
     m = torch.arange(x.shape[1], dtype=x.dtype)[None, :, None]
-    return pd.DataFrame({"centroid": ((w * m).sum((1, 2)) / w.sum((1, 2))).numpy(),
-                         "level": x.mean((1, 2)).numpy()})
+    return pd.DataFrame({"centroid": ((w * m).sum((1, 2)) / w.sum((1, 2))).numpy(), "level": x.mean((1, 2)).numpy()})
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +56,16 @@ def test_frequency_bands_partition_the_mel_bins_and_are_labelled_in_hz():
     assert all(a.hi == pytest.approx(b.lo) for a, b in zip(bands, bands[1:]))
     assert bands[0].name.endswith(" Hz") and bands[0].lo < bands[0].hi
     centres = melspec.mel_frequencies(config.Config())
-    for b in bands:   # every filter centre lies inside its band
+    for b in bands:  # every filter centre lies inside its band
         assert np.all((centres[b.mels] > b.lo) & (centres[b.mels] < b.hi))
-    for a, b in zip(bands, bands[1:]):   # inner edges: halfway in Hz between the neighbouring bins' centres
+    for a, b in zip(bands, bands[1:]):  # inner edges: halfway in Hz between the neighbouring bins' centres
         last, first = np.arange(64)[a.mels][-1], np.arange(64)[b.mels][0]
         assert first == last + 1 and a.hi == pytest.approx((centres[last] + centres[first]) / 2)
-    assert [b.mels.stop - b.mels.start for b in bands] == [11, 11, 11, 11, 10, 10]   # nearly equal mel width
+    assert [b.mels.stop - b.mels.start for b in bands] == [11, 11, 11, 11, 10, 10]  # nearly equal mel width
     with pytest.raises(ConfigError):
         sens.frequency_bands(4, config.Config(), n_bands=6)
     with pytest.raises(ConfigError, match="n_mels"):
-        sens.frequency_bands(32, config.Config(), n_bands=6)        # the output must match cfg.n_mels
+        sens.frequency_bands(32, config.Config(), n_bands=6)  # the output must match cfg.n_mels
 
 
 def test_time_regions_follow_the_note_layout():
@@ -94,8 +95,9 @@ def test_sweep_dimension_sets_only_the_swept_value(anchors):
 
 def test_one_at_a_time_singles_out_dimension_0(anchors):
     z, rows = anchors
-    res = sens.one_at_a_time(bump_decoder, z, sens.sweep_grid(3.0, 9), CFG, describe=fake_describe,
-                             rows=rows, n_bands=4, batch_size=7)
+    res = sens.one_at_a_time(
+        bump_decoder, z, sens.sweep_grid(3.0, 9), CFG, describe=fake_describe, rows=rows, n_bands=4, batch_size=7
+    )
     overall = res.logmel.query("scope == 'all'").set_index("dim")["change"]
     assert overall[0] > 0.1 and np.all(overall[[1, 2, 3]] == 0)
     assert set(res.logmel["scope"]) == {"all", "band", "region"}
@@ -118,7 +120,7 @@ def test_jacobian_norms_single_out_dimension_0_and_match_the_linear_map(anchors)
     assert np.all(overall[[1, 2, 3]] == 0)
     band = jac.query("scope == 'band' and dim == 0").iloc[0]
     assert band["jacobian_rms"] == pytest.approx(col[:4].pow(2).mean().sqrt().item(), rel=1e-5)
-    assert jac.query("dim == 0")["jacobian_rms_std"].max() < 1e-5    # a linear map: same at every point
+    assert jac.query("dim == 0")["jacobian_rms_std"].max() < 1e-5  # a linear map: same at every point
     bump = sens.jacobian_norms(bump_decoder, z, CFG).query("scope == 'all'").set_index("dim")
     assert bump.loc[0, "jacobian_rms"] > 0.1 and np.all(bump.loc[[1, 2, 3], "jacobian_rms"] == 0)
 
@@ -137,14 +139,14 @@ def test_sobol_total_index_of_dimension_0_is_one_and_others_zero():
 def test_sobol_confidence_intervals_are_reproducible_with_seed_0():
     """SALib leaves its bootstrap unseeded for seed 0; the package's seed 0 must still reproduce."""
     runs = [sens.sobol_indices(bump_decoder, D, CFG, describe=fake_describe, n=32, seed=0) for _ in range(2)]
-    assert runs[0].query("dim == 0")["ST_conf"].min() > 0          # the bootstrap does vary the estimate
+    assert runs[0].query("dim == 0")["ST_conf"].min() > 0  # the bootstrap does vary the estimate
     pd.testing.assert_frame_equal(runs[0], runs[1])
 
 
 def test_sobol_sample_is_the_truncated_prior_and_needs_a_power_of_two():
     x = sens.sobol_sample(3, 256, sigma=2.0, seed=0)
     assert x.shape == (256 * 5, 3) and np.abs(x).max() <= 2.0
-    assert abs(x.mean()) < 0.05 and 0.7 < x.std() < 0.95     # N(0,1) truncated at ±2 has std 0.88
+    assert abs(x.mean()) < 0.05 and 0.7 < x.std() < 0.95  # N(0,1) truncated at ±2 has std 0.88
     with pytest.raises(ConfigError):
         sens.sobol_sample(3, 100)
 
@@ -176,7 +178,7 @@ def test_normalised_moves_divide_the_slopes_by_the_spread_over_notes(anchors):
     pd.testing.assert_frame_equal(moves, expected)
     assert moves.loc[0, "centroid"] > 0.1 and np.all(moves.loc[[1, 2, 3]] == 0)
     constant = sens.normalised_moves(sweeps, bump_decoder, torch.zeros(3, D), CFG, describe=fake_describe)
-    assert constant.isna().all().all()          # no spread over identical notes: NaN, not inf
+    assert constant.isna().all().all()  # no spread over identical notes: NaN, not inf
 
 
 def test_analysis_runs_the_chapter_sequence_and_singles_out_dimension_0(anchors):
@@ -202,7 +204,8 @@ def test_decode_throughput_and_errors():
     info = decoding.decode_throughput(bump_decoder, D, n=64, batch_size=16, device="cpu")
     assert info["decodes_per_s"] > 0 and info["n"] == 64
     with pytest.raises(VaetoneError):
-        sens.one_at_a_time(bump_decoder, torch.zeros(2, D), sens.sweep_grid(), CFG,
-                           describe=lambda x: pd.DataFrame({"a": [1.0]}))
+        sens.one_at_a_time(
+            bump_decoder, torch.zeros(2, D), sens.sweep_grid(), CFG, describe=lambda x: pd.DataFrame({"a": [1.0]})
+        )
     with pytest.raises(ConfigError):
         sens.sweep_grid(3.0, 1)

@@ -1,17 +1,18 @@
 """Known-answer tests of the across-seed machinery (vaetone.seeds) on fake runs and latents."""
-from vaetone.analysis import seeds
-from vaetone.model import runs as model_runs
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from vaetone import config
+from vaetone.analysis import seeds
 from vaetone.errors import VaetoneError
+from vaetone.model import runs as model_runs
 
 N, D = 200, 4
-PERMS = {0: [0, 1, 2, 3], 1: [2, 0, 3, 1], 2: [3, 2, 1, 0]}   # seed s stores reference dim i in PERMS[s][i]
+PERMS = {0: [0, 1, 2, 3], 1: [2, 0, 3, 1], 2: [3, 2, 1, 0]}  # seed s stores reference dim i in PERMS[s][i]
 SIGNS = {0: [1, 1, 1, 1], 1: [1, -1, 1, -1], 2: [-1, 1, 1, 1]}
-SCALE = np.array([2.0, 1.0, 0.5, 0.05])                       # the per-dimension truth, in reference dims
+SCALE = np.array([2.0, 1.0, 0.5, 0.05])  # the per-dimension truth, in reference dims
 
 
 class FakeRun:
@@ -41,6 +42,7 @@ def fake(monkeypatch):
     def trained_model(cfg, feats=None, progress=True):
         calls.append(cfg.seed)
         return FakeRun(cfg)
+
     monkeypatch.setattr(model_runs, "trained_model", trained_model)
     monkeypatch.setattr(model_runs, "latents", _fake_latents)
     return calls
@@ -84,16 +86,19 @@ def test_across_seeds_reuses_the_reference_run_and_latents(fake, monkeypatch):
     def per_run(c, run, lat):
         seen.append((c.seed, run, lat))
         return pd.DataFrame({"spread": lat.mu.std(0)}, index=pd.RangeIndex(D, name="dim"))
+
     res = seeds.across_seeds(cfg, None, per_run, reference_run=run0, reference_latents=lat0)
-    assert fake == [1, 2] and loaded == [1, 2]            # seed 0 is neither reloaded nor re-encoded
+    assert fake == [1, 2] and loaded == [1, 2]  # seed 0 is neither reloaded nor re-encoded
     assert seen[0][1] is run0 and seen[0][2] is lat0
     np.testing.assert_allclose(res.summary[("spread", "mean")], _reference_mu()[: N // 2].std(0), rtol=0.03)
 
 
 def test_across_seeds_aggregates_on_reference_dimensions(fake):
-    def per_run(cfg, run, lat):   # the std of each dim (sign-free) and the mean of the first note (signed)
-        return pd.DataFrame({"spread": lat.mu.std(0), "first": lat.mu[0], "label": "x"},
-                            index=pd.RangeIndex(D, name="dim"))
+    def per_run(cfg, run, lat):  # the std of each dim (sign-free) and the mean of the first note (signed)
+        return pd.DataFrame(
+            {"spread": lat.mu.std(0), "first": lat.mu[0], "label": "x"}, index=pd.RangeIndex(D, name="dim")
+        )
+
     res = seeds.across_seeds(config.make(n_seeds=3), None, per_run, signed=["first"])
     assert res.seeds == [0, 1, 2]
     ref = _reference_mu()[: N // 2]
@@ -113,6 +118,7 @@ def test_across_seeds_aggregates_on_reference_dimensions(fake):
 def test_rank_agreement_and_top_counts(fake):
     def per_run(cfg, run, lat):
         return pd.DataFrame({"spread": lat.mu.std(0)}, index=pd.RangeIndex(D, name="dim"))
+
     res = seeds.across_seeds(config.make(n_seeds=3), None, per_run)
     agreement = seeds.rank_agreement(res, "spread")
     assert agreement.tolist() == pytest.approx([1.0, 1.0, 1.0])
@@ -124,6 +130,7 @@ def test_rank_agreement_and_top_counts(fake):
 def test_across_seeds_rejects_tables_not_indexed_by_dim(fake):
     def bad(cfg, run, lat):
         return pd.DataFrame({"x": [1.0, 2.0]}, index=[10, 11])
+
     with pytest.raises(VaetoneError, match="indexed by"):
         seeds.across_seeds(config.make(n_seeds=2), None, bad)
 
@@ -131,6 +138,7 @@ def test_across_seeds_rejects_tables_not_indexed_by_dim(fake):
 def test_single_seed_is_identity(fake):
     def per_run(c, run, lat):
         return pd.DataFrame({"first": lat.mu[0]}, index=pd.RangeIndex(D, name="dim"))
+
     res = seeds.across_seeds(config.make(n_seeds=1), None, per_run, signed=["first"])
     assert res.seeds == [0] and res.matches[0][0].tolist() == list(range(D))
     np.testing.assert_array_equal(res.aligned("first")[0], _fake_latents(config.make(), None).split("test").mu[0])

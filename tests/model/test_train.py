@@ -1,8 +1,5 @@
 """Tests of vaetone.train: learning, determinism, resume, checkpoint errors, divergence, latents."""
-from vaetone import devices
-from vaetone.model import runs as model_runs
-from vaetone.model import train as training
-from vaetone.model import vae
+
 import dataclasses
 import shutil
 
@@ -11,8 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from vaetone import config, store
+from vaetone import config, devices, store
 from vaetone.errors import CheckpointError, ConfigError, TrainingError
+from vaetone.model import runs as model_runs
+from vaetone.model import train as training
+from vaetone.model import vae
 
 N_MELS, N_FRAMES = 16, 32
 
@@ -20,6 +20,7 @@ N_MELS, N_FRAMES = 16, 32
 @dataclasses.dataclass
 class FakeFeatures:
     """The part of vaetone.features.Features that training uses, on a tiny synthetic set."""
+
     meta: pd.DataFrame
     data: torch.Tensor
 
@@ -48,15 +49,25 @@ def synthetic_features(n_train=96, n_valid=32, n_test=16, seed=0) -> FakeFeature
     split = np.array(["train"] * n_train + ["valid"] * n_valid + ["test"] * n_test)
     split = split[np.random.default_rng(seed).permutation(n)]
     families = np.array(["brass", "flute", "reed", "string"])[np.arange(n) % 4]
-    meta = pd.DataFrame({"split": split, "instrument_family_str": families,
-                         "pitch": pitch.int().numpy(), "velocity": 100},
-                        index=pd.Index([f"note_{i:03d}" for i in range(n)], name="note_str"))
+    meta = pd.DataFrame(
+        {"split": split, "instrument_family_str": families, "pitch": pitch.int().numpy(), "velocity": 100},
+        index=pd.Index([f"note_{i:03d}" for i in range(n)], name="note_str"),
+    )
     return FakeFeatures(meta, x)
 
 
 def tiny(**params) -> config.Config:
-    base = dict(dataset="synthetic", channels=[4, 8], latent_dim=4, epochs=4, batch_size=16,
-                lr=1e-2, kl_warmup_epochs=1, patience=0, device="cpu")
+    base = dict(
+        dataset="synthetic",
+        channels=[4, 8],
+        latent_dim=4,
+        epochs=4,
+        batch_size=16,
+        lr=1e-2,
+        kl_warmup_epochs=1,
+        patience=0,
+        device="cpu",
+    )
     return config.make(**{**base, **params})
 
 
@@ -127,6 +138,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(runs, feats, m
     def stop_after_two(epoch, row):
         if epoch == 2:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         model_runs.trained_model(tiny(), feats, progress=False, callback=stop_after_two)
     ckpt = torch.load(store.run_dir(tiny()) / "checkpoint.pt", weights_only=True)
@@ -182,11 +194,11 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats,
         if poisoned["on"]:
             terms = {k: v * float("nan") for k, v in terms.items()}
         return terms
+
     monkeypatch.setattr(training, "loss_terms", loss_terms)
     cfg = tiny()
     with pytest.raises(TrainingError, match=r"epoch 3.*last good checkpoint \(epoch 2\)"):
-        model_runs.trained_model(cfg, feats, progress=False,
-                            callback=lambda e, r: poisoned.__setitem__("on", e == 2))
+        model_runs.trained_model(cfg, feats, progress=False, callback=lambda e, r: poisoned.__setitem__("on", e == 2))
     ckpt = training.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
@@ -203,6 +215,7 @@ def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
         if self.epoch >= 2:
             row["valid_total"] = 1e6 + self.epoch
         return row
+
     monkeypatch.setattr(training._Trainer, "evaluate", worse_after_two)
     run = model_runs.trained_model(tiny(epochs=10, patience=2), feats, progress=False)
     assert list(run.history.index) == [1, 2, 3, 4] and run.best_epoch == 2
@@ -230,6 +243,7 @@ def test_latents_of_every_note_in_meta_order(runs, feats):
 def test_latents_load_features_lazily(runs, feats, monkeypatch):
     cfg = tiny(epochs=1)
     import vaetone.spectral.features as spectral_features
+
     monkeypatch.setattr(spectral_features, "load_features", lambda c: feats)
     lat = model_runs.latents(cfg)
     assert lat.mu.shape == (len(feats.meta), 4)
@@ -275,7 +289,7 @@ def test_new_best_weights_drop_the_cached_latents_and_runs_know_their_training_d
     assert run.trained_on == "cpu" and model_runs.run_summary(run)["device"] == "cpu"
     model_runs.latents(cfg, run, feats)
     assert (run.path / training.LATENTS).exists()
-    resumed = dataclasses.replace(cfg, epochs=3)          # another run folder, same data
+    resumed = dataclasses.replace(cfg, epochs=3)  # another run folder, same data
     trainer = training._Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
     trainer.best_state = run.model.state_dict()
     shutil.copy(run.path / training.LATENTS, store.run_dir(resumed) / training.LATENTS)

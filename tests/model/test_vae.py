@@ -1,5 +1,5 @@
 """Tests of vaetone.model (shapes, refusal of bad shapes, the loss) and vaetone.generate."""
-from vaetone.analysis import generate
+
 import math
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaetone import config
+from vaetone.analysis import generate
 from vaetone.errors import ConfigError
 from vaetone.model.vae import ConvVAE, layer_table, loss_terms, n_parameters, padded_shape
 
@@ -18,13 +19,16 @@ def one_thread():
     torch.manual_seed(0)
 
 
-@pytest.mark.parametrize("latent_dim, channels, norm, kernel, activation, n_mels, n_frames", [
-    (16, [4, 8], "batch", 4, "leaky_relu", 16, 32),
-    (1, [4], "none", 3, "relu", 16, 31),
-    (3, [4, 8, 12], "group", 5, "gelu", 17, 33),
-    (8, [6, 8, 10], "batch", 3, "silu", 20, 50),
-    (5, [4, 8], "group", 2, "leaky_relu", 13, 126),
-])
+@pytest.mark.parametrize(
+    "latent_dim, channels, norm, kernel, activation, n_mels, n_frames",
+    [
+        (16, [4, 8], "batch", 4, "leaky_relu", 16, 32),
+        (1, [4], "none", 3, "relu", 16, 31),
+        (3, [4, 8, 12], "group", 5, "gelu", 17, 33),
+        (8, [6, 8, 10], "batch", 3, "silu", 20, 50),
+        (5, [4, 8], "group", 2, "leaky_relu", 13, 126),
+    ],
+)
 def test_shapes_for_several_configurations(latent_dim, channels, norm, kernel, activation, n_mels, n_frames):
     cfg = config.make(latent_dim=latent_dim, channels=channels, norm=norm, kernel_size=kernel, activation=activation)
     model = ConvVAE(cfg, n_mels, n_frames)
@@ -95,17 +99,17 @@ def test_loss_terms_known_answers():
     x = torch.zeros(2, 1, 4, 5)
     zeros = torch.zeros(2, 3)
     t = loss_terms(x + 1.0, x, zeros, zeros, beta=1.0)
-    assert float(t["recon"]) == pytest.approx(0.5 * 20)          # 0.5 * 20 bins * 1², per note
+    assert float(t["recon"]) == pytest.approx(0.5 * 20)  # 0.5 * 20 bins * 1², per note
     assert float(t["kl"]) == 0.0 and float(t["total"]) == pytest.approx(10.0)
     mu = torch.ones(2, 3)
     t = loss_terms(x, x, mu, zeros, beta=2.0)
     assert t["kl_per_dim"].tolist() == pytest.approx([0.5, 0.5, 0.5])
     assert float(t["kl"]) == pytest.approx(1.5) and float(t["total"]) == pytest.approx(3.0)
-    t = loss_terms(x, x, mu, zeros, beta=2.0, free_bits=1.0)          # each dimension counted as 1 nat
+    t = loss_terms(x, x, mu, zeros, beta=2.0, free_bits=1.0)  # each dimension counted as 1 nat
     assert float(t["kl"]) == pytest.approx(1.5) and float(t["total"]) == pytest.approx(6.0)
     t = loss_terms(x + 1.0, x, mu, zeros, beta=0.0)
     assert float(t["total"]) == pytest.approx(10.0) and float(t["kl"]) == pytest.approx(1.5)
-    logvar = torch.full((2, 3), math.log(4.0))                        # KL(N(0,4) || N(0,1)) per dim
+    logvar = torch.full((2, 3), math.log(4.0))  # KL(N(0,4) || N(0,1)) per dim
     t = loss_terms(x, x, zeros, logvar, beta=1.0)
     assert float(t["kl"]) == pytest.approx(3 * 0.5 * (4 - 1 - math.log(4)))
 
@@ -123,7 +127,7 @@ def test_linear_and_spherical_interpolation():
     assert float(line[2].norm()) == pytest.approx(math.sqrt(0.5))
     assert torch.allclose(arc.norm(dim=1), torch.ones(5, dtype=arc.dtype))
     assert torch.allclose(arc[2], torch.tensor([1.0, 1.0], dtype=arc.dtype) / math.sqrt(2))
-    same = generate.slerp(a, 2 * a, 3)                               # parallel: falls back to lerp
+    same = generate.slerp(a, 2 * a, 3)  # parallel: falls back to lerp
     assert torch.allclose(same[1], torch.tensor([1.5, 0.0], dtype=same.dtype))
     with pytest.raises(ConfigError):
         generate.lerp(a, np.zeros(3), 3)
@@ -145,10 +149,15 @@ def test_prior_samples_and_interpolations_decode():
 
 
 def test_pick_pair_chooses_two_families_at_one_pitch():
-    meta = pd.DataFrame({"split": ["test"] * 6 + ["train"],
-                         "instrument_family_str": ["brass", "brass", "flute", "reed", "reed", "flute", "organ"],
-                         "pitch": [60, 64, 60, 64, 70, 70, 60], "velocity": 100},
-                        index=[f"n{i}" for i in range(7)])
+    meta = pd.DataFrame(
+        {
+            "split": ["test"] * 6 + ["train"],
+            "instrument_family_str": ["brass", "brass", "flute", "reed", "reed", "flute", "organ"],
+            "pitch": [60, 64, 60, 64, 70, 70, 60],
+            "velocity": 100,
+        },
+        index=[f"n{i}" for i in range(7)],
+    )
     for seed in range(5):
         a, b = generate.pick_pair(meta, "test", seed)
         ra, rb = meta.loc[a], meta.loc[b]
@@ -162,5 +171,6 @@ def test_to_db_uses_the_features_statistics():
     class Feats:
         def denormalise(self, x):
             return x * 10 - 40
+
     x = torch.zeros(3, 1, 16, 32)
     assert torch.equal(generate.to_db(x, Feats()), torch.full((3, 16, 32), -40.0))

@@ -1,14 +1,14 @@
-"""Known-answer tests of vaetone.compare: descriptor effects of ablation, batched audio ablation, the ground-truth check."""
-from vaetone.analysis import ablation as abl
-from vaetone.analysis import disentanglement
-from vaetone.analysis import metrics
-from vaetone.analysis import sensitivity as sens
+"""Known-answer tests of ablation effects (descriptors, batched audio) and of the ground-truth check."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from vaetone import config
+from vaetone.analysis import ablation as abl
+from vaetone.analysis import disentanglement, metrics
+from vaetone.analysis import sensitivity as sens
 from vaetone.errors import VaetoneError
 
 N, D, M, T = 12, 3, 8, 10
@@ -23,8 +23,12 @@ def decode(z):
 
 def describe(x):
     x = torch.as_tensor(x)
-    return pd.DataFrame({"level": x.mean(dim=(1, 2)).numpy(),
-                         "tilt": (x[:, M // 2:].mean(dim=(1, 2)) - x[:, : M // 2].mean(dim=(1, 2))).numpy()})
+    return pd.DataFrame(
+        {
+            "level": x.mean(dim=(1, 2)).numpy(),
+            "tilt": (x[:, M // 2 :].mean(dim=(1, 2)) - x[:, : M // 2].mean(dim=(1, 2))).numpy(),
+        }
+    )
 
 
 @pytest.fixture
@@ -39,15 +43,16 @@ def test_ablation_descriptor_effects_single_out_dimension_zero(z):
     expected = np.abs(z[:, 0].numpy()).mean() / z[:, 0].numpy().std()
     assert moved.loc[0, "level"] == pytest.approx(expected, rel=1e-5)
     assert moved.loc[1, "level"] == 0 and moved.loc[2, "level"] == 0
-    assert moved["tilt"].isna().all()          # constant descriptor: no scale
+    assert moved["tilt"].isna().all()  # constant descriptor: no scale
     assert sens.top_descriptor(moved) == {0: "level", 1: "level", 2: "level"}
 
 
 def test_descriptor_effects_from_the_error_pass_equal_their_own_pass(z):
     """One ablation pass with the descriptor metric beside the error gives the same table."""
     ref = decode(z)[:, 0] + 0.1
-    effects = abl.ablation_effects(decode, z, ref, {"mse": metrics.logmel_mse,
-                                                         "descriptors": abl.descriptor_metric(config.make(), describe)})
+    effects = abl.ablation_effects(
+        decode, z, ref, {"mse": metrics.logmel_mse, "descriptors": abl.descriptor_metric(config.make(), describe)}
+    )
     assert set(effects["metric"]) == {"mse", "descriptors:level", "descriptors:tilt"}
     together = abl.descriptor_effects(effects)
     alone = abl.ablation_descriptor_effects(decode, z, config.make(), describe=describe)
@@ -78,9 +83,10 @@ def test_audio_ablation_effects_equal_ablation_effects(z, baseline):
     ref_db = decode(z)[:, 0] + 0.1
     ref_audio = _to_audio(ref_db)
     audio_metrics = {"mse": _audio_mse, "score": _score}
-    batched = abl.audio_ablation_effects(decode, z, ref_audio, _to_audio, audio_metrics, baseline=baseline,
-                                             seed=3, higher_is_better=("score",))
-    wrapped = {k: _on_audio(m, ref_audio) for k, m in audio_metrics.items()}   # one resynthesis per dimension
+    batched = abl.audio_ablation_effects(
+        decode, z, ref_audio, _to_audio, audio_metrics, baseline=baseline, seed=3, higher_is_better=("score",)
+    )
+    wrapped = {k: _on_audio(m, ref_audio) for k, m in audio_metrics.items()}  # one resynthesis per dimension
     loop = abl.ablation_effects(decode, z, ref_db, wrapped, baseline=baseline, seed=3, higher_is_better=("score",))
     key = ["metric", "dim", "note"]
     a, b = batched.sort_values(key).reset_index(drop=True), loop.sort_values(key).reset_index(drop=True)
@@ -89,26 +95,34 @@ def test_audio_ablation_effects_equal_ablation_effects(z, baseline):
         np.testing.assert_allclose(a[col], b[col], rtol=1e-6, atol=1e-9)
     by_dim = batched[batched.metric == "mse"].groupby("dim")["increase"].mean()
     assert by_dim[0] > 0 and by_dim[1] == 0 and by_dim[2] == 0
-    assert (batched[batched.metric == "score"]["degradation"]
-            == -batched[batched.metric == "score"]["increase"]).all()
+    assert (batched[batched.metric == "score"]["degradation"] == -batched[batched.metric == "score"]["increase"]).all()
 
 
 def test_ground_truth_check_ranks_and_agreement():
-    mig_table = pd.DataFrame({"factor": ["factor_loudness", "factor_pitch", "factor_noise"],
-                              "top_dim": [2, 0, 2], "gap": [0.5, 0.2, 0.1]})
-    importance = pd.DataFrame({"factor_loudness": [0.1, 0.0, 0.9], "factor_pitch": [0.7, 0.3, 0.0],
-                               "factor_noise": [0.2, 0.5, 0.3]})
+    mig_table = pd.DataFrame(
+        {"factor": ["factor_loudness", "factor_pitch", "factor_noise"], "top_dim": [2, 0, 2], "gap": [0.5, 0.2, 0.1]}
+    )
+    importance = pd.DataFrame(
+        {"factor_loudness": [0.1, 0.0, 0.9], "factor_pitch": [0.7, 0.3, 0.0], "factor_noise": [0.2, 0.5, 0.3]}
+    )
     oat = pd.DataFrame({"rms_db": [0.1, 0.2, 0.9], "flatness": [0.5, 0.1, 0.2]})
-    check = disentanglement.ground_truth_check(mig_table, importance, sensitivity_order=[2, 1, 0],
-                                       ablation_order=[0, 2, 1], oat_matrix=oat)
+    check = disentanglement.ground_truth_check(
+        mig_table, importance, sensitivity_order=[2, 1, 0], ablation_order=[0, 2, 1], oat_matrix=oat
+    )
     assert check.loc["factor_loudness", "carrier"] == 2
     assert check.loc["factor_loudness", "dci_dim"] == 2
     assert check.loc["factor_loudness", "sensitivity_rank"] == 1
     assert check.loc["factor_loudness", "ablation_rank"] == 2
     assert bool(check.loc["factor_loudness", "oat_agrees"]) is True
     assert check.loc["factor_noise", "dci_dim"] == 1
-    assert bool(check.loc["factor_noise", "oat_agrees"]) is False        # flatness is moved most by dim 0
-    assert pd.isna(check.loc["factor_pitch", "oat_dim"])                 # no descriptor for pitch
+    assert bool(check.loc["factor_noise", "oat_agrees"]) is False  # flatness is moved most by dim 0
+    assert pd.isna(check.loc["factor_pitch", "oat_dim"])  # no descriptor for pitch
     found = disentanglement.carriers_singled_out(check)
-    assert found == {"carriers": [0, 2], "k": 2, "in_top_sensitivity": 1, "in_top_ablation": 2,
-                     "oat_checked": 2, "oat_agree": 1}
+    assert found == {
+        "carriers": [0, 2],
+        "k": 2,
+        "in_top_sensitivity": 1,
+        "in_top_ablation": 2,
+        "oat_checked": 2,
+        "oat_agree": 1,
+    }

@@ -51,6 +51,30 @@ def test_bad_values_raise_clear_errors(params, match):
         config.make(**params)
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("beta", "nan"),
+        ("lr", float("inf")),
+        ("grad_clip", float("nan")),
+        ("weight_decay", "nan"),
+        ("free_bits", "inf"),
+        ("sweep_sigma", float("inf")),
+        ("f_min", "-inf"),
+        ("valid_fraction", float("nan")),
+    ],
+)
+def test_every_float_parameter_must_be_finite(name, value):
+    with pytest.raises(ConfigError, match=f"parameter '{name}' must be a finite number"):
+        config.make(**{name: value})
+
+
+def test_integer_parameters_refuse_nan_and_infinity():
+    for value in ("nan", float("inf")):
+        with pytest.raises(ConfigError, match="'epochs' must be int"):
+            config.make(epochs=value)
+
+
 def test_papermill_strings_are_coerced():
     cfg = config.make(latent_dim="5", beta="0.5", velocities=127)
     assert (cfg.latent_dim, cfg.beta, cfg.velocities) == (5, 0.5, [127])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -185,10 +186,17 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
                 raise ValueError
             return int(float(value))
         if isinstance(default, float):
-            return float(value)
-    except (TypeError, ValueError):
+            number = float(value)
+    except (TypeError, ValueError, OverflowError):
         kind = type(default).__name__
         raise ConfigError(f"parameter {name!r} must be {kind}, got {value!r}") from None
+    if isinstance(default, float):
+        if not math.isfinite(number):
+            raise ConfigError(
+                f"parameter {name!r} must be a finite number, got {value!r}; give a real value such as "
+                f"the default {default!r}"
+            )
+        return number
     if not isinstance(value, str):
         raise ConfigError(f"parameter {name!r} must be text, got {value!r}")
     return value

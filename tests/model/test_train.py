@@ -185,6 +185,29 @@ def test_corrupt_checkpoint_is_refused(runs, feats, damage):
         model_runs.trained_model(tiny(epochs=1), feats, progress=False)
 
 
+def test_a_diverging_run_stops_with_a_training_error_and_is_never_cached_as_finished(runs, feats):
+    cfg = tiny(lr=10.0, grad_clip=0.0)
+    with pytest.raises(TrainingError, match=r"training diverged: the validation loss of epoch \d+ .*\(lr=10\)"):
+        model_runs.trained_model(cfg, feats, progress=False)
+    path = store.run_dir(cfg) / "checkpoint.pt"
+    if path.exists():  # earlier epochs may be saved, but never as finished
+        ckpt = training.read_checkpoint(path, cfg, (N_MELS, N_FRAMES))
+        assert not ckpt["finished"] and ckpt["initial_valid"] > 0
+    with pytest.raises(TrainingError):  # a rerun does not find a finished run either
+        model_runs.trained_model(cfg, feats, progress=False)
+
+
+def test_the_divergence_bound_comes_from_the_untrained_loss(runs, feats):
+    cfg = tiny(epochs=1)
+    model_runs.trained_model(cfg, feats, progress=False)
+    ckpt = training.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
+    trainer = training._Trainer(cfg, (N_MELS, N_FRAMES), torch.device("cpu"))
+    trainer.initial_valid = ckpt["initial_valid"]
+    trainer.check_divergence({"valid_total": training.DIVERGENCE_FACTOR * ckpt["initial_valid"]})  # at the bound: fine
+    with pytest.raises(TrainingError, match="more than 3 times the untrained model's"):
+        trainer.check_divergence({"valid_total": training.DIVERGENCE_FACTOR * ckpt["initial_valid"] * 1.01})
+
+
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats, monkeypatch):
     poisoned = {"on": False}
     real = vae.loss_terms
@@ -213,7 +236,7 @@ def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
     def worse_after_two(self, x):
         row = real(self, x)
         if self.epoch >= 2:
-            row["valid_total"] = 1e6 + self.epoch
+            row["valid_total"] = 2 * self.initial_valid + self.epoch  # worse, yet within the divergence bound
         return row
 
     monkeypatch.setattr(training._Trainer, "evaluate", worse_after_two)

@@ -266,3 +266,11 @@ def test_features_of_a_small_synthetic_dataset_round_trip_through_the_cache(data
     pd.testing.assert_frame_equal(computed.meta, ds.meta)
     assert set(loaded.meta["split"]) == {"train", "valid", "test"}
     assert sum(len(loaded.rows(s)) for s in ("train", "valid", "test")) == len(ds.meta)
+
+
+def test_non_finite_spectrograms_are_refused_before_griffin_lim():
+    db = torch.full((3, CFG.n_mels, 20), -30.0)
+    db[1, 2, 3] = float("nan")
+    db[2, 0, 0] = float("inf")
+    with pytest.raises(DataError, match="2 non-finite values .* in 2 of its 3 spectrograms"):
+        inversion.mel_to_audio(db, CFG, n_iter=1)

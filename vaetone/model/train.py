@@ -46,6 +46,8 @@ LATENTS = "latents.npz"
 """The cached posterior means and standard deviations of every note (written by runs.latents)."""
 FORMAT = 1
 EVAL_BATCH = 256
+DIVERGENCE_FACTOR = 3.0
+"""A validation loss above this multiple of the untrained model's is divergence, not learning."""
 """Layout version of checkpoint.pt / best.pt."""
 
 
@@ -154,6 +156,7 @@ class _Trainer:
         self.epoch, self.history, self.bad_epochs = 0, [], 0
         self.best_epoch, self.best_valid, self.best_state = 0, math.inf, None
         self.finished, self.stop_reason = False, ""
+        self.initial_valid = math.nan
 
     def state(self) -> dict:
         """Everything needed to continue exactly where this epoch ended."""
@@ -172,6 +175,7 @@ class _Trainer:
             "best_model": self.best_state,
             "best_epoch": self.best_epoch,
             "best_valid": self.best_valid,
+            "initial_valid": self.initial_valid,
             "bad_epochs": self.bad_epochs,
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
@@ -193,6 +197,7 @@ class _Trainer:
             self.bad_epochs, self.best_state = int(ckpt["bad_epochs"]), ckpt["best_model"]
             self.best_epoch, self.best_valid = int(ckpt["best_epoch"]), float(ckpt["best_valid"])
             self.finished, self.stop_reason = bool(ckpt["finished"]), str(ckpt["stop_reason"])
+            self.initial_valid = float(ckpt.get("initial_valid", math.nan))
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise CheckpointError(
                 f"checkpoint {path} is incomplete or inconsistent ({exc!r}); delete it to retrain"
@@ -271,6 +276,28 @@ class _Trainer:
             "(a changed parameter trains in a new run folder); check the features for NaN."
         )
 
+    def check_divergence(self, row: dict) -> None:
+        """Raise TrainingError when the validation loss grew past the bound set by the untrained model.
+
+        The bound is :data:`DIVERGENCE_FACTOR` times the validation loss before the first step
+        (what predicting the mean spectrum costs); nothing of the diverged epoch is saved.
+        """
+        bound = DIVERGENCE_FACTOR * self.initial_valid
+        if not math.isfinite(bound) or row["valid_total"] <= bound:
+            return
+        kept = (
+            f"the last good epoch is {self.best_epoch} (validation loss {self.best_valid:.4g}), kept in "
+            f"{store.run_dir(self.cfg) / CHECKPOINT}"
+            if self.epoch
+            else "no epoch finished, so no checkpoint was written"
+        )
+        raise TrainingError(
+            f"training diverged: the validation loss of epoch {self.epoch + 1} is {row['valid_total']:.4g} nats "
+            f"per note, more than {DIVERGENCE_FACTOR:g} times the untrained model's {self.initial_valid:.4g}; "
+            f"{kept}. The likely cause is a learning rate too high for this model (lr={self.cfg.lr:g}); try a "
+            "value 10 times lower (a changed parameter trains in a new run folder)."
+        )
+
     def end_epoch(self, row: dict) -> None:
         """Record the epoch, track the best weights, step the scheduler, decide on stopping."""
         cfg = self.cfg
@@ -347,11 +374,14 @@ def _fit(
             disable=not progress,
         ) as bar,
     ):
+        if trainer.epoch == 0:
+            trainer.initial_valid = trainer.evaluate(x_valid)["valid_total"]  # no randomness: z = mu, eval mode
         while not trainer.finished:
             start, lr = time.perf_counter(), trainer.opt.param_groups[0]["lr"]
             row = trainer.train_epoch(x_train, bar)
             train_s = time.perf_counter() - start
             row.update(trainer.evaluate(x_valid))
+            trainer.check_divergence(row)
             row.update(lr=lr, seconds=time.perf_counter() - start, notes_per_s=len(x_train) / train_s)
             best = trainer.best_epoch
             trainer.end_epoch(row)

@@ -28,7 +28,7 @@ import torchaudio
 
 from vaetone.config import Config
 from vaetone.devices import resolve_device
-from vaetone.errors import ConfigError
+from vaetone.errors import ConfigError, DataError
 from vaetone.progress import tqdm
 from vaetone.spectral.melspec import _as_batch, _fb, _filterbank, _progress
 
@@ -91,6 +91,14 @@ def mel_to_audio(
     Used by: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     db = _as_batch(logmel_db, 3, "logmel_db")
+    bad = ~torch.isfinite(db)
+    if bad.any():
+        n_bad, n_notes = int(bad.sum()), int(bad.flatten(1).any(1).sum())
+        raise DataError(
+            f"logmel_db holds {n_bad} non-finite values (NaN or inf) in {n_notes} "
+            f"of its {len(db)} spectrograms; they cannot become audio. Decoded spectrograms are not finite when the "
+            "model diverged: retrain it with a lower lr."
+        )
     if db.shape[1] != cfg.n_mels:
         raise ConfigError(
             f"logmel_db has {db.shape[1]} mel bands but cfg.n_mels={cfg.n_mels}; "

@@ -37,7 +37,13 @@ def _data_check(args: argparse.Namespace) -> int:
     from vaetone.data.nsynth import data_check
 
     try:
-        report = data_check(args.path, strict=args.strict, resample=args.resample, mix_to_mono=args.mix_to_mono)
+        report = data_check(
+            args.path,
+            strict=args.strict,
+            resample=args.resample,
+            mix_to_mono=args.mix_to_mono,
+            normalise=args.normalise,
+        )
     except VaetoneError as exc:
         print(f"vaetone data-check: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -73,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="fail on the first broken note")
     check.add_argument("--resample", action="store_true", help="accept other sample rates (resampled to 16 kHz)")
     check.add_argument("--mix-to-mono", action="store_true", help="accept several channels (averaged to mono)")
+    check.add_argument(
+        "--normalise", action="store_true", help="scale notes whose samples leave [-1, 1] to a peak of 1"
+    )
     check.set_defaults(func=_data_check)
     return parser
 

@@ -69,6 +69,11 @@ QUALITIES = (
 # Reading an NSynth-format folder
 # ---------------------------------------------------------------------------------------------
 
+MAX_EXAMPLES_BYTES = 1 << 30
+"""The largest examples.json read (1 GiB; NSynth's training split's is about 120 MB)."""
+MAX_NOTE_SECONDS = 60.0
+"""A wav longer than this is refused from its header, before any sample is read."""
+
 _EXPECTED = (
     "an NSynth-format split folder holding examples.json (a JSON object keyed by note_str) "
     "and audio/<note_str>.wav (4 s, 16 kHz, mono), like nsynth-test"
@@ -113,13 +118,24 @@ def read_examples(path: str | Path) -> dict[str, dict]:
     if not file.is_file():
         raise DataError(f"{folder} has no examples.json; expected {_EXPECTED}")
     try:
+        size = file.stat().st_size
+        if size > MAX_EXAMPLES_BYTES:
+            raise DataError(
+                f"{file} is {size / 2**20:.0f} MiB, more than the {MAX_EXAMPLES_BYTES >> 20} MiB an NSynth "
+                "examples.json can be; check that it is the right file"
+            )
         data = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{file} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg}); expected a JSON object keyed by note_str"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise DataError(
+            f"{file} is nested too deeply to be an NSynth examples.json (a JSON object of note entries, "
+            "three levels deep); check that it is the right file"
+        ) from None
+    except (OSError, UnicodeDecodeError, MemoryError) as exc:
         raise DataError(f"cannot read {file}: {exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"{file} must hold a JSON object keyed by note_str, not a {type(data).__name__}")
@@ -158,6 +174,7 @@ def load_split(
     resample: bool = False,
     mix_to_mono: bool = False,
     notes: Iterable[str] | None = None,
+    normalise: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray, list[dict]]:
     """Load the notes of an NSynth-format folder, skipping (and reporting) broken audio files.
 
@@ -167,6 +184,7 @@ def load_split(
         resample: resample files of another sample rate to 16 kHz (else they are skipped).
         mix_to_mono: average the channels of multi-channel files (else they are skipped).
         notes: note_str values to load (default: all entries of examples.json).
+        normalise: scale notes whose samples leave [-1, 1] to a peak of 1 (else they are skipped).
     Returns:
         ``(meta, audio, skipped)``: meta DataFrame indexed by note_str (NSynth fields and any
         ``factor_*`` fields), audio float32 (n, 64000) in meta's row order, skipped
@@ -183,7 +201,7 @@ def load_split(
         raise DataError(f"notes {unknown[:5]} are not entries of {folder / 'examples.json'}")
     audio = np.empty((len(names), N_SAMPLES), np.float32)
     loaded, skipped = [], []
-    for name, y, reason in _iter_audio(folder, names, strict, resample, mix_to_mono):
+    for name, y, reason in _iter_audio(folder, names, strict, resample, mix_to_mono, normalise):
         if reason is None:
             audio[len(loaded)] = y
             loaded.append(name)
@@ -196,11 +214,13 @@ def load_split(
     return _meta_frame(entries, loaded), audio, skipped
 
 
-def data_check(path: str | Path, strict: bool = False, resample: bool = False, mix_to_mono: bool = False) -> dict:
+def data_check(
+    path: str | Path, strict: bool = False, resample: bool = False, mix_to_mono: bool = False, normalise: bool = False
+) -> dict:
     """Check every note of an NSynth-format folder without keeping the audio in memory.
 
     Args:
-        path: the split folder; strict/resample/mix_to_mono as in :func:`load_split`.
+        path: the split folder; strict/resample/mix_to_mono/normalise as in :func:`load_split`.
     Returns:
         ``{"loaded": N, "skipped": [{"note": note_str, "reason": text}, ...]}``.
     Raises:
@@ -210,7 +230,7 @@ def data_check(path: str | Path, strict: bool = False, resample: bool = False, m
     folder = Path(path).expanduser()
     names = sorted(read_examples(folder))
     loaded, skipped = 0, []
-    for name, _, reason in _iter_audio(folder, names, strict, resample, mix_to_mono):
+    for name, _, reason in _iter_audio(folder, names, strict, resample, mix_to_mono, normalise):
         if reason is None:
             loaded += 1
         else:
@@ -219,16 +239,19 @@ def data_check(path: str | Path, strict: bool = False, resample: bool = False, m
 
 
 def _iter_audio(
-    folder: Path, names: Sequence[str], strict: bool, resample: bool, mix_to_mono: bool
+    folder: Path, names: Sequence[str], strict: bool, resample: bool, mix_to_mono: bool, normalise: bool = False
 ) -> Iterator[tuple[str, np.ndarray | None, str | None]]:
     """Yield ``(note_str, audio (64000,) or None, reason or None)`` for each note, with a progress bar."""
     audio_dir = (folder / "audio").resolve()
     bar = tqdm(names, desc=f"loading {folder.name}", unit="note", disable=len(names) < 5000, leave=False)
     for name in bar:
-        file, reason = _audio_file(audio_dir, name)
-        y = None
-        if reason is None:
-            y, reason = read_note(file, resample=resample, mix_to_mono=mix_to_mono)
+        try:
+            file, reason = _audio_file(audio_dir, name)
+            y = None
+            if reason is None:
+                y, reason = read_note(file, resample=resample, mix_to_mono=mix_to_mono, normalise=normalise)
+        except (OSError, RuntimeError, ValueError) as exc:  # long names, symlink loops, odd files
+            y, reason = None, f"cannot open the audio file ({type(exc).__name__}: {str(exc)[:200]})"
         if reason is not None and strict:
             raise DataError(f"note {name!r} of {folder}: {reason} (strict mode; without it the note would be skipped)")
         yield name, y, reason
@@ -246,7 +269,7 @@ def _audio_file(audio_dir: Path, name: str) -> tuple[Path | None, str | None]:
 
 
 def read_note(
-    file: str | Path, resample: bool = False, mix_to_mono: bool = False
+    file: str | Path, resample: bool = False, mix_to_mono: bool = False, normalise: bool = False
 ) -> tuple[np.ndarray | None, str | None]:
     """Read one note's wav and check it is 4 s, 16 kHz, mono, finite and not silent.
 
@@ -254,14 +277,24 @@ def read_note(
         file: the wav path.
         resample: resample another sample rate to 16 kHz (soxr) instead of refusing it.
         mix_to_mono: average several channels instead of refusing them.
+        normalise: scale a note whose samples leave [-1, 1] to a peak of 1 instead of refusing it.
     Returns:
-        ``(audio float32 (64000,), None)`` or ``(None, reason)``.
+        ``(audio float32 (64000,), None)`` or ``(None, reason)``. The length is checked from the
+        header first, so a long file is refused without reading it.
     Chapter: 01_data (through :func:`load_split`).
     """
     file = Path(file)
+    if file.is_dir():
+        return None, f"{file.parent.name}/{file.name} is a folder, not a wav file"
     if not file.is_file():
         return None, f"audio file missing: expected {file.parent.name}/{file.name}"
     try:
+        info = sf.info(file)
+        if info.frames > MAX_NOTE_SECONDS * info.samplerate:
+            return None, (
+                f"{info.frames / info.samplerate:.1f} s long, expected {NOTE_SECONDS:g} s: refused from its header "
+                "without reading it"
+            )
         y, sr = sf.read(file, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
         return None, f"unreadable or corrupt audio file ({exc})"
@@ -274,7 +307,7 @@ def read_note(
         if not resample:
             return None, f"sample rate {sr} Hz, expected {SAMPLE_RATE} Hz (pass resample=True to resample)"
         y, sr = _resample(y, sr)
-    return _check_samples(y)
+    return _check_samples(y, normalise)
 
 
 def _resample(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
@@ -287,8 +320,8 @@ def _resample(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
     return out.astype(np.float32), SAMPLE_RATE
 
 
-def _check_samples(y: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """Refuse a note that is not 64000 samples, holds NaN/inf, or is silent."""
+def _check_samples(y: np.ndarray, normalise: bool = False) -> tuple[np.ndarray | None, str | None]:
+    """Refuse a note that is not 64000 samples, holds NaN/inf, leaves [-1, 1] (unless normalised), or is silent."""
     if len(y) != N_SAMPLES:
         return None, (
             f"{len(y)} samples ({len(y) / SAMPLE_RATE:.3f} s), expected {N_SAMPLES} "
@@ -297,6 +330,10 @@ def _check_samples(y: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     if not np.isfinite(y).all():
         return None, "holds NaN or infinite samples"
     peak = float(np.abs(y).max())
+    if peak > 1.0:
+        if not normalise:
+            return None, f"samples outside [-1, 1] (peak {peak:.3g}); pass --normalise to scale the note to a peak of 1"
+        y, peak = (y / peak).astype(np.float32), 1.0
     if peak <= SILENCE_PEAK:
         return None, f"silent (peak {peak:.1e}, at most one 16-bit step)"
     return y, None

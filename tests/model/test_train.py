@@ -185,6 +185,33 @@ def test_corrupt_checkpoint_is_refused(runs, feats, damage):
         model_runs.trained_model(tiny(epochs=1), feats, progress=False)
 
 
+@pytest.mark.parametrize("damage", ["garbage", "missing", "stale"])
+def test_a_damaged_best_pt_is_rebuilt_from_the_checkpoint(runs, feats, damage):
+    cfg = tiny(epochs=2)
+    run = model_runs.trained_model(cfg, feats, progress=False)
+    path = run.path / "best.pt"
+    if damage == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    elif damage == "missing":
+        path.unlink()
+    else:
+        training._save(path, {**torch.load(path, weights_only=True), "epoch": 99})
+    again = model_runs.trained_model(cfg, feats, progress=False)
+    assert again.best_epoch == run.best_epoch
+    assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in run.model.state_dict().items())
+    assert torch.load(path, weights_only=True)["epoch"] == run.best_epoch
+
+
+def test_without_best_weights_anywhere_the_message_names_both_files(runs, feats):
+    cfg = tiny(epochs=1)
+    run = model_runs.trained_model(cfg, feats, progress=False)
+    ckpt = torch.load(run.path / "checkpoint.pt", weights_only=True)
+    training._save(run.path / "checkpoint.pt", {**ckpt, "best_model": None})
+    (run.path / "best.pt").unlink()
+    with pytest.raises(CheckpointError, match="delete both files to retrain this run"):
+        model_runs.trained_model(cfg, feats, progress=False)
+
+
 def test_a_diverging_run_stops_with_a_training_error_and_is_never_cached_as_finished(runs, feats):
     cfg = tiny(lr=10.0, grad_clip=0.0)
     with pytest.raises(TrainingError, match=r"training diverged: the validation loss of epoch \d+ .*\(lr=10\)"):

@@ -25,7 +25,9 @@ from vaetone.model.train import (
     EVAL_BATCH,
     LATENTS,
     _fit,
+    _header,
     _load_weights,
+    _save,
     _splits,
     _Trainer,
     history_frame,
@@ -130,13 +132,8 @@ def _input_shape(features) -> tuple[int, int]:
 
 
 def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device) -> Run:
-    """The Run of a finished checkpoint, with the weights of best.pt."""
-    best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
-    if best is None or int(best.get("epoch", -1)) != int(ckpt["best_epoch"]):
-        raise CheckpointError(
-            f"{folder / BEST} is missing or does not hold the best epoch "
-            f"{ckpt['best_epoch']} recorded in {folder / CHECKPOINT}; delete the folder to retrain"
-        )
+    """The Run of a finished checkpoint, with the weights of best.pt (rebuilt from checkpoint.pt if damaged)."""
+    best = _best_weights(cfg, shape, ckpt, folder)
     model = ConvVAE(cfg, *shape)
     _load_weights(model, best["model"], folder / BEST)
     history = history_frame(list(ckpt["history"]))
@@ -152,6 +149,36 @@ def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path,
         str(ckpt["stop_reason"]),
         str(ckpt.get("device", device.type)),
     )
+
+
+def _best_weights(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path) -> dict:
+    """best.pt of a finished run; a missing, corrupt or stale best.pt is rebuilt from checkpoint.pt's best weights.
+
+    Raises:
+        CheckpointError: neither file holds the best epoch's weights; the message says which files to delete.
+    """
+    try:
+        best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
+    except CheckpointError as exc:
+        log.warning("%s; rebuilding it from %s", exc, CHECKPOINT)
+        best = None
+    if best is not None and int(best.get("epoch", -1)) == int(ckpt["best_epoch"]):
+        return best
+    if ckpt.get("best_model") is None:
+        raise CheckpointError(
+            f"{folder / BEST} is missing or does not hold the best epoch {ckpt['best_epoch']}, and "
+            f"{folder / CHECKPOINT} holds no best weights to rebuild it from; delete both files to retrain this "
+            "run (the folder's other files are rebuilt as needed)"
+        )
+    best = {
+        **_header(cfg, shape),
+        "epoch": int(ckpt["best_epoch"]),
+        "valid_total": float(ckpt["best_valid"]),
+        "model": ckpt["best_model"],
+    }
+    _save(folder / BEST, best)
+    log.warning("rebuilt %s from the best weights (epoch %d) kept in %s", folder / BEST, best["epoch"], CHECKPOINT)
+    return best
 
 
 def trained_model(

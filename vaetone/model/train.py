@@ -86,7 +86,8 @@ def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int]) -> dict:
     except Exception as exc:  # torch raises many kinds on corrupt files
         raise CheckpointError(
             f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: "
-            f"{str(exc)[:200]}); delete it to retrain the run"
+            f"{str(exc)[:200]}); delete this file to retrain the run (a damaged best.pt is rebuilt from "
+            "checkpoint.pt by itself)"
         ) from exc
     want = _header(cfg, shape)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:

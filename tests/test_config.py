@@ -44,6 +44,11 @@ def test_unknown_name_suggests_the_close_one():
         ({"latent_dim": 2.5}, "latent_dim' must be int"),
         ({"dataset": "nsynth"}, "needs nsynth_path"),
         ({"valid_fraction": 0.6, "test_fraction": 0.5}, "sum to less than 1"),
+        ({"n_mels": 8, "channels": [4, 8, 16, 32]}, "n_mels = 8 is too small for the model's 4 stride-2 layers"),
+        (
+            {"hop_length": 1024, "n_fft": 1024, "n_mels": 128, "channels": [2] * 7},
+            "the frames of a note .* = 63 is too small",
+        ),
     ],
 )
 def test_bad_values_raise_clear_errors(params, match):

@@ -236,6 +236,17 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"hop_length={cfg.hop_length} must not exceed n_fft={cfg.n_fft}")
     if not cfg.channels or any(int(c) < 1 for c in cfg.channels):
         raise ConfigError(f"channels={cfg.channels} must be a non-empty list of positive widths")
+    step, frames = 2 ** len(cfg.channels), 1 + int(SAMPLE_RATE * NOTE_SECONDS) // cfg.hop_length
+    for name, size in (
+        ("n_mels", cfg.n_mels),
+        (f"the frames of a note (1 + 64000 // hop_length={cfg.hop_length})", frames),
+    ):
+        if size < step:
+            raise ConfigError(
+                f"{name} = {size} is too small for the model's {len(cfg.channels)} stride-2 layers (channels="
+                f"{cfg.channels}): each halves the input, so it needs at least {step}; use fewer channels or a "
+                "larger input"
+            )
     if cfg.dataset == "nsynth" and not cfg.nsynth_path:
         raise ConfigError(
             "dataset='nsynth' needs nsynth_path, the folder of an NSynth split (e.g. -p nsynth_path /data/nsynth-test)"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vaetone import config, devices, store
-from vaetone.errors import CheckpointError, ConfigError, TrainingError
+from vaetone.errors import CheckpointError, ConfigError, DataError, TrainingError
 from vaetone.model import runs as model_runs
 from vaetone.model import train as training
 from vaetone.model import vae
@@ -50,7 +50,13 @@ def synthetic_features(n_train=96, n_valid=32, n_test=16, seed=0) -> FakeFeature
     split = split[np.random.default_rng(seed).permutation(n)]
     families = np.array(["brass", "flute", "reed", "string"])[np.arange(n) % 4]
     meta = pd.DataFrame(
-        {"split": split, "instrument_family_str": families, "pitch": pitch.int().numpy(), "velocity": 100},
+        {
+            "split": split,
+            "instrument_str": [f"{f}_{s}" for f, s in zip(families, split)],
+            "instrument_family_str": families,
+            "pitch": pitch.int().numpy(),
+            "velocity": 100,
+        },
         index=pd.Index([f"note_{i:03d}" for i in range(n)], name="note_str"),
     )
     return FakeFeatures(meta, x)
@@ -210,6 +216,13 @@ def test_without_best_weights_anywhere_the_message_names_both_files(runs, feats)
     (run.path / "best.pt").unlink()
     with pytest.raises(CheckpointError, match="delete both files to retrain this run"):
         model_runs.trained_model(cfg, feats, progress=False)
+
+
+def test_a_split_too_small_for_the_later_stages_fails_before_any_training(runs):
+    tiny_valid = synthetic_features(n_train=96, n_valid=32, n_test=1)
+    with pytest.raises(DataError, match="the test split of .* has 1 notes of 1 instruments; .* at least 2 notes"):
+        model_runs.trained_model(tiny(), tiny_valid, progress=False)
+    assert not (store.run_dir(tiny()) / "checkpoint.pt").exists()
 
 
 def test_a_diverging_run_stops_with_a_training_error_and_is_never_cached_as_finished(runs, feats):

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from vaetone.config import Config
+from vaetone.errors import DataError
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -92,3 +95,36 @@ def split_instruments(
         quota[pick] -= 1
         turn.reverse()
     return {name: splits[name] for name in sorted(splits)}
+
+
+def split_minimums(cfg: Config) -> dict[str, tuple[int, int]]:
+    """The fewest (notes, instruments) each split needs for the later stages of ``cfg``.
+
+    train: PCA with ``latent_dim`` components needs at least ``latent_dim`` notes (and two);
+    valid: early stopping and the best weights need one note; test: every analysis needs two
+    notes to have a spread. Each split needs an instrument. Chapters: 01_data, 03_training.
+    """
+    return {"train": (max(2, cfg.latent_dim), 1), "valid": (1, 1), "test": (2, 1)}
+
+
+def check_split_sizes(meta: pd.DataFrame, cfg: Config, where: str) -> None:
+    """Raise DataError when a split has fewer notes or instruments than later stages need.
+
+    Called before any training (``vaetone.model.runs.trained_model``), so a dataset too small
+    for the analyses fails in seconds, not after two trainings.
+
+    Args:
+        meta: the notes with their ``split`` column.
+        cfg: the configuration (its ``latent_dim`` sets the training minimum).
+        where: the folder the notes come from, for the message.
+    Chapter: 01_data.
+    """
+    for split, (min_notes, min_instruments) in split_minimums(cfg).items():
+        rows = meta[meta["split"] == split]
+        notes, instruments = len(rows), rows["instrument_str"].nunique()
+        if notes < min_notes or instruments < min_instruments:
+            raise DataError(
+                f"the {split} split of {where} has {notes} notes of {instruments} instruments; the later stages "
+                f"need at least {min_notes} notes of {min_instruments} instrument(s) there. Select more notes "
+                "(wider pitch range, more velocities or instruments) or change valid_fraction/test_fraction."
+            )

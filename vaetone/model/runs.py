@@ -17,6 +17,7 @@ import torch
 
 from vaetone import store
 from vaetone.config import Config
+from vaetone.data.splits import check_split_sizes
 from vaetone.devices import resolve_device
 from vaetone.errors import CheckpointError
 from vaetone.model.train import (
@@ -202,6 +203,7 @@ def trained_model(
     features = _load_features(cfg) if features is None else features
     shape = _input_shape(features)
     device, folder = resolve_device(cfg), store.run_dir(cfg)
+    check_split_sizes(features.meta, cfg, "the features of this configuration")  # before any training
     ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape) if (folder / CHECKPOINT).exists() else None
     if ckpt is not None and ckpt.get("finished"):
         return _finished_run(cfg, shape, ckpt, folder, device)

@@ -62,6 +62,7 @@ class PadTo(nn.Module):
         self.height, self.width = height, width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pad the last two axes to ``(height, width)``."""
         return F.pad(x, (0, self.width - x.shape[-1], 0, self.height - x.shape[-2]))
 
 
@@ -73,6 +74,7 @@ class CropTo(nn.Module):
         self.height, self.width = height, width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Crop the last two axes to ``(height, width)``."""
         return x[..., : self.height, : self.width]
 
 

@@ -35,10 +35,11 @@ def test_chapter_has_one_parameters_cell_of_known_literals_then_the_check(source
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_checks_numbers_and_saves_its_results(source):
+def test_chapter_checks_numbers_and_quotes_a_stage_result(source):
     text = source.read_text()
     assert "# NBVAL_CHECK_OUTPUT" in text and "{glue:text}" in text
-    assert f'save_results(cfg, "{source.stem}"' in text
+    assert "glue_findings(" in text, f"{source.name} must quote its numbers from a stage result's findings"
+    assert "save_results" not in text, f"{source.name}: the stage result is the chapter's saved record"
 
 
 def test_prepare_for_book_folds_parameters_and_drops_live_widgets(tmp_path):

@@ -38,11 +38,11 @@ def test_atomic_path_leaves_nothing_on_crash(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
 
 
-def test_save_results_writes_json_and_tables(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAETONE_RUNS", str(tmp_path))
-    cfg = config.make(dataset="synthetic", latent_dim=5)
-    path = store.save_results(cfg, "06_statistics", {"active_units": 3}, {"dims": pd.DataFrame({"kl": [0.1, 0.2]})})
-    saved = json.loads(path.read_text())
-    assert saved["active_units"] == 3 and saved["params"]["latent_dim"] == 5
-    assert path.parent.name.startswith("synthetic-z5-b1-s0-")
-    assert (path.parent / "06_statistics_dims.csv").exists()
+def test_jsonable_writes_numpy_paths_and_missing_values():
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    blob = json.dumps([np.float32(0.5), np.arange(2), Path("a/b"), pd.NA], default=store.jsonable)
+    assert json.loads(blob) == [0.5, [0, 1], "a/b", None]

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from vaetone.config import Config, stage_params
 
 CODE_VERSIONS = {"data": 1, "features": 1, "model": 1, "train": 1}
@@ -113,33 +115,11 @@ def write_csv(path: str | Path, frame) -> Path:
 
 
 def jsonable(obj: Any) -> Any:
-    """JSON fallback (``json.dumps(default=...)``): numpy scalars/arrays and paths to JSON types."""
+    """JSON fallback (``json.dumps(default=...)``): numpy scalars/arrays, paths, and missing values (null)."""
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if obj is pd.NA or obj is pd.NaT:
+        return None
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
-
-
-def save_results(cfg: Config, chapter: str, results: dict, tables: dict | None = None) -> Path:
-    """Write a chapter's key results to ``runs/<run-id>/<chapter>.json`` and tables as CSV beside it.
-
-    Args:
-        cfg: the configuration of the run.
-        chapter: e.g. "03_training".
-        results: JSON-able key results; the parameters are added under "params".
-        tables: optional {name: DataFrame}, written as ``<chapter>_<name>.csv``.
-    Returns:
-        The path of the JSON file.
-    """
-    folder = run_dir(cfg)
-    for name, frame in (tables or {}).items():
-        write_csv(folder / f"{chapter}_{name}.csv", frame)
-    return write_json(folder / f"{chapter}.json", {"params": vars_of(cfg), **results})
-
-
-def vars_of(cfg: Config) -> dict:
-    """The configuration as a plain dict."""
-    import dataclasses
-
-    return dataclasses.asdict(cfg)

@@ -1,4 +1,4 @@
-"""Tests of vaetone.ablation: a decoder that depends on z_0 alone, and Captum's FeatureAblation as a cross-check."""
+"""Tests of vaetone.analysis.ablation.methods: a decoder of z_0 alone, and Captum's FeatureAblation as a cross-check."""
 
 import numpy as np
 import pandas as pd

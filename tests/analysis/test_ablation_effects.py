@@ -61,6 +61,13 @@ def test_descriptor_effects_from_the_error_pass_equal_their_own_pass(z):
         abl.descriptor_effects(effects[effects["metric"] == "mse"])
 
 
+def test_descriptor_metric_needs_a_configuration_or_a_describe_function(z):
+    est = decode(z)[:, 0]
+    pd.testing.assert_frame_equal(abl.descriptor_metric(None, describe)(est, est), describe(est).astype(float))
+    with pytest.raises(VaetoneError, match="configuration"):
+        abl.descriptor_metric(None)
+
+
 def _to_audio(db):
     return torch.as_tensor(db).reshape(len(db), -1).numpy() * 0.5
 

@@ -1,4 +1,4 @@
-"""Tests of vaetone.sensitivity: known answers on hand-made decoders that depend on z_0 alone."""
+"""Tests of vaetone.analysis.sensitivity: known answers on hand-made decoders that depend on z_0 alone."""
 
 import numpy as np
 import pandas as pd

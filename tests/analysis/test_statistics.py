@@ -1,4 +1,4 @@
-"""Tests of vaetone.latent_stats: statistics with known answers, ground-truth scores, seed matching."""
+"""Tests of vaetone.analysis.statistics and disentanglement: known answers, ground-truth scores, seed matching."""
 
 import numpy as np
 import pandas as pd

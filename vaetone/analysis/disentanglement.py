@@ -1,5 +1,8 @@
 """Ground truth: MIG and DCI on known factors; do sensitivity and ablation single out the factors' carriers?
 
+The stage result of chapter 06 that uses these, ``disentanglement.result(cfg)``, lives in
+:mod:`vaetone.analysis.ground_truth` and is re-exported here.
+
 Chapter: 06_statistics.
 """
 
@@ -36,7 +39,7 @@ def mutual_information_matrix(mu, factors, n_bins: int = 20) -> pd.DataFrame:
     equal-width bins; others are used as categories.
 
     Returns:
-        DataFrame dims × factors. Chapter 06.
+        DataFrame dims × factors. Chapter: 06_statistics.
     """
     from sklearn.metrics import mutual_info_score
 
@@ -68,7 +71,7 @@ def mig(mu, factors, n_bins: int = 20) -> tuple[float, pd.DataFrame]:
         n_bins: discretisation of latents and continuous factors.
     Returns:
         (MIG in [0, 1], DataFrame per factor: factor, entropy (nats), top_dim, top_mi,
-        second_dim, second_mi, gap (normalised)). Chapter 06.
+        second_dim, second_mi, gap (normalised)). Chapter: 06_statistics.
     """
     mi = mutual_information_matrix(mu, factors, n_bins)
     if len(mi) < 2:
@@ -117,7 +120,8 @@ def dci(
     mean_k (1 − H_D(R_·k)); informativeness = mean test-set R² of the regressors (higher is better).
 
     Returns:
-        ({"disentanglement", "completeness", "informativeness"}, importance DataFrame dims × factors). Chapter 06.
+        ({"disentanglement", "completeness", "informativeness"}, importance DataFrame dims × factors).
+    Chapter: 06_statistics.
     """
     from sklearn.model_selection import train_test_split
 
@@ -201,7 +205,7 @@ def ground_truth_check(
     Returns:
         DataFrame indexed by factor: carrier, mi_gap (normalised), dci_dim, sensitivity_rank,
         ablation_rank, descriptor, oat_dim (the dimension whose sweep moves that descriptor
-        most), oat_agrees (oat_dim == carrier). Chapter 06.
+        most), oat_agrees (oat_dim == carrier). Chapter: 06_statistics.
     """
     sens_rank, abl_rank = _rank_of(sensitivity_order), _rank_of(ablation_order)
     rows = []
@@ -235,7 +239,7 @@ def carriers_singled_out(check: pd.DataFrame) -> dict:
 
     Returns:
         {"carriers": sorted distinct carrier dims, "k", "in_top_sensitivity", "in_top_ablation",
-        "oat_checked" (factors with a descriptor), "oat_agree"}. Chapter 06.
+        "oat_checked" (factors with a descriptor), "oat_agree"}. Chapter: 06_statistics.
     """
     carriers = sorted(set(int(c) for c in check["carrier"]))
     first = check.drop_duplicates("carrier")
@@ -249,3 +253,18 @@ def carriers_singled_out(check: pd.DataFrame) -> dict:
         "oat_checked": int(len(oat)),
         "oat_agree": int(oat.astype(bool).sum()),
     }
+
+
+# --------------------------------------------------------------------------- the stage
+
+_STAGE = ("GroundTruthResult", "compute_ground_truth", "known_factors", "method_orders", "result", "synthetic_config")
+"""Names of :mod:`vaetone.analysis.ground_truth` re-exported here (``disentanglement.result(cfg)``)."""
+
+
+def __getattr__(name: str):
+    """The ground-truth stage, re-exported lazily (the stage module imports this one, so not at the top)."""
+    if name in _STAGE:
+        from vaetone.analysis import ground_truth
+
+        return getattr(ground_truth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

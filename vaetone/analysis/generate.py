@@ -1,8 +1,9 @@
 """Generation from the latent space: prior samples and interpolations between notes (chapter 03).
 
-Every function takes a ``decode(z) -> (n, 1, n_mels, frames)`` callable (``Run.decode``, a
-PCA baseline's ``decode``), returns latents and normalised log-mel tensors, and leaves the way
-back to dB and audio to :func:`to_db` and :func:`to_audio`.
+The generators take a ``decode(z) -> (n, 1, n_mels, frames)`` callable (``Run.decode``, a
+PCA baseline's ``decode``) and return latents and normalised log-mel tensors; :func:`to_db`
+turns those into dB. The ``*_examples`` functions build what chapter 03 shows and plays:
+dB spectrograms with their audio (``vaetone.spectral.inversion.mel_to_audio``), as numpy arrays.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 import torch
 
 from vaetone.errors import ConfigError
+from vaetone.spectral.inversion import mel_to_audio
 
 
 def prior_samples(
@@ -113,3 +115,78 @@ def to_db(x, features) -> torch.Tensor:
     """Normalised log-mel ``(n, 1, n_mels, frames)`` back to dB ``(n, n_mels, frames)`` (the features' statistics)."""
     db = torch.as_tensor(features.denormalise(torch.as_tensor(x).float()))
     return db[:, 0] if db.ndim == 4 else db
+
+
+def pick_examples(per_note: pd.DataFrame, n: int, column: str = "lsd_db") -> list[str]:
+    """``n`` notes spread over the range of one model's errors, from best to worst.
+
+    Args:
+        per_note: a per-note table of :func:`vaetone.analysis.evaluation.evaluate` (indexed by note_str).
+        n: how many notes (0: none).
+        column: the error that orders them (lower is better).
+    Returns:
+        Index labels, every ``len // n``-th note in order of ``column``. Chapter: 03_training.
+    """
+    if n <= 0:
+        return []
+    order = per_note.sort_values(column).index
+    return [str(k) for k in order[:: max(1, len(order) // n)][:n]]
+
+
+def reconstruction_examples(models: dict[str, Callable], x, features, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """Originals beside each model's reconstruction, as dB spectrograms and audio (all inverted alike).
+
+    Args:
+        models: {name: reconstruct(x (n, 1, n_mels, frames) normalised) -> same shape}.
+        x: the notes, normalised ``(n, 1, n_mels, frames)``.
+        features: the Features (for :func:`to_db`); cfg: the configuration (inversion parameters).
+    Returns:
+        ``db (n, 1 + len(models), n_mels, frames)`` in dB (the original first, then the models in
+        order) and ``audio (n, 1 + len(models), samples)`` at 16 kHz. Chapter: 03_training.
+    """
+    x = torch.as_tensor(x).float()
+    n, m = len(x), 1 + len(models)
+    if n == 0:
+        samples = cfg.hop_length * (x.shape[-1] - 1)
+        return np.zeros((0, m, *x.shape[-2:]), np.float32), np.zeros((0, m, samples), np.float32)
+    outs = [x] + [torch.as_tensor(f(x)).float().cpu() for f in models.values()]
+    db = torch.stack([to_db(v, features) for v in outs], 1)
+    audio = mel_to_audio(db.flatten(0, 1), cfg).reshape(n, m, -1)
+    return db.numpy(), audio.numpy()
+
+
+def prior_examples(decode: Callable, latent_dim: int, features, cfg, n: int = 4) -> dict[str, np.ndarray]:
+    """Notes decoded from ``n`` draws of the prior (seeded with ``cfg.seed``), as dB and audio.
+
+    Args:
+        decode: ``decode(z (n, latent_dim)) -> (n, 1, n_mels, frames)`` normalised.
+        latent_dim: the latent size; features: the Features; cfg: the configuration; n: how many.
+    Returns:
+        ``{"prior_z": (n, latent_dim), "prior_db": (n, n_mels, frames) dB, "prior_audio": (n, samples)}``.
+    Chapter: 03_training.
+    """
+    z, x = prior_samples(decode, n, latent_dim, seed=cfg.seed)
+    db = to_db(x, features)
+    return {"prior_z": z.numpy(), "prior_db": db.numpy(), "prior_audio": mel_to_audio(db, cfg).numpy()}
+
+
+def interpolation_examples(decode: Callable, z0, z1, features, cfg, steps: int = 5) -> dict[str, np.ndarray]:
+    """The linear and the spherical path between two latents, decoded, as dB and audio.
+
+    Args:
+        decode: ``decode(z) -> (n, 1, n_mels, frames)`` normalised; z0, z1: endpoints ``(latent_dim,)``.
+        features: the Features; cfg: the configuration; steps: points including both ends.
+    Returns:
+        For method in ("linear", "spherical"): ``<method>_z (steps, latent_dim)``,
+        ``<method>_db (steps, n_mels, frames)`` dB and ``<method>_audio (steps, samples)``. Chapter: 03_training.
+    """
+    arrays = {}
+    for method in ("linear", "spherical"):
+        z, x = interpolate(decode, z0, z1, steps=steps, method=method)
+        db = to_db(x, features)
+        arrays |= {
+            f"{method}_z": z.numpy(),
+            f"{method}_db": db.numpy(),
+            f"{method}_audio": mel_to_audio(db, cfg).numpy(),
+        }
+    return arrays

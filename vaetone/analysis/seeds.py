@@ -90,7 +90,7 @@ def seed_latents(
         reference_latents: the reference seed's ``Latents`` of the ``split`` notes if the chapter
             has already loaded them (they are then not loaded again).
     Returns:
-        list of ``vaetone.model.model_runs.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
+        list of ``vaetone.model.runs.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
     Chapters: 04-06.
     """
     runs = seed_runs(cfg, feats) if runs is None else runs
@@ -190,7 +190,7 @@ def across_seeds(
         feats: the Features.
         fn: ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim 0..D-1 with numeric
             columns (others are ignored by the summary), ``latents`` being the seed's
-            :class:`vaetone.model.model_runs.Latents` of the ``split`` notes.
+            :class:`vaetone.model.runs.Latents` of the ``split`` notes.
         signed: columns whose sign flips with a dimension (e.g. a mean or a correlation);
             sign-free ones (sensitivities, ablation effects, KL) are not flipped.
         runs: the runs of :func:`seed_runs` (default: loaded or trained).
@@ -257,11 +257,27 @@ def top_counts(result: AcrossSeeds, column: str, k: int = 3, largest: bool = Tru
     return (ranks <= k).sum(axis=1).astype(int).rename(f"top{k}_seeds")
 
 
+def result(cfg: Config, analysis: str):
+    """The cached across-seeds result of one analysis (see :mod:`vaetone.analysis.seeds_stage`).
+
+    Args:
+        cfg: the configuration (``cfg.n_seeds`` seeds from the reference seed ``cfg.seed``).
+        analysis: "sensitivity" (chapter 04), "ablation" (05) or "statistics" (06).
+    Returns:
+        :class:`vaetone.analysis.seeds_stage.SeedsResult`: tables mean_std, summary, matches, per_seed,
+        seed_tables; the findings the chapter quotes. Raises ConfigError for another ``analysis``.
+    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    from vaetone.analysis import seeds_stage
+
+    return seeds_stage.result(cfg, analysis)
+
+
 # --------------------------------------------------------------------------- per-run analyses
 
 
 def _split_rows(feats, lat) -> torch.Tensor:
-    """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.model.model_runs.Latents` of one split)."""
+    """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.model.runs.Latents` of one split)."""
     pos = feats.meta.index.get_indexer(lat.meta.index)
     if (pos < 0).any():
         raise VaetoneError("the latents' notes are not all in the features; pass the features they were encoded from")
@@ -316,7 +332,7 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
 
 
 def statistics_per_run(threshold: float = statistics.ACTIVE_THRESHOLD) -> PerRun:
-    """The per-run analysis of chapter 06: :func:`vaetone.statistics.dimension_table` of one seed's posteriors.
+    """The per-run analysis of chapter 06: :func:`vaetone.analysis.statistics.dimension_table` of one seed's posteriors.
 
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim (``active`` as 0/1, so that
@@ -332,7 +348,7 @@ def statistics_per_run(threshold: float = statistics.ACTIVE_THRESHOLD) -> PerRun
 
 
 SIGNED_STATISTICS = ("mean", "skewness")
-"""Columns of :func:`vaetone.statistics.dimension_table` whose sign flips with the dimension
+"""Columns of :func:`vaetone.analysis.statistics.dimension_table` whose sign flips with the dimension
 (min and max swap instead: do not read their spread across seeds)."""
 
 

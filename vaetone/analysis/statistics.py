@@ -1,6 +1,7 @@
 """Descriptive statistics of the latent space.
 
-Used in chapter ``06_statistics`` (and by ``04``/``05`` for KL orders and across-seed views).
+Used in chapter ``06_statistics`` (and by ``04``/``05`` for KL orders and across-seed views); the stage
+result of chapter 06 is ``statistics.result(cfg)`` (:mod:`vaetone.analysis.statistics_stage`).
 Inputs are plain arrays: ``mu`` (n, D) posterior means, ``std`` (n, D) posterior standard
 deviations, factors as (n,) or (n, K) arrays / DataFrames.
 
@@ -70,7 +71,7 @@ def kl_per_dimension(mu, std) -> np.ndarray:
     Args:
         mu, std: (n, D) posterior means and standard deviations (std ≥ 0).
     Returns:
-        (D,) nats. Chapters 05, 06.
+        (D,) nats. Chapters: 05_ablation, 06_statistics.
     """
     mu, std = _as_2d(mu), _as_2d(std, "std")
     var = std**2
@@ -78,7 +79,7 @@ def kl_per_dimension(mu, std) -> np.ndarray:
 
 
 def kl_order(mu, std) -> np.ndarray:
-    """Dimensions by decreasing KL to the prior (ties: lower dimension first). Chapter 05."""
+    """Dimensions by decreasing KL to the prior (ties: lower dimension first). Chapter: 05_ablation."""
     kl = kl_per_dimension(mu, std)
     return np.array(sorted(range(len(kl)), key=lambda d: (-kl[d], d)), dtype=int)
 
@@ -89,7 +90,7 @@ def active_units(mu, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
     Args:
         mu: (n, D) posterior means.
     Returns:
-        (D,) bool; ``.sum()`` is the active-unit count. Chapter 06.
+        (D,) bool; ``.sum()`` is the active-unit count. Chapter: 06_statistics.
     """
     return _as_2d(mu).var(0, ddof=1) > threshold
 
@@ -98,7 +99,7 @@ def normality(mu) -> pd.DataFrame:
     """Kolmogorov–Smirnov test of each dimension's posterior means against N(0, 1).
 
     Returns:
-        DataFrame indexed by dim: ks_stat, ks_p (small p: not standard normal). Chapter 06.
+        DataFrame indexed by dim: ks_stat, ks_p (small p: not standard normal). Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
     res = [stats.kstest(mu[:, j], "norm") for j in range(mu.shape[1])]
@@ -116,7 +117,7 @@ def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.Dat
     Returns:
         DataFrame indexed by dim: mean, std, min, max, skewness, excess_kurtosis (Fisher,
         0 for a Gaussian), variance, active, ks_stat, ks_p, and with ``std`` also
-        posterior_std (mean over notes) and kl (nats). Chapter 06.
+        posterior_std (mean over notes) and kl (nats). Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
     table = pd.DataFrame(
@@ -139,7 +140,7 @@ def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.Dat
 
 
 def correlation_matrix(mu, method: str = "pearson") -> pd.DataFrame:
-    """The D × D correlation matrix between dimensions ("pearson" or "spearman"). Chapter 06."""
+    """The D × D correlation matrix between dimensions ("pearson" or "spearman"). Chapter: 06_statistics."""
     return pd.DataFrame(_as_2d(mu)).corr(method=method).rename_axis(index="dim", columns="dim")
 
 
@@ -154,7 +155,7 @@ def factor_association(mu, factors, seed: int = 0, n_neighbors: int = 3) -> pd.D
         factors: DataFrame / dict / array of (n,) numeric attributes, e.g. ``meta[["pitch", "velocity"]]``.
         seed: ``random_state`` of scikit-learn's ``mutual_info_regression`` (k-NN estimator).
     Returns:
-        Tidy DataFrame: dim, factor, pearson_r, spearman_rho, mutual_info (nats). Chapter 06.
+        Tidy DataFrame: dim, factor, pearson_r, spearman_rho, mutual_info (nats). Chapter: 06_statistics.
     """
     from sklearn.feature_selection import mutual_info_regression
 
@@ -183,7 +184,7 @@ def eta_squared(mu, labels) -> np.ndarray:
         mu: (n, D) posterior means.
         labels: (n,) categories (e.g. family names).
     Returns:
-        (D,) values in [0, 1]. Chapter 06.
+        (D,) values in [0, 1]. Chapter: 06_statistics.
     """
     mu, labels = _as_2d(mu), np.asarray(labels)
     total = ((mu - mu.mean(0)) ** 2).sum(0)
@@ -199,7 +200,8 @@ def categorical_association(mu, factors) -> pd.DataFrame:
         mu: (n, D) posterior means.
         factors: DataFrame / dict of (n,) categories, e.g. ``meta[["instrument_family_str", "instrument_source_str"]]``.
     Returns:
-        Tidy DataFrame: dim, factor, eta_squared, anova_F, anova_p (NaN with fewer than 2 groups). Chapter 06.
+        Tidy DataFrame: dim, factor, eta_squared, anova_F, anova_p (NaN with fewer than 2 groups).
+    Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
     frame, rows = _factor_frame(factors, len(mu)), []
@@ -214,7 +216,10 @@ def categorical_association(mu, factors) -> pd.DataFrame:
 
 
 def group_means(mu, labels) -> pd.DataFrame:
-    """The mean posterior mean of each dimension per group (e.g. per family): groups × dims, plus n. Chapter 06."""
+    """The mean posterior mean of each dimension per group (e.g. per family): groups × dims, plus n.
+
+    Chapter: 06_statistics.
+    """
     mu = _as_2d(mu)
     frame = pd.DataFrame(mu).groupby(np.asarray(labels)).mean()
     frame.insert(0, "n", pd.Series(np.asarray(labels)).value_counts())
@@ -230,7 +235,7 @@ def embed_2d(mu, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -
         method: "pca" (``attrs["explained_variance_ratio"]`` set) or "tsne" (seeded; the
             perplexity is capped at (n − 1) / 3).
     Returns:
-        DataFrame of n rows: x, y (in the note order of mu). Chapter 06.
+        DataFrame of n rows: x, y (in the note order of mu). Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
     if method == "pca":
@@ -247,3 +252,18 @@ def embed_2d(mu, method: str = "pca", seed: int = 0, perplexity: float = 30.0) -
         xy = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed).fit_transform(mu)
         return pd.DataFrame(xy, columns=["x", "y"])
     raise ConfigError(f"unknown 2-D method {method!r}; use 'pca' or 'tsne'")
+
+
+# --------------------------------------------------------------------------- the stage
+
+_STAGE = ("StatisticsResult", "compute_statistics", "load_test_latents", "result")
+"""Names of :mod:`vaetone.analysis.statistics_stage` that this module re-exports (``statistics.result(cfg)``)."""
+
+
+def __getattr__(name: str):
+    """The statistics stage, re-exported lazily (the stage module imports this one, so not at the top)."""
+    if name in _STAGE:
+        from vaetone.analysis import statistics_stage
+
+        return getattr(statistics_stage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -358,3 +358,80 @@ def embedding_scatter(
             ax.set_ylabel(labels[1])
     fig.suptitle(title)
     return fig
+
+
+def latent_views(
+    pca: pd.DataFrame, tsne: pd.DataFrame, notes: pd.DataFrame, explained_variance: Sequence[float], title: str
+):
+    """PCA and t-SNE maps of the posterior means (rows) coloured by family, MIDI pitch and velocity (columns).
+
+    Args:
+        pca, tsne: columns x, y, one row per note (latent units; t-SNE units are arbitrary).
+        notes: the same notes in the same order, with columns family, pitch, velocity.
+        explained_variance: the shares (0-1) of the variance of the first two principal components.
+    Returns:
+        The Figure (:func:`embedding_scatter`). Chapter 06.
+    """
+    evr = explained_variance
+    colours = {"family": notes["family"], "pitch (MIDI)": notes["pitch"], "velocity": notes["velocity"]}
+    labels = {
+        "PCA": (f"PC 1 ({100 * evr[0]:.0f} % of variance)", f"PC 2 ({100 * evr[1]:.0f} %)"),
+        "t-SNE": ("t-SNE 1 (arbitrary units)", "t-SNE 2 (arbitrary units)"),
+    }
+    return embedding_scatter({"PCA": pca, "t-SNE": tsne}, {k: v.to_numpy() for k, v in colours.items()}, title, labels)
+
+
+def mean_std_bars(mean_std: pd.DataFrame, title: str, xlabel: str, ylabel: str, label: str = "mean over seeds"):
+    """Bars of the ``mean`` column of a table with its ``std`` column as error bars (e.g. over seeds).
+
+    Args:
+        mean_std: rows = categories on the x axis (e.g. latent dimensions); columns mean, std.
+        label: the legend name of the series.
+    Returns:
+        The Figure (:func:`bars`). Chapters 04-06.
+    """
+    return bars(
+        mean_std[["mean"]].set_axis([label], axis=1),
+        title,
+        xlabel,
+        ylabel,
+        errors=mean_std[["std"]].set_axis([label], axis=1),
+    )
+
+
+# ---------------------------------------------------------------- chapter 03 (training and evaluation)
+
+
+def training_curves(history: pd.DataFrame, title: str = "Training curves"):
+    """The reconstruction and KL terms per epoch on the training and validation splits, one panel each.
+
+    Args:
+        history: a run's history indexed by ``epoch``, with columns ``train_recon``, ``valid_recon``,
+            ``train_kl``, ``valid_kl`` (nats per note).
+    Returns:
+        The Figure (x: epoch; y: nats per note). Chapter 03.
+    """
+    epochs = history.index.to_numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
+    for ax, (term, name) in zip(axes, (("recon", "Reconstruction"), ("kl", "KL"))):
+        ax.plot(epochs, history[f"train_{term}"], marker="o", ms=3, label="training")
+        ax.plot(epochs, history[f"valid_{term}"], marker="o", ms=3, label="validation")
+        ax.set(xlabel="epoch", ylabel="nats per note", title=f"{name} term")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
+def mean_std_table(comparison: pd.DataFrame, mean_format: str = "{:.3g}", std_format: str = "{:.2g}") -> pd.DataFrame:
+    """A comparison of models as text "mean ± std", one row per metric and one column per model.
+
+    Args:
+        comparison: rows = models; columns (metric, "mean" | "std" | ...), e.g. ``evaluation.compare``.
+        mean_format, std_format: how the two numbers are written.
+    Returns:
+        A DataFrame of strings indexed by ``metric`` (for ``display``). Chapter 03.
+    """
+    means = comparison.xs("mean", axis=1, level=1)
+    stds = comparison.xs("std", axis=1, level=1)
+    return (means.map(mean_format.format) + " ± " + stds.map(std_format.format)).T.rename_axis("metric")

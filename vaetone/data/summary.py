@@ -1,18 +1,29 @@
 """What the data chapter shows: counts by family, source, pitch, velocity and split; example notes.
 
+:func:`result` is the data-summary stage: every number chapter 01 quotes, its tables, and the
+example notes' audio and log-mel, cached beside the dataset (not tied to a trained run).
+
 Chapter: 01_data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import torch
 
-from vaetone.config import FAMILIES, SOURCES
-from vaetone.data.dataset import Dataset
+from vaetone import store
+from vaetone.config import FAMILIES, SAMPLE_RATE, SOURCES, STAGES, Config
+from vaetone.data.dataset import Dataset, dataset
 from vaetone.data.splits import SPLITS
+from vaetone.errors import DataError
+from vaetone.results import StageResult, cached
+from vaetone.spectral.features import Features, load_features
+from vaetone.spectral.inversion import mel_to_audio
 
 # ---------------------------------------------------------------------------------------------
 # What the data chapter shows
@@ -83,3 +94,171 @@ def examples_per_family(
         .head(n)
     )
     return best.drop(columns=["_dp", "_dv", "_fam"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage result of chapter 01
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSummary(StageResult):
+    """What chapter 01 quotes and shows about the dataset and its log-mel features.
+
+    Tables: ``family``, ``source``, ``pitch``, ``velocity``, ``split``, ``family_split`` (see
+    :func:`summary_tables`), ``skipped`` (note, reason) and ``examples`` (one note per family:
+    family, instrument, pitch, velocity, row in the dataset).
+    Findings: see :func:`count_findings`, :func:`feature_findings` and :func:`example_arrays`.
+    Arrays: ``example_audio`` (families, samples) in [-1, 1]; ``example_logmel`` (families,
+    n_mels, frames) dB; ``roundtrip_original`` (samples,) and ``roundtrip_inverted`` (samples,),
+    the middle example and its log-mel → Griffin-Lim resynthesis, both at 16 kHz.
+    Chapter: 01_data.
+    """
+
+    stage: ClassVar[str] = "data_summary"
+    version: ClassVar[int] = 1
+    params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters",)
+
+    def counts(self) -> dict[str, pd.Series]:
+        """Notes by family, pitch and velocity, as {panel title: Series} for ``plots.count_bars``."""
+        return {
+            "by family": self.table("family")["notes"],
+            "by pitch (MIDI)": self.table("pitch")["notes"],
+            "by velocity (MIDI)": self.table("velocity")["notes"],
+        }
+
+    def examples(self) -> list[tuple[str, np.ndarray]]:
+        """The example notes as (title, waveform (samples,)) pairs, for ``players.audio_grid``."""
+        return list(zip(self.findings["example_titles"], self.arrays["example_audio"]))
+
+    def roundtrip(self) -> list[tuple[str, np.ndarray]]:
+        """The middle example and its Griffin-Lim round trip as (label, waveform) pairs."""
+        waves = (self.arrays["roundtrip_original"], self.arrays["roundtrip_inverted"])
+        return list(zip(self.findings["roundtrip_labels"], waves))
+
+
+def count_findings(ds: Dataset) -> dict:
+    """Counts of notes, instruments, families, skipped notes and notes per split.
+
+    Args:
+        ds: the dataset (``meta`` with a ``split`` column, ``skipped``).
+    Returns:
+        {"n_notes", "n_instruments", "n_families", "n_skipped", "n_train", "n_valid", "n_test": int;
+         "split_notes": {split: notes}; "notes_line": "<n> notes of <k> instruments; <s> skipped"}.
+    Chapter: 01_data.
+    """
+    meta = ds.meta
+    split_notes = {s: int((meta["split"] == s).sum()) for s in SPLITS}
+    found = {
+        "n_notes": len(meta),
+        "n_instruments": int(meta["instrument_str"].nunique()),
+        "n_families": int(meta["instrument_family_str"].nunique()),
+        "n_skipped": len(ds.skipped),
+        **{f"n_{s}": n for s, n in split_notes.items()},
+        "split_notes": split_notes,
+    }
+    found["notes_line"] = (
+        f"{found['n_notes']} notes of {found['n_instruments']} instruments; {found['n_skipped']} skipped"
+    )
+    return found
+
+
+def feature_findings(feats: Features, cfg: Config) -> dict:
+    """The feature settings, the feature tensor's shape and the train-split normalisation.
+
+    Args:
+        feats: the features of ``cfg``; cfg: their settings (``STAGES["features"]``).
+    Returns:
+        {"frames": frames per note; "frame_ms", "window_ms": hop and window in ms;
+         "norm_mean", "norm_std": dB; "feature_shape": [notes, n_mels, frames];
+         "feature_settings": [[name, value], ...] in the order of ``STAGES["features"]``}.
+    Chapter: 01_data.
+    """
+    return {
+        "frames": feats.n_frames,
+        "frame_ms": 1000 * cfg.hop_length / SAMPLE_RATE,
+        "window_ms": 1000 * cfg.n_fft / SAMPLE_RATE,
+        "norm_mean": float(feats.mean),
+        "norm_std": float(feats.std),
+        "feature_shape": [int(s) for s in feats.logmel.shape],
+        "feature_settings": [[name, getattr(cfg, name)] for name in STAGES["features"]],
+    }
+
+
+def example_arrays(ds: Dataset, feats: Features, cfg: Config) -> tuple[pd.DataFrame, dict, dict]:
+    """One note per family (near C4, velocity 100), its log-mel, and the middle one's round trip.
+
+    Args:
+        ds: the dataset; feats: its features; cfg: the feature settings and ``griffin_lim_iters``.
+    Returns:
+        ``(examples, findings, arrays)``: the examples table (indexed by note_str); findings
+        {"example_notes", "example_titles": "<family>: <note_str>", "roundtrip_labels"}; arrays
+        as described in :class:`DataSummary`.
+    Raises:
+        DataError: an example note has no features (the feature cache belongs to other data).
+    Chapter: 01_data.
+    """
+    picks = examples_per_family(ds)
+    frow = feats.meta.index.get_indexer(picks.index)
+    if (frow < 0).any():
+        missing = list(picks.index[frow < 0])
+        raise DataError(
+            f"notes {missing} of the dataset {ds.path} have no log-mel features; the feature cache "
+            "was made from other data: recompute it with load_features(cfg, refresh=True)"
+        )
+    rows, mid = picks["row"].to_numpy(), len(picks) // 2
+    inverted = mel_to_audio(feats.logmel[frow[mid] : frow[mid] + 1], cfg, n_iter=cfg.griffin_lim_iters)[0]
+    found = {
+        "example_notes": [str(k) for k in picks.index],
+        "example_titles": [f"{fam}: {k}" for k, fam in picks["instrument_family_str"].items()],
+        "roundtrip_labels": ["original", f"log-mel → Griffin-Lim ({cfg.griffin_lim_iters} iterations)"],
+    }
+    arrays = {
+        "example_audio": ds.audio[rows],
+        "example_logmel": feats.logmel[torch.as_tensor(frow)].numpy(),
+        "roundtrip_original": ds.audio[rows[mid]],
+        "roundtrip_inverted": inverted.numpy(),
+    }
+    columns = ["instrument_family_str", "instrument_str", "pitch", "velocity", "row"]
+    return picks[columns].rename_axis("note"), found, arrays
+
+
+def skipped_table(skipped: Sequence[dict]) -> pd.DataFrame:
+    """The notes the loader left out, one row each: columns ``note`` and ``reason``. Chapter: 01_data."""
+    return pd.DataFrame(
+        {"note": [str(s["note"]) for s in skipped], "reason": [str(s["reason"]) for s in skipped]},
+        columns=["note", "reason"],
+    )
+
+
+def compute_summary(ds: Dataset, feats: Features, cfg: Config) -> DataSummary:
+    """The data summary of a loaded dataset and its features (nothing is read from disk).
+
+    Args:
+        ds: the dataset (with splits); feats: its log-mel features; cfg: the settings they were
+            made with (and ``griffin_lim_iters`` for the round trip).
+    Returns:
+        A :class:`DataSummary`. Chapter: 01_data.
+    """
+    tables = summary_tables(ds.meta)
+    examples, example_found, arrays = example_arrays(ds, feats, cfg)
+    tables.update(skipped=skipped_table(ds.skipped), examples=examples)
+    findings = {**count_findings(ds), **feature_findings(feats, cfg), **example_found}
+    return DataSummary(tables=tables, findings=findings, arrays=arrays)
+
+
+def result(cfg: Config) -> DataSummary:
+    """The data summary of ``cfg``: computed once, then loaded from the data cache.
+
+    Args:
+        cfg: data and feature parameters (the upstream key) and ``griffin_lim_iters``.
+    Returns:
+        A :class:`DataSummary`, cached under ``store.data_dir()/results/data_summary-<key>/``
+        (findings.json and one CSV per table).
+    Chapter: 01_data.
+    """
+
+    def compute() -> DataSummary:
+        return compute_summary(dataset(cfg), load_features(cfg), cfg)
+
+    return cached(DataSummary, cfg, compute, folder=store.data_dir(), upstream=store.key("features", cfg))

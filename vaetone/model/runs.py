@@ -218,7 +218,7 @@ def trained_model(
 
 
 def run_summary(run: Run) -> dict:
-    """Key numbers of a run for the chapter's results JSON (``store.save_results``).
+    """Key numbers of a run for the training evaluation's findings (``vaetone.analysis.evaluation``).
 
     Returns:
         JSON-able dict: run_id, device, parameters, epochs_trained, best_epoch, stop_reason,

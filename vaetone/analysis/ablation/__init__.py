@@ -1,7 +1,8 @@
 """Feature ablation of the latent dimensions (chapter 05_ablation).
 
 :mod:`~.methods`: ablation effects, baselines, Captum cross-check, cumulative ablation;
-:mod:`~.effects`: what an ablation changes in descriptors and audio metrics.
+:mod:`~.effects`: what an ablation changes in descriptors and audio metrics;
+:mod:`~.stage`: the stage result, ``result(cfg) -> AblationResult``, every number chapter 05 quotes.
 """
 
 from vaetone.analysis.ablation.effects import (
@@ -25,9 +26,12 @@ from vaetone.analysis.ablation.methods import (
     reconstruction_errors,
     summarise_ablation,
 )
+from vaetone.analysis.ablation.stage import AblationInputs, AblationResult, compute_ablation, result
 
 __all__ = [
     "BASELINES",
+    "AblationInputs",
+    "AblationResult",
     "Metric",
     "ablate",
     "ablation_descriptor_effects",
@@ -37,11 +41,13 @@ __all__ = [
     "audio_metrics",
     "baseline_values",
     "captum_ablation",
+    "compute_ablation",
     "cumulative_ablation",
     "descriptor_effects",
     "descriptor_metric",
     "importance_order",
     "pitch_ranges",
     "reconstruction_errors",
+    "result",
     "summarise_ablation",
 ]

@@ -19,7 +19,7 @@ from vaetone.config import Config
 from vaetone.errors import VaetoneError
 
 
-def descriptor_metric(cfg: Config, describe: Callable | None = None) -> Callable:
+def descriptor_metric(cfg: Config | None, describe: Callable | None = None) -> Callable:
     """An ablation "metric" that returns the descriptors of the decoded notes (the references are ignored).
 
     Put it beside the error metrics of :func:`vaetone.analysis.ablation.ablation_effects` (e.g. under the
@@ -28,11 +28,14 @@ def descriptor_metric(cfg: Config, describe: Callable | None = None) -> Callable
     :func:`descriptor_effects`.
 
     Args:
-        cfg: for the default descriptors (:func:`vaetone.spectral.descriptors.spectral_descriptors`).
+        cfg: for the default descriptors (:func:`vaetone.spectral.descriptors.spectral_descriptors`);
+            None when ``describe`` is given.
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
         ``metric(ref, est) -> DataFrame`` of one row per note, one column per descriptor. Chapter 05.
     """
+    if describe is None and cfg is None:
+        raise VaetoneError("descriptor_metric needs a configuration (for the spectral descriptors) or describe=...")
     describe = describe or default_describe(cfg)
 
     def descriptors(ref, est) -> pd.DataFrame:
@@ -60,7 +63,7 @@ def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.D
     if rows.empty:
         raise VaetoneError(
             f"no {name!r} metrics in the ablation effects; pass "
-            f"{{{name!r}: compare.descriptor_metric(cfg)}} among the metrics"
+            f"{{{name!r}: vaetone.analysis.ablation.descriptor_metric(cfg)}} among the metrics"
         )
     columns = list(pd.unique(rows["metric"]))
     base = rows[rows["dim"] == rows["dim"].iloc[0]].pivot(index="note", columns="metric", values="base")[columns]

@@ -3,7 +3,8 @@
 Three views of the same question (chapter 04_sensitivity): :mod:`~.oat` (sweeps of one
 dimension from anchor points), :mod:`~.jacobian` (the local view), :mod:`~.sobol` (the
 global view), ranked together by :mod:`~.ranking`; :mod:`~.parts` names the frequency bands
-and time regions of the output.
+and time regions of the output. :mod:`~.stage` is the chapter's stage result:
+``result(cfg) -> SensitivityResult``.
 """
 
 from vaetone.analysis.sensitivity.jacobian import jacobian_norms
@@ -20,19 +21,23 @@ from vaetone.analysis.sensitivity.oat import (
 from vaetone.analysis.sensitivity.parts import Part, frequency_bands, output_parts, time_regions
 from vaetone.analysis.sensitivity.ranking import Analysis, analysis, rank_dimensions, top_descriptor
 from vaetone.analysis.sensitivity.sobol import sobol_indices, sobol_problem, sobol_sample
+from vaetone.analysis.sensitivity.stage import SensitivityResult, compute_sensitivity, result
 
 __all__ = [
     "Analysis",
     "Part",
+    "SensitivityResult",
     "Sweeps",
     "analysis",
     "anchor_points",
+    "compute_sensitivity",
     "frequency_bands",
     "jacobian_norms",
     "normalised_moves",
     "one_at_a_time",
     "output_parts",
     "rank_dimensions",
+    "result",
     "sensitivity_matrix",
     "sobol_indices",
     "sobol_problem",

@@ -1,0 +1,138 @@
+"""Tests of the statistics stage (vaetone.analysis.statistics_stage, ``statistics.result``)."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vaetone import store
+from vaetone.analysis import statistics
+from vaetone.analysis import statistics_stage as stage
+from vaetone.errors import VaetoneError
+from vaetone.results import result_key
+
+N = 120
+STD = 0.5
+
+
+def _notes(rng) -> pd.DataFrame:
+    """N notes: pitch 48..72, velocity, 3 families of 2 instruments each, one source."""
+    instrument = rng.choice([f"inst{k}" for k in range(6)], N)
+    family = np.array(["brass", "reed", "string"])[[int(i[-1]) // 2 for i in instrument]]
+    return pd.DataFrame(
+        {
+            "instrument_family_str": family,
+            "instrument_source_str": "acoustic",
+            "instrument_str": instrument,
+            "pitch": rng.integers(48, 73, N),
+            "velocity": rng.choice([25, 75, 127], N),
+        },
+        index=pd.Index([f"note{k}" for k in range(N)], name="note_str"),
+    )
+
+
+@pytest.fixture(scope="module")
+def one_active():
+    """Latents with one active dimension, z0 = (pitch − 60) / 4, and three constant ones; and their statistics."""
+    rng = np.random.default_rng(0)
+    meta = _notes(rng)
+    mu = np.zeros((N, 4))
+    mu[:, 0] = (meta["pitch"].to_numpy() - 60) / 4
+    std = np.full((N, 4), STD)
+    with pytest.warns(Warning):  # the constant dimensions have undefined correlations
+        res = stage.compute_statistics(mu, std, meta, seed=0, run_id="run-x")
+    return mu, std, meta, res
+
+
+def test_one_active_dimension_is_found_and_named(one_active):
+    mu, _, meta, res = one_active
+    f = res.findings
+    assert f["n_active"] == 1 and f["n_dims"] == 4 and f["inactive"] == "z1, z2, z3"
+    assert f["active"] == [True, False, False, False]
+    assert f["pitch_dim"] == "z0" and f["pitch_rho"] == pytest.approx(1.0) and f["pitch_mi"] > 1.0
+    assert res.dimension_order == (0, 1, 2, 3)
+    assert f["run_id"] == "run-x" and f["n_test"] == N and f["n_test_instruments"] == 6
+    # every dimension fails the KS test against N(0, 1): z0 is uniform-like with std ≈ 1.9, the others constant
+    assert f["n_rejected"] == 4
+    assert f["family_dim"] == "z0" and f["source_dim"] == "z0" and f["source_eta"] == 0.0
+    assert f["n_families"] == 3
+    fam = meta["instrument_family_str"].to_numpy()
+    expected_eta = statistics.eta_squared(mu[:, :1], fam)[0]
+    assert f["family_eta"] == pytest.approx(expected_eta)
+
+
+def test_quoted_phrases_are_built_from_the_numbers(one_active):
+    mu, std, _, res = one_active
+    f = res.findings
+    var0 = mu[:, 0].var(ddof=1)
+    kl_const = 0.5 * (STD**2 - 1 - np.log(STD**2))
+    kl0 = kl_const + 0.5 * (mu[:, 0] ** 2).mean()
+    assert f["kl_total"] == pytest.approx(kl0 + 3 * kl_const)
+    assert f["kl_top"] == f"z0 ({kl0:.1f} nats), z1 ({kl_const:.1f} nats), z2 ({kl_const:.1f} nats)"
+    assert f["var_range"] == f"0.00 to {var0:.2f}"
+    assert f["total_var_range"] == f"{STD**2:.2f} to {var0 + STD**2:.2f}"
+    # no pair of dimensions has a defined correlation
+    assert np.isnan(f["max_corr"]) and f["max_corr_pair"] == "none" and np.isnan(f["mean_corr"])
+
+
+def test_tables_and_arrays(one_active):
+    mu, std, meta, res = one_active
+    pd.testing.assert_frame_equal(res.table("dimensions"), statistics.dimension_table(mu, std))
+    split = res.table("variance_split")
+    np.testing.assert_allclose(split.sum(axis=1), mu.var(0, ddof=1) + STD**2)
+    assert list(res.table("rank_correlation").columns) == ["pitch", "velocity"]
+    assert list(res.table("eta_squared").columns) == ["family", "source"]
+    assert res.table("family_means")["n"].sum() == N
+    assert list(res.table("notes").columns) == ["family", "source", "instrument", "pitch", "velocity"]
+    assert (res.table("pca").index == meta.index).all() and res.table("tsne").shape == (N, 2)
+    assert res.findings["pca_explained_variance"][0] == pytest.approx(1.0)
+    np.testing.assert_array_equal(res.arrays["mu"], mu.astype(np.float32))
+
+
+def test_correlation_findings_name_the_strongest_pair():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=500)
+    mu = np.stack([rng.normal(size=500), a, rng.normal(size=500), -a + 0.1 * rng.normal(size=500)], 1)
+    corr = statistics.correlation_matrix(mu)
+    f = stage.correlation_findings(corr)
+    assert f["max_corr_pair"] == "z1 and z3" and f["max_corr"] == pytest.approx(abs(corr.loc[1, 3]))
+    off = np.abs(corr.to_numpy())[~np.eye(4, dtype=bool)]
+    assert f["mean_corr"] == pytest.approx(off.mean())
+
+
+def test_dim_list_and_strongest():
+    assert stage.dim_list([3, 7]) == "z3, z7" and stage.dim_list([]) == "none"
+    assert stage.strongest(pd.Series([np.nan, 0.2, 0.5, 0.5])) == 2
+    with pytest.raises(VaetoneError, match="all dimensions constant"):
+        stage.strongest(pd.Series([np.nan, np.nan], name="family"))
+
+
+def test_missing_metadata_and_mismatched_rows_are_clear_errors(one_active):
+    mu, std, meta, _ = one_active
+    with pytest.raises(VaetoneError, match="instrument_source_str"):
+        stage.compute_statistics(mu, std, meta.drop(columns="instrument_source_str"))
+    with pytest.raises(VaetoneError, match="rows of metadata"):
+        stage.compute_statistics(mu[:10], std[:10], meta)
+
+
+def test_result_is_cached_in_the_run_folder_and_keyed_by_the_run(tiny_cfg, stage_store):
+    first = statistics.result(tiny_cfg)
+    folder = store.run_dir(tiny_cfg) / "results"
+    [path] = folder.glob("statistics-*")
+    assert (path / "findings.json").exists() and (path / "dimensions.csv").exists()
+    assert statistics.result(tiny_cfg).findings == first.findings  # loaded, not recomputed
+    assert [p.name for p in folder.glob("statistics-*")] == [path.name]
+    _, test = statistics.load_test_latents(tiny_cfg)
+    pd.testing.assert_frame_equal(first.table("dimensions"), statistics.dimension_table(test.mu, test.std))
+    assert first.findings["n_dims"] == tiny_cfg.latent_dim and first.findings["n_test"] == len(test.meta)
+    assert first.findings["run_id"] == store.run_dir(tiny_cfg).name
+    assert first.dimension_order == tuple(int(d) for d in statistics.kl_order(test.mu, test.std))
+
+
+def test_result_key_follows_the_run_not_the_other_analyses(tiny_cfg):
+    cls, up = statistics.StatisticsResult, store.key("train", tiny_cfg)
+    assert stage.StatisticsResult.params == ()
+    assert result_key(cls, dataclasses.replace(tiny_cfg, n_anchors=7), up) == result_key(cls, tiny_cfg, up)
+    other = dataclasses.replace(tiny_cfg, beta=0.5)
+    assert result_key(cls, other, store.key("train", other)) != result_key(cls, tiny_cfg, up)

@@ -1,0 +1,174 @@
+"""Tests of the data-summary stage (vaetone.data.summary): known counts of a hand-built dataset, caching."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vaetone import config, store
+from vaetone.data import summary
+from vaetone.data.dataset import Dataset, dataset
+from vaetone.errors import DataError
+from vaetone.results import result_key
+from vaetone.spectral import melspec
+from vaetone.spectral.features import Features, load_features, train_statistics
+from vaetone.spectral.inversion import mel_to_audio
+
+SR, N = 16000, 16000
+INSTRUMENTS = {  # instrument_str: (family, source, split)
+    "bass_synthetic_000": ("bass", "synthetic", "train"),
+    "bass_electronic_001": ("bass", "electronic", "valid"),
+    "flute_acoustic_002": ("flute", "acoustic", "train"),
+    "guitar_acoustic_003": ("guitar", "acoustic", "test"),
+}
+PITCHES, VELOCITIES = (48, 60), (25, 127)
+SKIPPED = [{"note": "reed_acoustic_004-060-127", "reason": "silent"}, {"note": "x-048-025", "reason": "unreadable"}]
+
+
+@pytest.fixture
+def cfg():
+    """Feature settings small enough for a quick round trip."""
+    return config.make(n_mels=16, griffin_lim_iters=2, device="cpu")
+
+
+def _meta() -> pd.DataFrame:
+    """Every instrument of INSTRUMENTS x PITCHES x VELOCITIES, indexed by note_str."""
+    rows = [
+        {
+            "note_str": f"{inst}-{p:03d}-{v:03d}",
+            "instrument_str": inst,
+            "pitch": p,
+            "velocity": v,
+            "instrument_family": config.FAMILIES.index(fam),
+            "instrument_family_str": fam,
+            "instrument_source_str": src,
+            "split": split,
+        }
+        for inst, (fam, src, split) in INSTRUMENTS.items()
+        for p in PITCHES
+        for v in VELOCITIES
+    ]
+    meta = pd.DataFrame(rows)
+    return meta.set_index(pd.Index(meta["note_str"].tolist()))
+
+
+def _audio(meta: pd.DataFrame) -> np.ndarray:
+    """A decaying sine per note at its pitch, its level following the velocity; (n, N) float32."""
+    t = np.arange(N) / SR
+    f0 = 440 * 2 ** ((meta["pitch"].to_numpy()[:, None] - 69) / 12)
+    level = 0.5 * meta["velocity"].to_numpy()[:, None] / 127
+    return (level * np.exp(-3 * t) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+
+
+@pytest.fixture
+def fake(cfg):
+    """A hand-built dataset and its features, the feature rows in another order than the audio."""
+    meta = _meta()
+    ds = Dataset(meta=meta, audio=_audio(meta), sample_rate=SR, path=Path("/fake"), skipped=list(SKIPPED))
+    order = np.random.default_rng(0).permutation(len(meta))
+    logmel = melspec.log_mel(ds.audio[order], cfg, device="cpu")
+    fmeta = meta.iloc[order].copy()
+    return ds, Features(fmeta, logmel, *train_statistics(logmel, fmeta))
+
+
+def test_findings_are_the_counts_of_the_dataset(fake, cfg):
+    ds, feats = fake
+    f = summary.compute_summary(ds, feats, cfg).findings
+    counts = {"n_notes": 16, "n_instruments": 4, "n_families": 3, "n_skipped": 2, "n_train": 8, "n_valid": 4}
+    assert {k: f[k] for k in counts} == counts and f["n_test"] == 4
+    assert f["split_notes"] == {"train": 8, "valid": 4, "test": 4}
+    assert f["notes_line"] == "16 notes of 4 instruments; 2 skipped"
+    assert f["frames"] == 1 + N // cfg.hop_length == 32 and f["feature_shape"] == [16, 16, 32]
+    assert f["frame_ms"] == 32.0 and f["window_ms"] == 64.0
+    assert (f["norm_mean"], f["norm_std"]) == (feats.mean, feats.std)
+    assert f["feature_settings"][0] == ["n_fft", 1024] and f["feature_settings"][-1] == ["log_floor", 1e-6]
+    assert [k for k, _ in f["feature_settings"]] == list(config.STAGES["features"])
+
+
+def test_tables_count_notes_and_instruments(fake, cfg):
+    ds, feats = fake
+    t = summary.compute_summary(ds, feats, cfg).tables
+    fam = t["family"]
+    assert list(fam.index) == list(config.FAMILIES)
+    assert fam.loc["bass"].tolist() == [2, 8] and fam.loc["flute"].tolist() == [1, 4]
+    assert fam.loc["guitar"].tolist() == [1, 4] and fam["notes"].sum() == 16
+    assert t["source"]["notes"].to_dict() == {"acoustic": 8, "electronic": 4, "synthetic": 4}
+    assert t["split"].to_dict("index") == {
+        "train": {"instruments": 2, "notes": 8, "families": 2},
+        "valid": {"instruments": 1, "notes": 4, "families": 1},
+        "test": {"instruments": 1, "notes": 4, "families": 1},
+    }
+    assert t["family_split"].loc["bass"].tolist() == [4, 4, 0]
+    assert t["pitch"]["notes"].to_dict() == {48: 8, 60: 8}
+    assert t["skipped"].to_dict("records") == SKIPPED
+
+
+def test_examples_are_the_notes_nearest_c4_velocity_100_one_per_family(fake, cfg):
+    ds, feats = fake
+    r = summary.compute_summary(ds, feats, cfg)
+    notes = ["bass_electronic_001-060-127", "flute_acoustic_002-060-127", "guitar_acoustic_003-060-127"]
+    assert r.findings["example_notes"] == notes == list(r.tables["examples"].index)
+    assert r.findings["example_titles"] == [f"{n.split('_')[0]}: {n}" for n in notes]
+    rows = ds.meta.index.get_indexer(notes)
+    np.testing.assert_array_equal(r.arrays["example_audio"], ds.audio[rows])
+    frows = feats.meta.index.get_indexer(notes)
+    np.testing.assert_array_equal(r.arrays["example_logmel"], feats.logmel[frows].numpy())
+    assert [title for title, _ in r.examples()] == r.findings["example_titles"]
+
+
+def test_round_trip_is_the_middle_example_through_griffin_lim(fake, cfg):
+    ds, feats = fake
+    r = summary.compute_summary(ds, feats, cfg)
+    middle = "flute_acoustic_002-060-127"
+    np.testing.assert_array_equal(r.arrays["roundtrip_original"], ds.audio[ds.meta.index.get_loc(middle)])
+    k = feats.meta.index.get_loc(middle)
+    expected = mel_to_audio(feats.logmel[k : k + 1], cfg, n_iter=2)[0].numpy()
+    np.testing.assert_array_equal(r.arrays["roundtrip_inverted"], expected)
+    assert r.findings["roundtrip_labels"] == ["original", "log-mel → Griffin-Lim (2 iterations)"]
+    labels = [label for label, _ in r.roundtrip()]
+    assert labels == r.findings["roundtrip_labels"]
+
+
+def test_features_of_other_data_are_refused(fake, cfg):
+    ds, feats = fake
+    keep = ~feats.meta.index.str.startswith("flute")
+    other = Features(feats.meta[keep], feats.logmel[torch.as_tensor(keep)], feats.mean, feats.std)
+    with pytest.raises(DataError, match=r"flute_acoustic_002-060-127.*refresh=True"):
+        summary.compute_summary(ds, other, cfg)
+
+
+def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, monkeypatch):
+    first = summary.result(tiny_cfg)
+    folder = store.data_dir() / "results"
+    key = result_key(summary.DataSummary, tiny_cfg, store.key("features", tiny_cfg))
+    assert (folder / f"data_summary-{key}" / "findings.json").is_file()
+    assert (folder / f"data_summary-{key}" / "split.csv").is_file()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cached result was recomputed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(summary, "compute_summary", refuse)
+        again = summary.result(tiny_cfg)
+    assert again.findings == first.findings and set(again.tables) == set(first.tables)
+    np.testing.assert_array_equal(again.arrays["example_logmel"], first.arrays["example_logmel"])
+
+    ds, feats = dataset(tiny_cfg), load_features(tiny_cfg)
+    pd.testing.assert_frame_equal(first.table("split"), summary.summary_tables(ds.meta)["split"])
+    assert first.findings["n_notes"] == len(ds) == 132 and first.findings["n_instruments"] == 22
+    assert first.findings["norm_mean"] == feats.mean
+
+    more = dataclasses.replace(tiny_cfg, griffin_lim_iters=3)
+    other = result_key(summary.DataSummary, more, store.key("features", more))
+    assert other != key
+    changed = summary.result(more)
+    assert (folder / f"data_summary-{other}").is_dir()
+    assert changed.findings["roundtrip_labels"][1] == "log-mel → Griffin-Lim (3 iterations)"
+    assert not np.array_equal(changed.arrays["roundtrip_inverted"], first.arrays["roundtrip_inverted"])
+    trained_longer = dataclasses.replace(tiny_cfg, epochs=5)
+    assert result_key(summary.DataSummary, trained_longer, store.key("features", trained_longer)) == key

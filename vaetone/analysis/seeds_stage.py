@@ -1,0 +1,407 @@
+"""The across-seeds stage: one cached result per analysis (sensitivity, ablation, statistics) over training seeds.
+
+Chapters 04-06 each end with the same question: does the analysis of the reference model
+(seed ``cfg.seed``) hold for models trained with other seeds? :func:`result` answers it for one
+analysis. The reference seed's table comes from that analysis's own stage result (so it is
+computed once, by the chapter's stage); every other seed's table is computed by the per-run
+analyses of :mod:`vaetone.analysis.seeds`, its dimensions are matched to the reference's
+(:func:`vaetone.analysis.seeds.match_to_reference`) and the tables are aggregated on the
+reference's dimensions. :func:`compute` does the same from given posterior means and tables,
+without loading anything (the known-answer tests call it).
+
+Chapters: 04_sensitivity, 05_ablation, 06_statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from vaetone import results, store
+from vaetone.analysis import seeds as seeds_mod
+from vaetone.config import Config
+from vaetone.errors import ConfigError, VaetoneError
+from vaetone.results import StageResult
+
+ANALYSES = ("sensitivity", "ablation", "statistics")
+"""The analyses that are repeated over seeds, one per chapter (04, 05, 06)."""
+
+K_TOP = 3
+"""How many dimensions count as "the most important" of a seed (at most the latent size)."""
+
+ONE_SEED = "n/a (one seed)"
+"""What the seeds' rank agreement reads when there is no other seed to compare with."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one analysis's per-dimension table is read across seeds.
+
+    Attributes:
+        column: the score each chapter plots (mean and std over seeds) and ranks.
+        largest: True when a larger ``column`` is a more important dimension (an effect), False
+            when a smaller one is (a rank).
+        signed: columns whose sign flips with a matched dimension.
+        ranked: whether the stage reports top counts and rank agreement of ``column``.
+    """
+
+    column: str
+    largest: bool
+    signed: tuple[str, ...] = ()
+    ranked: bool = True
+
+
+READINGS = {
+    "sensitivity": Reading("mean_rank", largest=False),
+    "ablation": Reading("increase_mean", largest=True),
+    "statistics": Reading("kl", largest=True, signed=seeds_mod.SIGNED_STATISTICS, ranked=False),
+}
+"""The reading of each analysis in :data:`ANALYSES`."""
+
+
+@dataclass(frozen=True)
+class SeedsResult(StageResult):
+    """One analysis repeated over the ``n_seeds`` training seeds, read on the reference seed's dimensions.
+
+    Args (the fields of :class:`vaetone.results.StageResult`):
+        tables: "mean_std" (index: reference dim; columns mean, std over seeds of the plotted
+            column: sensitivity ``mean_rank``, ablation ``increase_mean`` (dB²), statistics ``kl``
+            (nats per note)); "summary" (:attr:`AcrossSeeds.summary`: columns (column, "mean" | "std"
+            | "min" | "max")); "matches" (:meth:`AcrossSeeds.match_table`: columns (seed, "dim" |
+            "sign" | "abs_r")); "per_seed" (the plotted column, reference dims x seeds);
+            "seed_tables" (every seed's own table, rows (seed, dim) in that seed's dimensions).
+        findings: every seed-related number the chapter quotes; all analyses: ``n_seeds_used``,
+            ``seeds`` (list of ints, reference first), ``match_r_median`` (median |r| of the matched
+            pairs, 1.0 with one seed); sensitivity and ablation: ``k_top``, ``top_stable`` ("z5 (2/2),
+            z6 (1/2)"), ``seed_rho`` (mean Spearman ρ as "0.35" or "n/a (one seed)"),
+            ``seed_rank_agreement`` ({str(seed): ρ}), ``top_counts`` ({str(dim): count}); ablation:
+            ``free_seeds`` ("16.0 ± 0.0"), ``free_per_seed``; statistics: ``active_seeds`` ("16, 16"),
+            ``active_mean_std``, ``kl_seeds``, ``active_per_seed``, ``kl_total_per_seed`` (nats).
+        dimension_order: reference dimensions, most important first by the mean over seeds.
+    Returns:
+        (a result) built by :func:`compute` and cached by :func:`result`.
+    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+
+    analysis: ClassVar[str] = ""
+
+
+class SensitivitySeedsResult(SeedsResult):
+    """The sensitivity ranking of chapter 04 over seeds (see :class:`SeedsResult`). Chapter: 04_sensitivity."""
+
+    stage = "seeds-sensitivity"
+    analysis = "sensitivity"
+    params = ("n_seeds", "n_anchors", "sweep_sigma", "sweep_steps", "sobol_n")
+
+
+class AblationSeedsResult(SeedsResult):
+    """The zero-baseline ablation of chapter 05 over seeds (see :class:`SeedsResult`). Chapter: 05_ablation."""
+
+    stage = "seeds-ablation"
+    analysis = "ablation"
+    params = ("n_seeds",)
+
+
+class StatisticsSeedsResult(SeedsResult):
+    """The per-dimension statistics of chapter 06 over seeds (see :class:`SeedsResult`). Chapter: 06_statistics."""
+
+    stage = "seeds-statistics"
+    analysis = "statistics"
+    params = ("n_seeds",)
+
+
+RESULT_CLASSES: dict[str, type[SeedsResult]] = {
+    c.analysis: c for c in (SensitivitySeedsResult, AblationSeedsResult, StatisticsSeedsResult)
+}
+
+
+def check_analysis(analysis: str) -> str:
+    """``analysis`` if it is one of :data:`ANALYSES`; else a ConfigError naming the choices."""
+    if analysis not in ANALYSES:
+        choices = ", ".join(repr(a) for a in ANALYSES)
+        raise ConfigError(
+            f"unknown across-seeds analysis {analysis!r} in vaetone.analysis.seeds.result; choose one of {choices}"
+        )
+    return analysis
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def result(cfg: Config, analysis: str) -> SeedsResult:
+    """The across-seeds result of one analysis: computed once per run and parameters, then loaded.
+
+    Args:
+        cfg: the configuration; ``cfg.seed`` is the reference seed, ``cfg.n_seeds`` seeds
+            ``cfg.seed, cfg.seed + 1, ...`` are used (runs not yet trained are trained).
+        analysis: "sensitivity", "ablation" or "statistics".
+    Returns:
+        the :class:`SeedsResult` subclass of ``analysis``, cached in the reference run's folder
+        under ``results/seeds-<analysis>-<key>/``; the key holds the reference run, the reference
+        table (so a changed reference stage recomputes) and the class's ``params``.
+    Raises:
+        ConfigError: ``analysis`` is not one of :data:`ANALYSES`.
+    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    cls = RESULT_CLASSES[check_analysis(analysis)]
+    reference = reference_table(cfg, analysis)
+    upstream = f"{store.key('train', cfg)}-{table_digest(reference)}"
+    return results.cached(
+        cls, cfg, lambda: compute_from_runs(cfg, analysis, reference), folder=store.run_dir(cfg), upstream=upstream
+    )
+
+
+def _sensitivity_reference(cfg: Config) -> pd.DataFrame:
+    """The reference seed's ranking (chapter 04's sensitivity stage), indexed by dim."""
+    from vaetone.analysis import sensitivity
+
+    return sensitivity.result(cfg).table("ranking").sort_index()
+
+
+def _ablation_reference(cfg: Config) -> pd.DataFrame:
+    """The reference seed's zero-baseline ablation effects (chapter 05's ablation stage), indexed by dim."""
+    from vaetone.analysis import ablation
+
+    cols = ["base_mean", "increase_mean", "increase_sem", "relative_increase"]
+    return ablation.result(cfg).table("zero_overall")[cols].sort_index()
+
+
+def _statistics_reference(cfg: Config) -> pd.DataFrame:
+    """The reference seed's dimension table (chapter 06's statistics stage), ``active`` as 0/1."""
+    from vaetone.analysis import statistics
+
+    table = statistics.result(cfg).table("dimensions")
+    return table.assign(active=table["active"].astype(int))
+
+
+REFERENCES: dict[str, Callable[[Config], pd.DataFrame]] = {
+    "sensitivity": _sensitivity_reference,
+    "ablation": _ablation_reference,
+    "statistics": _statistics_reference,
+}
+"""Where each analysis's reference-seed table comes from: that chapter's own stage result."""
+
+
+def reference_table(cfg: Config, analysis: str) -> pd.DataFrame:
+    """The reference seed's per-dimension table of ``analysis``, from that analysis's stage result.
+
+    Args:
+        cfg: the configuration (its seed is the reference).
+        analysis: one of :data:`ANALYSES`.
+    Returns:
+        DataFrame indexed by dim 0..D-1 with at least the column of :data:`READINGS`.
+    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    table = REFERENCES[check_analysis(analysis)](cfg)
+    column = READINGS[analysis].column
+    if column not in table.columns:
+        raise VaetoneError(
+            f"the {analysis} stage's reference table has no column {column!r} (it has {list(table.columns)}); "
+            f"the across-seeds stage reads that column, so the {analysis} stage must provide it"
+        )
+    return table
+
+
+def table_digest(table: pd.DataFrame) -> str:
+    """A 12-hex-digit hash of a table's content (index, columns, values, dtypes)."""
+    return hashlib.sha256(results.table_to_json(table).encode()).hexdigest()[:12]
+
+
+def per_run(cfg: Config, feats, analysis: str) -> seeds_mod.PerRun:
+    """The per-run analysis that gives every non-reference seed's table, as the reference stage computes it.
+
+    Args:
+        cfg: the configuration (its seed fixes the sensitivity anchors and Sobol sample of every seed).
+        feats: the Features; analysis: one of :data:`ANALYSES`.
+    Returns:
+        ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    if check_analysis(analysis) == "sensitivity":
+        return seeds_mod.sensitivity_per_run(feats, cfg.seed)
+    if analysis == "ablation":
+        return seeds_mod.ablation_per_run(feats, "zero", cfg.seed)
+    return seeds_mod.statistics_per_run()
+
+
+def compute_from_runs(cfg: Config, analysis: str, reference: pd.DataFrame) -> SeedsResult:
+    """Load (or train) every seed's run and latents, run the per-run analysis, and summarise.
+
+    Args:
+        cfg: the configuration; analysis: one of :data:`ANALYSES`.
+        reference: the reference seed's table (:func:`reference_table`).
+    Returns:
+        the :class:`SeedsResult` of ``analysis`` (not yet cached). Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    from vaetone.spectral.features import load_features
+
+    feats = load_features(cfg)
+    fn, signed = per_run(cfg, feats, analysis), READINGS[analysis].signed
+    return summarise(analysis, seeds_mod.across_seeds(cfg, feats, fn, signed=signed, reference=reference))
+
+
+# --------------------------------------------------------------------------- pure computation
+
+
+def compute(
+    analysis: str, mus: Sequence[np.ndarray], tables: Sequence[pd.DataFrame], seeds: Sequence[int]
+) -> SeedsResult:
+    """The across-seeds result from every seed's posterior means and per-dimension table (nothing loaded).
+
+    Args:
+        analysis: one of :data:`ANALYSES` (decides the column read, its direction and the findings).
+        mus: one (n, D) array of posterior means per seed, the same notes in the same order;
+            the first is the reference seed's.
+        tables: one DataFrame per seed indexed by that seed's own dims 0..D-1 (the per-run analysis).
+        seeds: the training seeds, reference first.
+    Returns:
+        the :class:`SeedsResult` subclass of ``analysis``. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    check_analysis(analysis)
+    if not (len(mus) == len(tables) == len(seeds)) or not seeds:
+        raise VaetoneError(
+            f"compute needs one latent array and one table per seed, got {len(mus)} arrays, "
+            f"{len(tables)} tables and {len(seeds)} seeds"
+        )
+    matches = seeds_mod.match_to_reference([np.asarray(mu) for mu in mus])
+    n_dims = len(matches[0][0])
+    for seed, table in zip(seeds, tables):
+        if sorted(table.index) != list(range(n_dims)):
+            raise VaetoneError(f"the table of seed {seed} must be indexed by dim 0..{n_dims - 1}")
+    tables = [t.sort_index() for t in tables]
+    signed = READINGS[analysis].signed
+    summary = seeds_mod.aggregate_seeds(tables, matches, signed=list(signed))
+    return summarise(analysis, seeds_mod.AcrossSeeds([int(s) for s in seeds], tables, matches, summary, signed))
+
+
+def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
+    """The result of ``analysis`` from its :class:`~vaetone.analysis.seeds.AcrossSeeds`: tables, findings, order.
+
+    Args:
+        analysis: one of :data:`ANALYSES`.
+        across: from :func:`vaetone.analysis.seeds.across_seeds` (or built by :func:`compute`).
+    Returns:
+        the :class:`SeedsResult` subclass of ``analysis``. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    reading = READINGS[check_analysis(analysis)]
+    check_columns(across)
+    findings = match_findings(across)
+    if reading.ranked:
+        findings.update(ranking_findings(across, reading))
+    findings.update(EXTRA_FINDINGS.get(analysis, lambda _: {})(across))
+    mean = across.mean_std(reading.column)["mean"]
+    order = mean.sort_values(ascending=not reading.largest, kind="stable").index
+    return RESULT_CLASSES[analysis](
+        tables=result_tables(across, reading), findings=findings, dimension_order=tuple(int(d) for d in order)
+    )
+
+
+def check_columns(across: seeds_mod.AcrossSeeds) -> None:
+    """Raise a VaetoneError unless every seed's table has the same numeric columns as the reference's."""
+    columns = [set(t.select_dtypes("number").columns) for t in across.tables]
+    for seed, cols in zip(across.seeds[1:], columns[1:]):
+        if cols != columns[0]:
+            raise VaetoneError(
+                f"the table of seed {seed} has numeric columns {sorted(cols)}, the reference seed's "
+                f"{sorted(columns[0])}: the per-run analysis of vaetone.analysis.seeds must compute what the "
+                "reference stage computes"
+            )
+
+
+def result_tables(across: seeds_mod.AcrossSeeds, reading: Reading) -> dict[str, pd.DataFrame]:
+    """The stage's tables: mean_std, summary, matches, per_seed and seed_tables (see :class:`SeedsResult`)."""
+    seed_tables = pd.concat(across.tables, keys=across.seeds, names=["seed", "dim"])
+    return {
+        "mean_std": across.mean_std(reading.column),
+        "summary": across.summary,
+        "matches": across.match_table(),
+        "per_seed": across.aligned(reading.column),
+        "seed_tables": seed_tables,
+    }
+
+
+def match_findings(across: seeds_mod.AcrossSeeds) -> dict:
+    """n_seeds_used, seeds, and match_r_median: the median |r| of the matched pairs over the non-reference seeds.
+
+    Returns:
+        JSON-native dict; ``match_r_median`` is 1.0 when there is only the reference seed.
+        Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    match_r = across.match_table().xs("abs_r", axis=1, level=1).drop(columns=across.seeds[0])
+    return {
+        "n_seeds_used": len(across.seeds),
+        "seeds": [int(s) for s in across.seeds],
+        "match_r_median": float(np.median(match_r.to_numpy())) if match_r.size else 1.0,
+    }
+
+
+def ranking_findings(across: seeds_mod.AcrossSeeds, reading: Reading) -> dict:
+    """How stable the most important dimensions are over seeds, and how well the seeds' rankings agree.
+
+    Args:
+        across: the aligned seeds.
+        reading: the column and its direction.
+    Returns:
+        JSON-native dict: k_top (int), top_stable ("z5 (2/2), z6 (1/2)": the reference dims among
+        the ``k_top`` most important of at least one seed, with the number of such seeds),
+        seed_rho (the mean Spearman ρ of the other seeds' rankings with the reference's, as "0.35",
+        or "n/a (one seed)"), seed_rank_agreement ({str(seed): ρ}, other seeds), top_counts
+        ({str(dim): count}, every reference dim). Chapter: 04_sensitivity, 05_ablation.
+    """
+    k_top = min(K_TOP, len(across.summary))
+    n = len(across.seeds)
+    in_top = seeds_mod.top_counts(across, reading.column, k=k_top, largest=reading.largest)
+    agree = seeds_mod.rank_agreement(across, reading.column).drop(index=across.seeds[0])
+    return {
+        "k_top": int(k_top),
+        "top_stable": ", ".join(f"z{d} ({c}/{n})" for d, c in in_top.items() if c > 0),
+        "seed_rho": f"{agree.mean():.2f}" if len(agree) else ONE_SEED,
+        "seed_rank_agreement": {str(int(s)): float(r) for s, r in agree.items()},
+        "top_counts": {str(int(d)): int(c) for d, c in in_top.items()},
+    }
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    """ "mean ± std" of a list, one decimal each (population standard deviation, as numpy's default)."""
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+
+
+def ablation_findings(across: seeds_mod.AcrossSeeds) -> dict:
+    """How many dimensions are free to ablate in each seed (they cost less than 1 % of the unablated error).
+
+    Returns:
+        JSON-native dict: free_per_seed (list of ints, one per seed), free_seeds ("16.0 ± 0.0",
+        mean ± standard deviation over seeds). Chapter: 05_ablation.
+    """
+    free = [int((t["increase_mean"] < 0.01 * t["base_mean"]).sum()) for t in across.tables]
+    return {"free_per_seed": free, "free_seeds": _mean_std(free)}
+
+
+def statistics_findings(across: seeds_mod.AcrossSeeds) -> dict:
+    """The number of active units and the total KL of each seed, listed and as mean ± standard deviation.
+
+    Returns:
+        JSON-native dict: active_per_seed (list of ints), active_seeds ("16, 16"), active_mean_std
+        ("16.0 ± 0.0"), kl_total_per_seed (list, nats per note), kl_seeds ("6.9 ± 0.5").
+        Chapter: 06_statistics.
+    """
+    active = [int(t["active"].sum()) for t in across.tables]
+    kl = [float(t["kl"].sum()) for t in across.tables]
+    return {
+        "active_per_seed": active,
+        "active_seeds": ", ".join(map(str, active)),
+        "active_mean_std": _mean_std(active),
+        "kl_total_per_seed": kl,
+        "kl_seeds": _mean_std(kl),
+    }
+
+
+EXTRA_FINDINGS: dict[str, Callable[[seeds_mod.AcrossSeeds], dict]] = {
+    "ablation": ablation_findings,
+    "statistics": statistics_findings,
+}
+"""The analysis-specific findings beyond :func:`match_findings` and :func:`ranking_findings`."""

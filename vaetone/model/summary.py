@@ -1,0 +1,155 @@
+"""The model-summary stage: the untrained ConvVAE of a configuration, layer by layer, and its loss.
+
+:func:`result` builds the model exactly as training starts it (seeded with ``cfg.seed``),
+tabulates its layers, and scores its loss on the first training batch before any training.
+It depends on the features and the model parameters, not on a trained run, so it is cached
+beside the data.
+
+Chapter: 02_model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from vaetone import store
+from vaetone.config import Config
+from vaetone.errors import ConfigError
+from vaetone.model.vae import ConvVAE, layer_table, loss_terms, n_parameters, padded_shape
+from vaetone.results import StageResult, cached
+from vaetone.spectral.features import load_features
+
+CLOSE = 0.1
+"""Relative difference up to which the untrained reconstruction term is "close to" that of predicting zeros."""
+
+
+@dataclass(frozen=True)
+class ModelSummary(StageResult):
+    """What chapter 02 quotes and shows about the model: its layers, size and untrained loss.
+
+    Tables: ``layers`` (:func:`vaetone.model.vae.layer_table`: layer, kind, output_shape,
+    parameters, from the input to the output).
+    Findings: see :func:`architecture_findings` and :func:`untrained_loss`.
+    Chapter: 02_model.
+    """
+
+    stage: ClassVar[str] = "model_summary"
+    version: ClassVar[int] = 1
+    params: ClassVar[tuple[str, ...]] = ("batch_size", "beta", "free_bits", "seed")
+
+
+def untrained_model(cfg: Config, n_mels: int, n_frames: int) -> ConvVAE:
+    """The ConvVAE of ``cfg`` with the initial weights of seed ``cfg.seed`` (global RNG state untouched).
+
+    Args:
+        cfg: model parameters and ``seed``; n_mels, n_frames: the input size.
+    Returns:
+        The model on the CPU, in eval mode. Chapter: 02_model.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        vae = ConvVAE(cfg, n_mels, n_frames)
+    return vae.eval()
+
+
+def architecture_findings(vae: ConvVAE, cfg: Config) -> dict:
+    """The model's size and shape as the chapter quotes them.
+
+    Args:
+        vae: the model; cfg: the model parameters it was built with.
+    Returns:
+        {"n_parameters": int; "n_params": the same as text with thousands separators ("187,009");
+         "params_line": "<n_params> trainable parameters"; "depth": strided layers;
+         "latent_dim": int; "padded": the padded input "<mels>×<frames>";
+         "n_bins": mel bands x frames; "input_description": the model's input and settings}.
+    Chapter: 02_model.
+    """
+    n = n_parameters(vae)
+    depth = len(cfg.channels)
+    height, width = padded_shape(vae.n_mels, vae.n_frames, depth)
+    return {
+        "n_parameters": n,
+        "n_params": f"{n:,}",
+        "params_line": f"{n:,} trainable parameters",
+        "depth": depth,
+        "latent_dim": vae.latent_dim,
+        "padded": f"{height}×{width}",
+        "n_bins": vae.n_mels * vae.n_frames,
+        "input_description": (
+            f"input: {vae.n_mels} mel bands × {vae.n_frames} frames; latent_dim={vae.latent_dim}, "
+            f"channels={cfg.channels}, kernel={cfg.kernel_size}, norm={cfg.norm}, activation={cfg.activation}"
+        ),
+    }
+
+
+def untrained_loss(vae: ConvVAE, x: torch.Tensor, beta: float, free_bits: float) -> dict:
+    """The loss terms of a batch through the model in eval mode (posterior means), in nats per note.
+
+    Args:
+        vae: the model; x: normalised log-mel (batch, 1, n_mels, frames);
+        beta, free_bits: as in :func:`vaetone.model.vae.loss_terms`.
+    Returns:
+        {"untrained_recon", "untrained_kl", "untrained_total": float; "untrained_line": the three
+         as one sentence; "zero_recon": the reconstruction term of an output of zeros (the
+         train-split mean, i.e. the average spectrum); "recon_comparison": how the first compares
+         with it, "close to" (within :data:`CLOSE` of it), "above" or "below"}. Chapter: 02_model.
+    """
+    was_training = vae.training
+    vae.eval()
+    try:
+        with torch.no_grad():
+            recon, mu, logvar = vae(x)
+            terms = loss_terms(recon, x, mu, logvar, beta=beta, free_bits=free_bits)
+            zero = float(loss_terms(torch.zeros_like(x), x, mu, logvar, beta=0.0)["recon"])
+    finally:
+        vae.train(was_training)
+    rec, kl, total = (float(terms[k]) for k in ("recon", "kl", "total"))
+    line = f"untrained: reconstruction {rec:.1f} nats/note, KL {kl:.2f} nats/note, total {total:.1f}"
+    comparison = "close to" if abs(rec - zero) <= CLOSE * zero else ("above" if rec > zero else "below")
+    return {
+        "untrained_recon": rec,
+        "untrained_kl": kl,
+        "untrained_total": total,
+        "untrained_line": line,
+        "zero_recon": zero,
+        "recon_comparison": comparison,
+    }
+
+
+def compute_summary(vae: ConvVAE, x: torch.Tensor, cfg: Config) -> ModelSummary:
+    """The model summary of a built model and a batch of inputs (nothing is read from disk).
+
+    Args:
+        vae: the (untrained) model; x: a batch of normalised log-mel (batch, 1, n_mels, frames);
+        cfg: the model parameters it was built with, ``beta`` and ``free_bits``.
+    Returns:
+        A :class:`ModelSummary`. Chapter: 02_model.
+    """
+    if len(x) == 0:
+        raise ConfigError("the model summary needs at least one training note; widen the data filters")
+    findings = {**architecture_findings(vae, cfg), **untrained_loss(vae, x, cfg.beta, cfg.free_bits)}
+    return ModelSummary(tables={"layers": layer_table(vae)}, findings=findings)
+
+
+def result(cfg: Config) -> ModelSummary:
+    """The model summary of ``cfg``: computed once, then loaded from the data cache.
+
+    The model is built with seed ``cfg.seed`` and scored on the first ``cfg.batch_size``
+    notes of the train split.
+
+    Args:
+        cfg: data, feature and model parameters (the upstream key), batch_size, beta, free_bits, seed.
+    Returns:
+        A :class:`ModelSummary`, cached under ``store.data_dir()/results/model_summary-<key>/``.
+    Chapter: 02_model.
+    """
+
+    def compute() -> ModelSummary:
+        feats = load_features(cfg)
+        vae = untrained_model(cfg, feats.n_mels, feats.n_frames)
+        return compute_summary(vae, feats.x("train")[: cfg.batch_size], cfg)
+
+    return cached(ModelSummary, cfg, compute, folder=store.data_dir(), upstream=store.key("model", cfg))

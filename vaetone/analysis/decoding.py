@@ -43,7 +43,7 @@ def db_decoder(decode: Decoder, denormalise: Callable[[torch.Tensor], torch.Tens
         decode: e.g. ``model.decode``, ``(n, D) -> (n, 1, n_mels, frames)`` normalised.
         denormalise: e.g. ``feats.denormalise``, normalised → dB.
     Returns:
-        A callable ``z -> dB`` with a ``device`` attribute. Chapters 04, 05.
+        A callable ``z -> dB`` with a ``device`` attribute. Chapters: 04_sensitivity, 05_ablation.
     """
 
     def decode_db(z: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def decode_batched(decode: Decoder, z, batch_size: int = 512, device=None) -> to
         z: (n, D) tensor or array.
         batch_size: latents per decoder call.
     Returns:
-        (n, n_mels, frames) float32 on the CPU. Chapters 04, 05.
+        (n, n_mels, frames) float32 on the CPU. Chapters: 04_sensitivity, 05_ablation.
     """
     dev = decoder_device(decode, device)
     z = torch.as_tensor(z, dtype=torch.float32)
@@ -79,7 +79,7 @@ def decode_throughput(decode: Decoder, latent_dim: int, n: int = 256, batch_size
     """Measure decodes per second on random latents (one warm-up call first).
 
     Returns:
-        {"decodes_per_s", "seconds", "n", "batch_size", "device"}. Chapter 04.
+        {"decodes_per_s", "seconds", "n", "batch_size", "device"}. Chapter: 04_sensitivity.
     """
     z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(0))
     decode_batched(decode, z[: min(n, batch_size)], batch_size, device)

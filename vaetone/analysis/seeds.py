@@ -55,7 +55,7 @@ def seed_configs(cfg: Config) -> list[Config]:
         cfg: the chapter's configuration (its ``seed`` is the reference seed).
     Returns:
         ``n_seeds`` Configs equal to ``cfg`` but for ``seed``; the first is ``cfg`` itself.
-    Chapters: 04-06.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     return [dataclasses.replace(cfg, seed=cfg.seed + s) for s in range(cfg.n_seeds)]
 
@@ -70,7 +70,7 @@ def seed_runs(cfg: Config, feats=None, progress: bool = False, reference_run=Non
         reference_run: the reference seed's run if the chapter has already loaded it (it is then
             not loaded again).
     Returns:
-        list of ``vaetone.model.runs.Run``. Chapters: 04-06.
+        list of ``vaetone.model.runs.Run``. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     return [
         reference_run if s == 0 and reference_run is not None else model_runs.trained_model(c, feats, progress=progress)
@@ -91,7 +91,7 @@ def seed_latents(
             has already loaded them (they are then not loaded again).
     Returns:
         list of ``vaetone.model.runs.Latents`` (each ``mu``, ``std`` (n, D), same notes in the same order).
-    Chapters: 04-06.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     runs = seed_runs(cfg, feats) if runs is None else runs
     return [
@@ -108,7 +108,7 @@ def match_to_reference(mus: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.n
     Returns:
         one ``(perm, signs, corr)`` per seed (see :func:`vaetone.analysis.seeds.match_dimensions`):
         reference dimension ``i`` is ``signs[i] * mu_s[:, perm[i]]``; the reference's own
-        match is the identity with correlation 1. Chapters: 04-06.
+        match is the identity with correlation 1. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     if not mus:
         raise VaetoneError("no seeds to match: n_seeds must be at least 1")
@@ -200,7 +200,7 @@ def across_seeds(
         reference_run, reference_latents: the reference seed's run and its ``split`` latents if the
             chapter has already loaded them (see :func:`seed_runs`, :func:`seed_latents`).
     Returns:
-        :class:`AcrossSeeds`. Chapters: 04-06.
+        :class:`AcrossSeeds`. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     configs = seed_configs(cfg)
     runs = seed_runs(cfg, feats, reference_run=reference_run) if runs is None else list(runs)
@@ -226,7 +226,7 @@ def rank_agreement(result: AcrossSeeds, column: str) -> pd.Series:
         result: from :func:`across_seeds`.
         column: a sign-free score (e.g. a sensitivity or an ablation effect).
     Returns:
-        Series indexed by seed (the reference's own is 1). Chapters: 04, 05.
+        Series indexed by seed (the reference's own is 1). Chapters: 04_sensitivity, 05_ablation.
     """
     from scipy.stats import spearmanr
 
@@ -250,7 +250,7 @@ def top_counts(result: AcrossSeeds, column: str, k: int = 3, largest: bool = Tru
             is (a rank).
         k: how many dimensions count as the top.
     Returns:
-        Series indexed by reference dim, integer counts 0..n_seeds. Chapters: 04, 05.
+        Series indexed by reference dim, integer counts 0..n_seeds. Chapters: 04_sensitivity, 05_ablation.
     """
     table = result.aligned(column)
     ranks = table.rank(ascending=not largest, method="first")
@@ -266,7 +266,7 @@ def result(cfg: Config, analysis: str):
     Returns:
         :class:`vaetone.analysis.seeds_stage.SeedsResult`: tables mean_std, summary, matches, per_seed,
         seed_tables; the findings the chapter quotes. Raises ConfigError for another ``analysis``.
-    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     from vaetone.analysis import seeds_stage
 
@@ -298,7 +298,7 @@ def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim: the scores of
         ``rank_dimensions`` (oat_logmel, oat_descriptors, jacobian[, sobol_ST]), their ranks
-        and mean_rank. Chapter 04.
+        and mean_rank. Chapter: 04_sensitivity.
     """
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
@@ -317,7 +317,7 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim: base_mean (dB² of the
         unablated reconstruction), increase_mean (dB²), increase_sem, relative_increase of the
-        log-mel MSE over the notes. Chapter 05.
+        log-mel MSE over the notes. Chapter: 05_ablation.
     """
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
@@ -337,7 +337,7 @@ def statistics_per_run(threshold: float = statistics.ACTIVE_THRESHOLD) -> PerRun
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim (``active`` as 0/1, so that
         its mean over seeds is the share of seeds in which the matched unit is active). Aggregate
-        with ``signed=SIGNED_STATISTICS``. Chapter 06.
+        with ``signed=SIGNED_STATISTICS``. Chapter: 06_statistics.
     """
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
@@ -363,7 +363,8 @@ def match_dimensions(mu_ref, mu_other) -> tuple[np.ndarray, np.ndarray, np.ndarr
     Returns:
         (perm (D,), signs (D,) ±1, corr (D,)): reference dimension i corresponds to
         ``signs[i] * mu_other[:, perm[i]]``, with correlation ``corr[i]`` (≥ 0 after the sign).
-        ``align(mu_other, perm, signs)`` gives the aligned latents. Chapters 04-06.
+        ``align(mu_other, perm, signs)`` gives the aligned latents.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     a, b = _as_2d(mu_ref, "mu_ref"), _as_2d(mu_other, "mu_other")
     if a.shape != b.shape:
@@ -394,7 +395,7 @@ def aggregate_seeds(
             their spread across seeds.
     Returns:
         DataFrame indexed by reference dim, columns MultiIndex (column, "mean" | "std" | "min" | "max")
-        over seeds. Chapters 04-06.
+        over seeds. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     aligned = []
     for s, table in enumerate(tables):

@@ -1,13 +1,13 @@
-"""The across-seeds stage: one cached result per analysis (sensitivity, ablation, statistics) over training seeds.
+"""The across-seeds stage: one cached result per analysis (sensitivity, ablation, statistics).
 
-Chapters 04-06 each end with the same question: does the analysis of the reference model
-(seed ``cfg.seed``) hold for models trained with other seeds? :func:`result` answers it for one
-analysis. The reference seed's table comes from that analysis's own stage result (so it is
-computed once, by the chapter's stage); every other seed's table is computed by the per-run
-analyses of :mod:`vaetone.analysis.seeds`, its dimensions are matched to the reference's
-(:func:`vaetone.analysis.seeds.match_to_reference`) and the tables are aggregated on the
-reference's dimensions. :func:`compute` does the same from given posterior means and tables,
-without loading anything (the known-answer tests call it).
+The chapters 04_sensitivity, 05_ablation and 06_statistics each end with the same question: does the
+analysis of the reference model (seed ``cfg.seed``) hold for models trained with other seeds?
+:func:`result` answers it for one analysis. The reference seed's table comes from that analysis's
+own stage result (so it is computed once, by the chapter's stage); every other seed's table is
+computed by the per-run analyses of :mod:`vaetone.analysis.seeds`, its dimensions are matched to the
+reference's (:func:`vaetone.analysis.seeds.match_to_reference`) and the tables are aggregated on the
+reference's dimensions. :func:`compute` does the same from given posterior means and tables, without
+loading anything (the known-answer tests call it).
 
 Chapters: 04_sensitivity, 05_ablation, 06_statistics.
 """
@@ -85,7 +85,7 @@ class SeedsResult(StageResult):
         dimension_order: reference dimensions, most important first by the mean over seeds.
     Returns:
         (a result) built by :func:`compute` and cached by :func:`result`.
-    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
 
     analysis: ClassVar[str] = ""
@@ -146,7 +146,7 @@ def result(cfg: Config, analysis: str) -> SeedsResult:
         table (so a changed reference stage recomputes) and the class's ``params``.
     Raises:
         ConfigError: ``analysis`` is not one of :data:`ANALYSES`.
-    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     cls = RESULT_CLASSES[check_analysis(analysis)]
     reference = reference_table(cfg, analysis)
@@ -195,7 +195,7 @@ def reference_table(cfg: Config, analysis: str) -> pd.DataFrame:
         analysis: one of :data:`ANALYSES`.
     Returns:
         DataFrame indexed by dim 0..D-1 with at least the column of :data:`READINGS`.
-    Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     table = REFERENCES[check_analysis(analysis)](cfg)
     column = READINGS[analysis].column
@@ -219,7 +219,8 @@ def per_run(cfg: Config, feats, analysis: str) -> seeds_mod.PerRun:
         cfg: the configuration (its seed fixes the sensitivity anchors and Sobol sample of every seed).
         feats: the Features; analysis: one of :data:`ANALYSES`.
     Returns:
-        ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+        ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim.
+    Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     if check_analysis(analysis) == "sensitivity":
         return seeds_mod.sensitivity_per_run(feats, cfg.seed)
@@ -235,7 +236,7 @@ def compute_from_runs(cfg: Config, analysis: str, reference: pd.DataFrame) -> Se
         cfg: the configuration; analysis: one of :data:`ANALYSES`.
         reference: the reference seed's table (:func:`reference_table`).
     Returns:
-        the :class:`SeedsResult` of ``analysis`` (not yet cached). Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+        the :class:`SeedsResult` of ``analysis`` (not yet cached). Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     from vaetone.spectral.features import load_features
 
@@ -259,7 +260,7 @@ def compute(
         tables: one DataFrame per seed indexed by that seed's own dims 0..D-1 (the per-run analysis).
         seeds: the training seeds, reference first.
     Returns:
-        the :class:`SeedsResult` subclass of ``analysis``. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+        the :class:`SeedsResult` subclass of ``analysis``. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     check_analysis(analysis)
     if not (len(mus) == len(tables) == len(seeds)) or not seeds:
@@ -285,7 +286,7 @@ def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
         analysis: one of :data:`ANALYSES`.
         across: from :func:`vaetone.analysis.seeds.across_seeds` (or built by :func:`compute`).
     Returns:
-        the :class:`SeedsResult` subclass of ``analysis``. Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+        the :class:`SeedsResult` subclass of ``analysis``. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     reading = READINGS[check_analysis(analysis)]
     check_columns(across)
@@ -329,7 +330,7 @@ def match_findings(across: seeds_mod.AcrossSeeds) -> dict:
 
     Returns:
         JSON-native dict; ``match_r_median`` is 1.0 when there is only the reference seed.
-        Chapter: 04_sensitivity, 05_ablation, 06_statistics.
+        Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     match_r = across.match_table().xs("abs_r", axis=1, level=1).drop(columns=across.seeds[0])
     return {
@@ -350,7 +351,7 @@ def ranking_findings(across: seeds_mod.AcrossSeeds, reading: Reading) -> dict:
         the ``k_top`` most important of at least one seed, with the number of such seeds),
         seed_rho (the mean Spearman ρ of the other seeds' rankings with the reference's, as "0.35",
         or "n/a (one seed)"), seed_rank_agreement ({str(seed): ρ}, other seeds), top_counts
-        ({str(dim): count}, every reference dim). Chapter: 04_sensitivity, 05_ablation.
+        ({str(dim): count}, every reference dim). Chapters: 04_sensitivity, 05_ablation.
     """
     k_top = min(K_TOP, len(across.summary))
     n = len(across.seeds)

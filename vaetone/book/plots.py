@@ -196,7 +196,7 @@ def sweep_curves(curves: pd.DataFrame, dims: Sequence[int], descriptors: Sequenc
         descriptors: one panel each.
         title: the figure's title.
     Returns:
-        The Figure (x: z_j in prior standard deviations; y: the descriptor in its unit). Chapter 04.
+        The Figure (x: z_j in prior standard deviations; y: the descriptor in its unit). Chapter: 04_sensitivity.
     """
     n = len(descriptors)
     ncols = min(ncols, n)
@@ -232,7 +232,7 @@ def bars(
         values: rows = categories on the x axis (e.g. latent dimensions), columns = series.
         errors: same shape as ``values`` (e.g. standard errors or confidence half-widths), or None.
     Returns:
-        The Figure. Chapters 04-06.
+        The Figure. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     values = values.astype(float)
     n, m = values.shape
@@ -269,7 +269,7 @@ def band_curves(
     """Lines of ``y`` against ``x``, one per value of ``hue``, each with a ±``err`` band (NaN: no band).
 
     Returns:
-        The Figure. Chapter 05 (cumulative ablation).
+        The Figure. Chapter: 05_ablation (cumulative ablation).
     """
     fig, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
     for k, (name, g) in enumerate(frame.groupby(hue, sort=False)):
@@ -294,7 +294,7 @@ def latent_histograms(mu: np.ndarray, title: str, ncols: int = 8, bins: int = 30
     Args:
         mu: (n, D) posterior means.
     Returns:
-        The Figure (x: z_j; y: density). Chapter 06.
+        The Figure (x: z_j; y: density). Chapter: 06_statistics.
     """
     mu = np.asarray(mu, dtype=float)
     d = mu.shape[1]
@@ -334,7 +334,7 @@ def embedding_scatter(
         colours: {attribute name: (n,) values}; text values get a legend, numbers a colour bar.
         axis_labels: {view name: (x label, y label)}; default "<view> 1", "<view> 2".
     Returns:
-        The Figure. Chapter 06.
+        The Figure. Chapter: 06_statistics.
     """
     nrows, ncols = len(embeddings), len(colours)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False, constrained_layout=True)
@@ -370,7 +370,7 @@ def latent_views(
         notes: the same notes in the same order, with columns family, pitch, velocity.
         explained_variance: the shares (0-1) of the variance of the first two principal components.
     Returns:
-        The Figure (:func:`embedding_scatter`). Chapter 06.
+        The Figure (:func:`embedding_scatter`). Chapter: 06_statistics.
     """
     evr = explained_variance
     colours = {"family": notes["family"], "pitch (MIDI)": notes["pitch"], "velocity": notes["velocity"]}
@@ -388,7 +388,7 @@ def mean_std_bars(mean_std: pd.DataFrame, title: str, xlabel: str, ylabel: str, 
         mean_std: rows = categories on the x axis (e.g. latent dimensions); columns mean, std.
         label: the legend name of the series.
     Returns:
-        The Figure (:func:`bars`). Chapters 04-06.
+        The Figure (:func:`bars`). Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     return bars(
         mean_std[["mean"]].set_axis([label], axis=1),
@@ -409,7 +409,7 @@ def training_curves(history: pd.DataFrame, title: str = "Training curves"):
         history: a run's history indexed by ``epoch``, with columns ``train_recon``, ``valid_recon``,
             ``train_kl``, ``valid_kl`` (nats per note).
     Returns:
-        The Figure (x: epoch; y: nats per note). Chapter 03.
+        The Figure (x: epoch; y: nats per note). Chapter: 03_training.
     """
     epochs = history.index.to_numpy()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), constrained_layout=True)
@@ -430,7 +430,7 @@ def mean_std_table(comparison: pd.DataFrame, mean_format: str = "{:.3g}", std_fo
         comparison: rows = models; columns (metric, "mean" | "std" | ...), e.g. ``evaluation.compare``.
         mean_format, std_format: how the two numbers are written.
     Returns:
-        A DataFrame of strings indexed by ``metric`` (for ``display``). Chapter 03.
+        A DataFrame of strings indexed by ``metric`` (for ``display``). Chapter: 03_training.
     """
     means = comparison.xs("mean", axis=1, level=1)
     stds = comparison.xs("std", axis=1, level=1)

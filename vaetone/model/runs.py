@@ -269,7 +269,7 @@ def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
         features: the features (default: ``features.features(cfg)``).
     Returns:
         :class:`Latents` with ``mu``, ``std`` ``(n, latent_dim)`` in the row order of ``features.meta``.
-    Chapters: 03_training and the analysis chapters 04-07.
+    Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics, 07_explorer.
     """
     features = _load_features(cfg) if features is None else features
     run = trained_model(cfg, features) if run is None else run

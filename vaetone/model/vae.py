@@ -171,7 +171,8 @@ class ConvVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decode latents ``(n, latent_dim)`` to normalised log-mel ``(n, 1, n_mels, n_frames)``.
 
-        Needs gradients? Call this directly (``Run.decode`` runs without them, batched). Chapters: 03-07.
+        Needs gradients? Call this directly (``Run.decode`` runs without them, batched).
+        Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics, 07_explorer.
         """
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ConfigError(f"decode expects z of shape (n, {self.latent_dim}), got {tuple(z.shape)}")

@@ -30,7 +30,7 @@ Definitions (the same in both domains, so that :func:`descriptors` on audio and
   (parabolically interpolated) within ±f0/2 of h·f0, h = 1..20, on the energy-summed power
   spectrum (2048-point FFT). 0 for a harmonic tone; about 0.6 for white noise.
 
-Chapters: 01_data (players), 03_training (players), 04_sensitivity (descriptors of decodes),
+Chapter: 01_data (players), 03_training (players), 04_sensitivity (descriptors of decodes),
 05_ablation, 06_statistics (descriptors vs latents), 07_explorer.
 """
 
@@ -209,7 +209,7 @@ def descriptors(
     Returns:
         DataFrame (n rows) with columns centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db (dB),
         f0_hz, inharmonicity, attack_s, decay_s (seconds).
-    Used by: 01_data, 03_training, 04_sensitivity, 06_statistics.
+    Chapters: 01_data, 03_training, 04_sensitivity, 06_statistics.
     """
     y = _as_batch(audio, 2, "audio").detach().cpu()
     if not torch.isfinite(y).all():
@@ -260,7 +260,7 @@ def spectral_descriptors(logmel_db, cfg: Config, index=None) -> pd.DataFrame:
     Returns:
         DataFrame with centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db, attack_s, decay_s
         (definitions as :func:`descriptors`, on mel bands; f0 and inharmonicity need audio).
-    Used by: 04_sensitivity, 05_ablation, 07_explorer.
+    Chapters: 04_sensitivity, 05_ablation, 07_explorer.
     """
     with torch.no_grad():
         out = spectral_descriptor_tensors(logmel_db, cfg)

@@ -41,7 +41,7 @@ class Features:
         meta: DataFrame indexed by note_str, in the row order of ``logmel``, with a ``split`` column.
         logmel: (n, n_mels, frames) float32 dB.
         mean, std: dB statistics of the train split.
-    Used by: 01_data, 02_model, 03_training and every analysis chapter.
+    Chapters: 01_data, 02_model, 03_training and every analysis chapter.
     """
 
     meta: pd.DataFrame
@@ -181,7 +181,7 @@ def load_features(cfg: Config, device=None, refresh: bool = False) -> Features:
         refresh: recompute even when a cache file exists.
     Returns:
         :class:`Features` with train-split normalisation statistics.
-    Used by: 01_data, 02_model, 03_training and every later chapter.
+    Chapters: 01_data, 02_model, 03_training and every later chapter.
     """
     path = cache_path(cfg)
     if path.exists() and not refresh:

@@ -88,7 +88,7 @@ def mel_to_audio(
         progress: tqdm bar (default: only when it takes more than a couple of seconds).
     Returns:
         (n, hop_length * (frames - 1)) float32 CPU waveforms at 16 kHz (64000 samples for 126 frames).
-    Used by: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
+    Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     db = _as_batch(logmel_db, 3, "logmel_db")
     bad = ~torch.isfinite(db)

@@ -4,7 +4,7 @@ With the defaults (n_fft 1024, hop 512, 64 mels, 20-8000 Hz) a 4-s note at 16 kH
 (64, 126) image in dB: ``10*log10(max(power, log_floor))``. A test checks the equality with
 torchaudio's ``MelSpectrogram``.
 
-Chapters: 01_data and every later one.
+Chapter: 01_data and every later one.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def log_mel(
         progress: show a tqdm bar (default: only for many notes).
     Returns:
         (n, n_mels, frames) float32 CPU tensor in dB; 126 frames for a 4-s note with the defaults.
-    Used by: 01_data (and :func:`features` for every later chapter).
+    Chapter: 01_data (and :func:`features` for every later chapter).
     """
     y = _as_batch(audio, 2, "audio")
     if not torch.isfinite(y).all():

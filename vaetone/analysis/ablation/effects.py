@@ -32,7 +32,7 @@ def descriptor_metric(cfg: Config | None, describe: Callable | None = None) -> C
             None when ``describe`` is given.
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
-        ``metric(ref, est) -> DataFrame`` of one row per note, one column per descriptor. Chapter 05.
+        ``metric(ref, est) -> DataFrame`` of one row per note, one column per descriptor. Chapter: 05_ablation.
     """
     if describe is None and cfg is None:
         raise VaetoneError("descriptor_metric needs a configuration (for the spectral descriptors) or describe=...")
@@ -57,7 +57,7 @@ def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.D
             among its metrics.
         name: the name the descriptor metric was given.
     Returns:
-        DataFrame indexed by dim, one column per descriptor. Chapter 05.
+        DataFrame indexed by dim, one column per descriptor. Chapter: 05_ablation.
     """
     rows = effects[effects["metric"].str.startswith(f"{name}:")]
     if rows.empty:
@@ -97,7 +97,7 @@ def ablation_descriptor_effects(
         baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
-        DataFrame indexed by dim, one column per descriptor. Chapter 05.
+        DataFrame indexed by dim, one column per descriptor. Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     ref = decode_batched(decode, z, batch_size)  # only sets the layout: the descriptor metric ignores it
@@ -118,7 +118,8 @@ def audio_metrics(cfg: Config) -> dict[str, Callable]:
 
     Returns:
         {"frequency_accuracy": metric (higher is better, 0..1), "f0_error_cents": metric (f0 search
-        range of :func:`vaetone.analysis.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``. Chapter 05.
+        range of :func:`vaetone.analysis.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``.
+    Chapter: 05_ablation.
     """
     return {
         "frequency_accuracy": metrics.frequency_accuracy,
@@ -156,7 +157,7 @@ def audio_ablation_effects(
         index: (n,) note labels.
     Returns:
         Tidy DataFrame: note, dim, metric, base, ablated, increase, degradation (as
-        :func:`vaetone.analysis.ablation.ablation_effects`). Chapter 05.
+        :func:`vaetone.analysis.ablation.ablation_effects`). Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     n, d = z.shape

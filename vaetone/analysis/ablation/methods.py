@@ -66,7 +66,7 @@ def baseline_values(z, baseline: str | torch.Tensor = "zero", seed: int = 0) -> 
             broadcastable to (n, D).
         seed: seed of the permutations.
     Returns:
-        (n, D) float32 tensor. Chapter 05.
+        (n, D) float32 tensor. Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     if isinstance(baseline, (torch.Tensor, np.ndarray)):
@@ -101,7 +101,7 @@ def reconstruction_errors(decode: Decoder, z, ref, metrics=None, batch_size: int
             default :func:`vaetone.analysis.metrics.logmel_mse`.
     Returns:
         DataFrame of n rows, one column per metric (``"<name>:<column>"`` for each column of a
-        metric that returns a DataFrame). Chapter 05.
+        metric that returns a DataFrame). Chapter: 05_ablation.
     """
     ref, metrics = _as_ref(ref), _as_metrics(metrics)
     est = decode_batched(decode, z, batch_size, device)
@@ -145,7 +145,7 @@ def ablation_effects(
         index: (n,) note labels (e.g. ``meta.index``); default 0..n-1.
     Returns:
         Tidy DataFrame, one row per (note, dim, metric): note, dim, metric, base (error of
-        the unablated reconstruction), ablated, increase (ablated − base), degradation. Chapter 05.
+        the unablated reconstruction), ablated, increase (ablated − base), degradation. Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     values = baseline_values(z, baseline, seed)
@@ -186,7 +186,7 @@ def pitch_ranges(pitch, width: int = 12, start: int | None = None) -> np.ndarray
         width: semitones per range.
         start: lowest range start (default the lowest pitch).
     Returns:
-        (n,) array of str labels. Chapter 05.
+        (n,) array of str labels. Chapter: 05_ablation.
     """
     pitch = np.asarray(pitch, dtype=int)
     start = int(pitch.min()) if start is None else start
@@ -204,7 +204,7 @@ def summarise_ablation(effects: pd.DataFrame, groups: Mapping[str, Sequence] | N
     Returns:
         Tidy DataFrame: grouping ("overall" or a name of ``groups``), group, dim, metric, n,
         base_mean, increase_mean, increase_sem (standard error over notes),
-        relative_increase (increase_mean / base_mean), degradation_mean. Chapter 05.
+        relative_increase (increase_mean / base_mean), degradation_mean. Chapter: 05_ablation.
     """
     notes = pd.Index(pd.unique(effects["note"]))
     labels = {"overall": np.full(len(notes), "all", dtype=object)}
@@ -237,7 +237,7 @@ def importance_order(effects: pd.DataFrame, metric: str = "logmel_mse") -> np.nd
     Args:
         effects: from :func:`ablation_effects` (or the "overall" rows of :func:`summarise_ablation`).
     Returns:
-        (D,) int array of dimensions. Chapter 05.
+        (D,) int array of dimensions. Chapter: 05_ablation.
     """
     col = "degradation" if "degradation" in effects else "degradation_mean"
     if "grouping" in effects:
@@ -286,7 +286,7 @@ def captum_ablation(
         baseline, seed: as in :func:`baseline_values` (all three baselines are expressible).
     Returns:
         (n, D) float64 array of increases, comparable with
-        ``ablation_matrix(ablation_effects(...)).to_numpy()``. Chapter 05.
+        ``ablation_matrix(ablation_effects(...)).to_numpy()``. Chapter: 05_ablation.
     """
     from captum.attr import FeatureAblation
 
@@ -318,7 +318,7 @@ def cumulative_ablation(
         metric: one metric (default :func:`vaetone.analysis.metrics.logmel_mse`).
         baseline, seed: as in :func:`baseline_values`.
     Returns:
-        Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter 05.
+        Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     values, metric, n_dims, rows = baseline_values(z, baseline, seed), metric or _logmel_mse, z.shape[1], []

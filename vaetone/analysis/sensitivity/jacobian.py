@@ -56,7 +56,7 @@ def jacobian_norms(
         batch_size: points per jvp call (memory ~ D·batch·n_mels·frames floats).
     Returns:
         Tidy DataFrame, one row per (dim, part): dim, scope, part, lo, hi, unit,
-        jacobian_rms (mean over points), jacobian_rms_std (over points). Chapter 04.
+        jacobian_rms (mean over points), jacobian_rms_std (over points). Chapter: 04_sensitivity.
     """
     dev = decoder_device(decode, device)
     z = torch.as_tensor(z, dtype=torch.float32)

@@ -30,7 +30,7 @@ def anchor_points(mu, n_anchors: int, seed: int = 0, prior_mean: bool = True):
         seed: the choice's seed.
         prior_mean: put the origin first.
     Returns:
-        (z (a, D) float32 tensor, rows (a,) int array: the row of mu, -1 for the prior mean). Chapter 04.
+        (z (a, D) float32 tensor, rows (a,) int array: the row of mu, -1 for the prior mean). Chapter: 04_sensitivity.
     """
     mu = torch.as_tensor(mu, dtype=torch.float32)
     rng = np.random.default_rng(seed)
@@ -69,7 +69,7 @@ def sweep_dimension(decode: Decoder, anchors, dim: int, grid, batch_size: int = 
         dim: the swept dimension.
         grid: (g,) values given to z_dim.
     Returns:
-        (a, g, n_mels, frames) float32 CPU tensor. Chapter 04 (sweep strips, sweep plots).
+        (a, g, n_mels, frames) float32 CPU tensor. Chapter: 04_sensitivity (sweep strips, sweep plots).
     """
     anchors = torch.as_tensor(anchors, dtype=torch.float32)
     grid = torch.as_tensor(grid, dtype=torch.float32)
@@ -138,7 +138,7 @@ def one_at_a_time(
         n_bands: frequency bands of :func:`frequency_bands`.
         dims: dimensions to sweep (default all).
     Returns:
-        :class:`Sweeps` (logmel, descriptors, curves). Chapter 04.
+        :class:`Sweeps` (logmel, descriptors, curves). Chapter: 04_sensitivity.
     """
     anchors = torch.as_tensor(anchors, dtype=torch.float32)
     grid = torch.as_tensor(grid, dtype=torch.float32)
@@ -210,7 +210,7 @@ def sensitivity_matrix(sweeps: Sweeps, value: str = "slope_norm") -> pd.DataFram
         sweeps: from :func:`one_at_a_time`.
         value: "slope_norm" (default), "slope" or "range".
     Returns:
-        DataFrame indexed by dim, one column per descriptor (in ``describe``'s order). Chapter 04.
+        DataFrame indexed by dim, one column per descriptor (in ``describe``'s order). Chapter: 04_sensitivity.
     """
     table = sweeps.descriptors.pivot(index="dim", columns="descriptor", values=value)
     return table[list(dict.fromkeys(sweeps.descriptors["descriptor"]))]
@@ -238,7 +238,7 @@ def normalised_moves(
         mu: (n, D) posterior means of the notes that set the spread (e.g. the test notes).
         cfg, describe: as in :func:`one_at_a_time`.
     Returns:
-        DataFrame indexed by dim, one column per descriptor (unitless). Chapters 04, 06.
+        DataFrame indexed by dim, one column per descriptor (unitless). Chapters: 04_sensitivity, 06_statistics.
     """
     describe = describe or default_describe(cfg)
     spread = _describe_checked(describe, decode_batched(decode, mu, batch_size, device)).std()

@@ -55,7 +55,7 @@ def frequency_bands(n_mels: int, cfg: Config, n_bands: int = 6) -> list[Part]:
         cfg: gives ``n_mels``, ``f_min``, ``f_max`` (Hz).
         n_bands: number of bands, 1..n_mels.
     Returns:
-        Parts with scope "band", name like "20-419 Hz", lo/hi the band edges in Hz. Chapter 04.
+        Parts with scope "band", name like "20-419 Hz", lo/hi the band edges in Hz. Chapter: 04_sensitivity.
     """
     if not 1 <= n_bands <= n_mels:
         raise ConfigError(f"n_bands={n_bands} must be between 1 and n_mels={n_mels}")
@@ -83,7 +83,7 @@ def time_regions(n_frames: int, cfg: Config, attack_s: float = ATTACK_S, release
         attack_s, release_s: region boundaries, s.
     Returns:
         Parts with scope "region" named "attack", "sustain", "release" (empty ones left
-        out), lo/hi in s. Chapter 04.
+        out), lo/hi in s. Chapter: 04_sensitivity.
     """
     t = np.arange(n_frames) * cfg.hop_length / SAMPLE_RATE
     bounds = (("attack", 0.0, attack_s), ("sustain", attack_s, release_s), ("release", release_s, np.inf))

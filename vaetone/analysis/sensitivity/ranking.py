@@ -36,7 +36,7 @@ def rank_dimensions(
         above, ``rank_<score>`` for each, ``mean_rank`` (the mean of the available ranks: four
         with all three arguments, two of them from the sweeps), and ``top_descriptor`` (the
         descriptor each dimension moves most: by Sobol ST if given, else by slope_norm; None
-        where unknown). Chapters 04, 06.
+        where unknown). Chapters: 04_sensitivity, 06_statistics.
     """
     scores, top = {}, None
     if sweeps is not None:
@@ -69,7 +69,7 @@ def top_descriptor(matrix: pd.DataFrame) -> dict[int, str]:
         matrix: dims × descriptors, e.g. :func:`sensitivity_matrix`, :func:`normalised_moves` or
             :func:`vaetone.analysis.ablation.ablation_descriptor_effects`.
     Returns:
-        {dim: name of the descriptor with the largest value}. Chapters 04, 05.
+        {dim: name of the descriptor with the largest value}. Chapters: 04_sensitivity, 05_ablation.
     """
     return {int(d): str(row.idxmax()) for d, row in matrix.iterrows() if row.notna().any()}
 
@@ -110,7 +110,7 @@ def analysis(
         sobol: include Sobol indices (the slowest part).
         describe: default :func:`default_describe`.
     Returns:
-        :class:`Analysis`. Chapter 06 (ground-truth check), and per seed through
+        :class:`Analysis`. Chapter: 06_statistics (ground-truth check), and per seed through
         :func:`vaetone.seeds.sensitivity_per_run` (chapter 04).
     """
     seed = cfg.seed if seed is None else seed

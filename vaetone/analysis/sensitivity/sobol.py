@@ -34,7 +34,7 @@ def sobol_sample(latent_dim: int, n: int, sigma: float = 3.0, seed: int = 0) -> 
     """Saltelli's scheme on a scrambled Sobol sequence (SALib ``sample.sobol``, second order off).
 
     Returns:
-        (n·(D+2), D) latents distributed as the truncated prior. Chapter 04.
+        (n·(D+2), D) latents distributed as the truncated prior. Chapter: 04_sensitivity.
     """
     from SALib.sample import sobol as sobol_sampler
 
@@ -72,7 +72,7 @@ def sobol_indices(
         conf_level: of the intervals; ``*_conf`` columns are their half-widths.
     Returns:
         Tidy DataFrame: descriptor, dim, S1, S1_conf, ST, ST_conf; ``attrs`` holds N,
-        n_evaluations, sigma, conf_level. Chapter 04.
+        n_evaluations, sigma, conf_level. Chapter: 04_sensitivity.
     """
     from SALib.analyze import sobol as sobol_analyzer
 

@@ -1,18 +1,26 @@
-"""Tests of vaetone.explorer: the widget app driven programmatically, as a user would drive it."""
+"""Tests of vaetone.book.explorer and its widget: the app driven as a user would drive it, the tour stage."""
+
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+import vaetone
 from vaetone import config, store
 from vaetone.book import explorer
+from vaetone.errors import DataError, VaetoneError
 
 N_MELS, N_FRAMES = 16, 32
 
 
 class OneDimRun:
     """A decoder whose output depends on z_0 alone: a loud band whose position moves with z_0."""
+
+    device = "cpu"
 
     def decode(self, z):
         z = torch.as_tensor(z, dtype=torch.float32)
@@ -61,13 +69,157 @@ def test_start_note_reset_prior_and_interpolation(app):
     assert set(app.timings) == {"decode_s", "invert_s", "total_s"}
 
 
-def test_sliders_follow_the_saved_importance_order(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAETONE_RUNS", str(tmp_path))
+def test_live_timing_is_the_median_of_five_updates_and_names_the_devices(app, monkeypatch):
+    times = iter([0.5, 0.1, 0.3, 0.2, 0.4])
+    monkeypatch.setattr(app, "update", lambda: {"total_s": next(times)})
+    timing = explorer.live_timing(app)
+    assert timing["update_ms"] == pytest.approx(300.0)
+    assert timing["live_device"] == "model on the cpu, inversion on the cpu"
+
+
+def test_labels_name_what_a_dimension_moves_and_values_read_as_positions():
+    assert explorer.slider_label(9, "rms_db") == "z9 (moves rms_db)"
+    assert explorer.slider_label(2, "mixed") == "z2 (mixed)"
+    assert explorer.slider_label(3) == explorer.slider_label(3, "") == "z3"
+    assert explorer.value_label(9, -3.0) == "z9 = \u22123.0"
+    assert explorer.value_label(9, 1.5) == "z9 = +1.5"
+    assert explorer.value_label(0, 0.0) == explorer.value_label(0, -0.01) == "z0 = 0.0"
+
+
+def test_widget_sliders_follow_the_given_order_and_labels():
+    cfg = config.make(n_mels=N_MELS, latent_dim=3, griffin_lim_iters=4)
+    meta = pd.DataFrame({"instrument_family_str": ["brass"], "pitch": [60]}, index=["brass_a-060-100"])
+    labels = {2: "z2 (moves rms_db)", 0: "z0", 1: "z1 (mixed)"}
+    app = explorer.Explorer(explorer.Renderer(OneDimRun(), Feats(), cfg), np.zeros((1, 3)), meta, [2, 0, 1], labels)
+    shown = app.widget().children[1].children[0].children
+    assert [s.description for s in shown] == ["z2 (moves rms_db)", "z0", "z1 (mixed)"]
+
+
+# ----------------------------------------------------------------------------- the tour, known answers
+
+
+@pytest.fixture
+def ka_tour(one_dim_decoder):
+    """The tour of the known-answer decoder (z_0 alone moves a bump) from 5 notes at the origin."""
+    cfg = config.make(n_mels=16, latent_dim=4, griffin_lim_iters=2, sweep_sigma=3.0)
+    notes = [f"note_{i}" for i in range(5)]
+    decode_db = lambda z: one_dim_decoder(torch.as_tensor(z))[:, 0].numpy()
+    descriptors = {0: "centroid_hz", 2: "rms_db"}
+    return explorer.compute_tour(decode_db, np.zeros((5, 4), np.float32), notes, [2, 0, 1, 3], descriptors, cfg)
+
+
+def test_the_tour_of_the_known_answer_decoder_moves_only_under_z0(ka_tour):
+    k0 = ka_tour.findings["tour_dimensions"].index(0)
+    db = ka_tour.arrays["tour_db"]
+    # bump centre 8 + 1.6 z_0: z_0 = -3, -1.5, 0, 1.5, 3 puts the peak in bands 3, 6, 8, 10, 13
+    assert np.argmax(db[k0, :, :, 0], axis=1).tolist() == [3, 6, 8, 10, 13]
+    for k in (0, 2):  # z2 and z1 do not enter the decoder: five identical spectrograms
+        np.testing.assert_array_equal(db[k], np.broadcast_to(db[k0, 2], db[k].shape))
+    tour = ka_tour.table("tour").set_index("dimension")
+    assert tour.loc[2, "change_db"] == tour.loc[1, "change_db"] == 0.0 and tour.loc[0, "change_db"] > 1.0
+    assert tour.loc[0, "label"] == "z0 (moves centroid_hz)"
+
+
+def test_the_tour_findings_quote_the_order_labels_anchor_and_values(ka_tour):
+    f = ka_tour.findings
+    assert ka_tour.dimension_order == (2, 0, 1, 3)
+    assert f["tour_dimensions"] == [2, 0, 1] and f["tour_dimension_names"] == "z2, z0 and z1"
+    assert f["tour_anchor"] == "note_2" and f["tour_values"] == [-3.0, -1.5, 0.0, 1.5, 3.0]
+    assert f["tour_check"] == "4 sliders; tour from note_2 over dimensions [2, 0, 1]"
+    assert f["slider_labels"] == {"2": "z2 (moves rms_db)", "0": "z0 (moves centroid_hz)", "1": "z1", "3": "z3"}
+    assert f["first_slider_label"] == "z2 (moves rms_db)"
+    assert (f["live_iters"], f["gl_iters"], f["n_sliders"], f["n_test_notes"]) == (8, 2, 4, 5)
+    assert ka_tour.table("sliders")["dimension"].tolist() == [2, 0, 1, 3]
+    assert ka_tour.arrays["tour_db"].shape == (3, 5, 16, 12)
+    assert ka_tour.arrays["tour_audio"].shape == (3, 5, 512 * 11)
+
+
+def test_the_tour_rejects_a_bad_order_and_an_empty_test_split(one_dim_decoder):
+    cfg = config.make(n_mels=16, latent_dim=4, griffin_lim_iters=2)
+    decode_db = lambda z: one_dim_decoder(torch.as_tensor(z))[:, 0].numpy()
+    with pytest.raises(VaetoneError, match=r"every latent dimension 0\.\.3"):
+        explorer.compute_tour(decode_db, np.zeros((3, 4)), ["a", "b", "c"], [0, 1, 1, 2], {}, cfg)
+    with pytest.raises(DataError, match="test split"):
+        explorer.compute_tour(decode_db, np.zeros((0, 4)), [], [0, 1, 2, 3], {}, cfg)
+
+
+# ----------------------------------------------------------------------------- order from the ablation stage
+
+
+def fake_ablation(monkeypatch, order, descriptors):
+    """Make ``vaetone.analysis.ablation.result`` return a fixed order; returns the list of configs asked for."""
+    from vaetone.analysis import ablation
+
+    asked = []
+
+    def result(cfg):
+        asked.append(cfg)
+        return SimpleNamespace(dimension_order=tuple(order), findings={"dimension_descriptor": descriptors})
+
+    monkeypatch.setattr(ablation, "result", result, raising=False)
+    return asked
+
+
+def test_the_slider_order_and_descriptors_come_from_the_ablation_result(monkeypatch, isolated_store):
     cfg = config.make(dataset="synthetic", latent_dim=3)
-    assert explorer.slider_order(cfg, 3) == ([0, 1, 2], {0: "z0", 1: "z1", 2: "z2"})
-    store.write_json(
-        store.run_dir(cfg) / "04_sensitivity.json",
-        {"dimension_order": [2, 0, 1], "dimension_descriptor": {"2": "rms_db"}},
-    )
-    order, labels = explorer.slider_order(cfg, 3)
-    assert order == [2, 0, 1] and labels[2] == "z2 · rms_db" and labels[0] == "z0"
+    asked = fake_ablation(monkeypatch, (2, 0, 1), {"2": "rms_db", "0": "centroid_hz"})
+    assert explorer.ablation_order(cfg) == ([2, 0, 1], {2: "rms_db", 0: "centroid_hz"})
+    assert asked == [cfg]
+    fake_ablation(monkeypatch, (2, 0), {})
+    with pytest.raises(VaetoneError, match="ablation result of run synthetic-z3"):
+        explorer.ablation_order(cfg)
+
+
+def test_the_package_reads_no_chapter_output():
+    root = Path(vaetone.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        assert "_sensitivity.json" not in text and "_ablation.json" not in text, path
+
+
+# ----------------------------------------------------------------------------- the stage result on a tiny run
+
+
+def tour_folders(cfg, cache: Path) -> set[str]:
+    """The complete tour results of ``cfg``'s run (checking first that runs go to the test's ``cache``)."""
+    assert store.runs_dir().is_relative_to(cache), store.runs_dir()
+    return {p.name for p in (store.run_dir(cfg) / "results").glob("explorer_tour-*") if (p / "manifest.json").exists()}
+
+
+def test_the_tour_result_is_cached_and_keyed_by_its_parameters_and_order(tiny_cfg, stage_store, monkeypatch):
+    fake_ablation(monkeypatch, (3, 1, 0, 2), {"3": "rms_db", "1": "centroid_hz", "0": "mixed"})
+    assert store.runs_dir().is_relative_to(stage_store)
+    first = explorer.result(tiny_cfg)
+    f = first.findings
+    assert first.dimension_order == (3, 1, 0, 2) and f["tour_dimensions"] == [3, 1, 0]
+    assert f["slider_labels"] == {"3": "z3 (moves rms_db)", "1": "z1 (moves centroid_hz)", "0": "z0 (mixed)", "2": "z2"}
+    n_test, frames = f["n_test_notes"], first.arrays["tour_db"].shape[-1]
+    assert n_test > 0 and first.arrays["tour_db"].shape == (3, 5, tiny_cfg.n_mels, frames)
+    assert first.arrays["tour_audio"].shape == (3, 5, tiny_cfg.hop_length * (frames - 1))
+    assert np.isfinite(first.arrays["tour_audio"]).all() and f["gl_iters"] == tiny_cfg.griffin_lim_iters
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the cached tour was recomputed")
+
+    compute_tour = explorer.compute_tour
+    monkeypatch.setattr(explorer, "compute_tour", no_recompute)
+    again = explorer.result(tiny_cfg)
+    assert again.findings == first.findings and again.dimension_order == first.dimension_order
+    np.testing.assert_array_equal(again.arrays["tour_audio"], first.arrays["tour_audio"])
+    monkeypatch.setattr(explorer, "compute_tour", compute_tour)
+
+    before = tour_folders(tiny_cfg, stage_store)
+    wider = explorer.result(dataclasses.replace(tiny_cfg, sweep_sigma=2.0))
+    assert wider.findings["tour_values"] == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    assert len(tour_folders(tiny_cfg, stage_store) - before) == 1
+    fake_ablation(monkeypatch, (0, 1, 2, 3), {})
+    reordered = explorer.result(tiny_cfg)
+    assert reordered.findings["tour_dimensions"] == [0, 1, 2] and len(tour_folders(tiny_cfg, stage_store) - before) == 2
+
+
+def test_the_live_explorer_takes_the_tour_order_and_labels(tiny_cfg, stage_store, monkeypatch):
+    fake_ablation(monkeypatch, (1, 3, 2, 0), {"1": "attack_s"})
+    tour = explorer.result(tiny_cfg)
+    app = explorer.live(tiny_cfg, tour)
+    assert app.order == [1, 3, 2, 0] and app.sliders[1].description == "z1 (moves attack_s)"
+    assert len(app.mu) == tour.findings["n_test_notes"] and app.db.shape[0] == tiny_cfg.n_mels

@@ -1,223 +1,280 @@
-"""The latent-space explorer: sliders over the latent dimensions, a live spectrogram and sound.
+"""The latent-space explorer of chapter 07: the live app and its static tour, a stage result.
 
-Live in Jupyter (ipywidgets); in the static book, :func:`tour` pre-renders what the
-explorer would show. Chapter 07 uses both.
+Live in Jupyter, :func:`live` builds the ipywidgets app (:mod:`vaetone.book.widget`) with
+one slider per latent dimension, ordered and labelled by the ablation stage
+(:func:`vaetone.analysis.ablation.result`, computed when missing). The static book cannot
+run it, so :func:`result` pre-renders a *tour*: from one test note, each of the most
+important dimensions swept over ±``sweep_sigma`` while the others keep the note's posterior
+mean, as dB spectrograms and audio, cached in the run folder.
+
+Chapter: 07_explorer.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-import torch
+import pandas as pd
 
-from vaetone.analysis.generate import slerp, to_db
-from vaetone.book.players import wav_bytes
+from vaetone import store
+from vaetone.book.widget import LIVE_GL_ITERS, Explorer, Renderer, slider_label, value_label
 from vaetone.config import Config
+from vaetone.devices import resolve_device
+from vaetone.errors import DataError, VaetoneError
+from vaetone.results import StageResult, cached
 from vaetone.spectral.inversion import mel_to_audio
 
-LIVE_GL_ITERS = 8
-"""Griffin-Lim iterations of a live update (fast); the full count is used on request."""
-MIX_STEPS = 20
-"""Steps of the interpolation slider between the start note and the 'towards' note."""
+__all__ = [
+    "LIVE_GL_ITERS",
+    "TOUR_DIMS",
+    "TOUR_STEPS",
+    "Explorer",
+    "Renderer",
+    "TourResult",
+    "ablation_order",
+    "compute_tour",
+    "live",
+    "live_timing",
+    "result",
+    "slider_label",
+    "tour_views",
+    "value_label",
+]
+
+TOUR_DIMS = 3
+"""Dimensions the tour sweeps: the first of the slider order."""
+TOUR_STEPS = 5
+"""Values per swept dimension, evenly spaced over ±sweep_sigma."""
+TIMED_UPDATES = 5
+"""Live updates whose median time the chapter quotes."""
 
 
-def slider_order(cfg: Config, latent_dim: int) -> tuple[list[int], dict[int, str]]:
-    """Dimensions ordered by importance from the run's sensitivity/ablation results, when they exist.
+@dataclass(frozen=True)
+class TourResult(StageResult):
+    """The explorer's slider order and labels and its tour, pre-rendered for the static book.
+
+    Tables: ``sliders`` (one row per slider, most important first: dimension, label,
+    descriptor) and ``tour`` (one row per swept dimension: dimension, label, change_db, the
+    mean absolute dB difference between the decodes at +sweep_sigma and -sweep_sigma).
+    Findings: see :func:`tour_findings`. Arrays: ``tour_values`` (steps,) in prior standard
+    deviations, ``tour_db`` (dims, steps, n_mels, frames) dB, ``tour_audio`` (dims, steps,
+    samples) at 16 kHz. ``dimension_order``: the slider order.
+    Chapter: 07_explorer.
+    """
+
+    stage: ClassVar[str] = "explorer_tour"
+    version: ClassVar[int] = 1
+    params: ClassVar[tuple[str, ...]] = ("sweep_sigma", "griffin_lim_iters")
+
+
+def check_order(order: Sequence[int], latent_dim: int, where: str) -> list[int]:
+    """``order`` as a list of ints, checked to list every dimension 0..latent_dim-1 exactly once.
+
+    Raises:
+        VaetoneError: naming ``where`` the order came from.
+    """
+    dims = [int(d) for d in order]
+    if sorted(dims) != list(range(latent_dim)):
+        raise VaetoneError(
+            f"the dimension order {dims} of {where} does not list every latent dimension 0..{latent_dim - 1} "
+            "once; delete that result's folder under the run's results/ so that it is recomputed"
+        )
+    return dims
+
+
+def ablation_order(cfg: Config) -> tuple[list[int], dict[int, str]]:
+    """The slider order and each dimension's descriptor, from the ablation stage (computed when missing).
 
     Returns:
-        (order, labels): dimension indices, most important first (identity order when no
-        results exist), and a short label per dimension (e.g. "z3 · rms_db").
+        (order, descriptors): dimensions most important first, and {dim: descriptor it moves most}.
+    Chapter: 07_explorer.
     """
-    from vaetone import store
+    from vaetone.analysis import ablation
 
-    folder = store.run_dir(cfg)
-    for name in ("05_ablation.json", "04_sensitivity.json"):
-        path = folder / name
-        if path.exists():
-            saved = json.loads(path.read_text())
-            order = [int(d) for d in saved.get("dimension_order", [])]
-            if sorted(order) == list(range(latent_dim)):
-                top = {int(k): v for k, v in saved.get("dimension_descriptor", {}).items()}
-                return order, {d: f"z{d}" + (f" · {top[d]}" if d in top else "") for d in order}
-    return list(range(latent_dim)), {d: f"z{d}" for d in range(latent_dim)}
+    found = ablation.result(cfg)
+    where = f"the ablation result of run {store.run_id(cfg)}"
+    order = check_order(found.dimension_order or (), cfg.latent_dim, where)
+    descriptors = {int(d): str(name) for d, name in found.findings.get("dimension_descriptor", {}).items()}
+    return order, descriptors
 
 
-@dataclass
-class Renderer:
-    """Decodes latent points to dB spectrograms and audio, timing each step.
+def sweep_points(anchor: np.ndarray, dims: Sequence[int], values: Sequence[float]) -> np.ndarray:
+    """The tour's latent points: ``anchor`` with one dimension at a time set to each value.
 
     Args:
-        run: the trained run (``vaetone.model.runs.Run``; its ``decode`` maps (n, D) → (n, 1, n_mels, frames)).
-        feats: the Features (for ``denormalise``).
-        cfg: the configuration.
-    """
-
-    run: object
-    feats: object
-    cfg: Config
-    timings: dict = field(default_factory=dict)
-
-    def spectrogram(self, z: np.ndarray) -> np.ndarray:
-        """Decode latent points (n, D) → log-mel in dB (n, n_mels, frames)."""
-        return to_db(self.run.decode(torch.as_tensor(np.atleast_2d(z), dtype=torch.float32)), self.feats).numpy()
-
-    def render(self, z: np.ndarray, n_iter: int = LIVE_GL_ITERS) -> tuple[np.ndarray, np.ndarray]:
-        """Decode one latent point (D,) → (dB spectrogram (n_mels, frames), audio (samples,))."""
-        from vaetone.spectral.inversion import mel_to_audio
-
-        t0 = time.perf_counter()
-        db = self.spectrogram(z)
-        t1 = time.perf_counter()
-        y = mel_to_audio(torch.as_tensor(db), self.cfg, n_iter=n_iter)[0].numpy()
-        self.timings.update(decode_s=t1 - t0, invert_s=time.perf_counter() - t1)
-        return db[0], y
-
-
-def _png(db: np.ndarray, cfg: Config, title: str, vmin: float, vmax: float) -> bytes:
-    """Render one spectrogram to PNG bytes with the Agg backend (about 40 ms)."""
-    from matplotlib.figure import Figure
-
-    from vaetone.book.plots import spectrogram
-
-    fig = Figure(figsize=(6.4, 3.0), dpi=80, layout="constrained")
-    spectrogram(fig.add_subplot(), db, cfg, title, vmin=vmin, vmax=vmax)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
-
-
-class Explorer:
-    """The ipywidgets app: one slider per latent dimension, a start point, live spectrogram and audio.
-
-    Args:
-        decoder: a :class:`Renderer`.
-        mu: posterior means of the test notes (n, D), the start points.
-        meta: their metadata (family, pitch, note_str), in the row order of ``mu``.
-        order, labels: slider order and labels (see :func:`importance_order`).
-        seed: seed of the "randomise" and "prior sample" buttons.
-    """
-
-    def __init__(self, decoder: Renderer, mu: np.ndarray, meta, order=None, labels=None, seed: int = 0):
-        import ipywidgets as w
-
-        self.decoder, self.mu, self.meta = decoder, np.asarray(mu, dtype=np.float32), meta
-        d = self.mu.shape[1]
-        self.order = list(order) if order is not None else list(range(d))
-        labels = labels or {i: f"z{i}" for i in range(d)}
-        self.rng = np.random.default_rng(seed)
-        span = decoder.cfg.sweep_sigma
-        self.sliders = {
-            i: w.FloatSlider(
-                value=0.0,
-                min=-span,
-                max=span,
-                step=0.05,
-                description=labels[i],
-                continuous_update=False,
-                layout=w.Layout(width="340px"),
-            )
-            for i in self.order
-        }
-        names = [(f"{r.instrument_family_str} · pitch {r.pitch} · {k}", k) for k, r in meta.iterrows()]
-        self.start = w.Dropdown(options=names, description="start note", layout=w.Layout(width="480px"))
-        self.other = w.Dropdown(
-            options=names, value=names[-1][1], description="towards", layout=w.Layout(width="480px")
-        )
-        self.mix = w.FloatSlider(
-            value=0.0, min=0.0, max=1.0, step=1 / MIX_STEPS, description="interpolate", continuous_update=False
-        )
-        self.buttons = {n: w.Button(description=n) for n in ("reset", "randomise", "prior sample", "full quality")}
-        self.image, self.sound = w.Image(format="png"), w.Audio(format="wav", autoplay=False, loop=False)
-        self.status = w.Label()
-        self._vrange = self._value_range()
-        self._wire()
-        self.set_start(self.start.value)
-
-    def _value_range(self) -> tuple[float, float]:
-        """A fixed dB colour scale for all updates: the range of the decoded start points."""
-        db = self.decoder.spectrogram(self.mu[: min(len(self.mu), 64)])
-        return float(db.min()), float(db.max())
-
-    def _wire(self) -> None:
-        """Connect widget events to updates."""
-        for s in self.sliders.values():
-            s.observe(lambda _: self.update(), names="value")
-        self.start.observe(lambda ch: self.set_start(ch["new"]), names="value")
-        self.other.observe(lambda _: self.set_mix(self.mix.value), names="value")
-        self.mix.observe(lambda ch: self.set_mix(ch["new"]), names="value")
-        self.buttons["reset"].on_click(lambda _: self.set_start(self.start.value))
-        self.buttons["randomise"].on_click(lambda _: self.set_z(self.z + self.rng.normal(0, 0.5, self.z.shape)))
-        self.buttons["prior sample"].on_click(lambda _: self.set_z(self.rng.standard_normal(self.z.shape)))
-        self.buttons["full quality"].on_click(lambda _: self.update(self.decoder.cfg.griffin_lim_iters))
-
-    @property
-    def z(self) -> np.ndarray:
-        """The current latent point (D,), read from the sliders."""
-        z = np.zeros(len(self.sliders), dtype=np.float32)
-        for i, s in self.sliders.items():
-            z[i] = s.value
-        return z
-
-    def set_z(self, z: np.ndarray) -> None:
-        """Move the sliders to ``z`` (clipped to their range) and update once."""
-        self._quiet = True
-        for i, s in self.sliders.items():
-            s.value = float(np.clip(z[i], s.min, s.max))
-        self._quiet = False
-        self.update()
-
-    def set_start(self, note_str: str) -> None:
-        """Start from a test note's posterior mean (one update)."""
-        if self.mix.value != 0.0:
-            self.mix.value = 0.0  # its observer moves to the start of the path: the start note
-            return
-        self.set_z(self.mu[self.meta.index.get_loc(note_str)])
-
-    def set_mix(self, t: float) -> None:
-        """Interpolate (spherically) between the start note and the 'towards' note."""
-        a = self.mu[self.meta.index.get_loc(self.start.value)]
-        b = self.mu[self.meta.index.get_loc(self.other.value)]
-        path = slerp(a, b, MIX_STEPS + 1).numpy()
-        self.set_z(path[int(round(t * MIX_STEPS))])
-
-    def update(self, n_iter: int = LIVE_GL_ITERS) -> dict:
-        """Decode the current point, invert it to audio and redraw; returns the step timings (s)."""
-        if getattr(self, "_quiet", False):
-            return {}
-        t0 = time.perf_counter()
-        self.db, self.y = self.decoder.render(self.z, n_iter=n_iter)
-        self.image.value = _png(self.db, self.decoder.cfg, "decoded note", *self._vrange)
-        self.sound.value = wav_bytes(self.y)
-        self.timings = {**self.decoder.timings, "total_s": time.perf_counter() - t0}
-        self.status.value = f"update {1000 * self.timings['total_s']:.0f} ms ({n_iter} Griffin-Lim iterations)"
-        return self.timings
-
-    def widget(self):
-        """The assembled app, ready to display."""
-        import ipywidgets as w
-
-        sliders = w.VBox([self.sliders[i] for i in self.order])
-        controls = w.VBox([self.start, self.other, self.mix, w.HBox(list(self.buttons.values())), self.status])
-        return w.VBox([controls, w.HBox([sliders, w.VBox([self.image, self.sound])])])
-
-
-def tour(decoder: Renderer, anchor: np.ndarray, dims: list[int], values: list[float]) -> dict:
-    """Pre-render the explorer for the static book: each of ``dims`` swept over ``values`` from ``anchor``.
-
+        anchor: (D,) start point; dims: dimensions to sweep; values: their values.
     Returns:
-        {dim: [(value, dB spectrogram (n_mels, frames), audio (samples,)), ...]}, decoded and
-        inverted (full Griffin-Lim count) in one batch for all dimensions.
+        (len(dims) * len(values), D) float32, dimension-major.
     """
-    z = np.repeat(anchor[None].astype(np.float32), len(dims) * len(values), axis=0)
+    z = np.repeat(np.asarray(anchor, dtype=np.float32)[None], len(dims) * len(values), axis=0)
     for i, d in enumerate(dims):
         z[i * len(values) : (i + 1) * len(values), d] = values
-    db = decoder.spectrogram(z)
-    y = mel_to_audio(db, decoder.cfg).numpy()
+    return z
+
+
+def joined(items: Sequence[str]) -> str:
+    """Names joined as prose: "a", "a and b", "a, b and c"."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def tour_findings(
+    order: list[int], labels: dict[int, str], top: list[int], anchor: str, values: np.ndarray, n_notes: int, cfg
+) -> dict:
+    """What chapter 07 quotes and prints about its sliders and tour.
+
+    Returns:
+        live_iters, gl_iters (Griffin-Lim iterations of a live update and of the book's audio),
+        n_sliders, n_test_notes, slider_order, slider_labels ({str(dim): label}),
+        first_slider_label, tour_anchor (note_str), tour_dimensions (list), tour_dimension_names
+        ("z5, z8 and z15"), tour_values (list, prior standard deviations) and tour_check (the
+        chapter's checked line). Chapter: 07_explorer.
+    """
     return {
-        d: [(v, db[i * len(values) + j], y[i * len(values) + j]) for j, v in enumerate(values)]
-        for i, d in enumerate(dims)
+        "live_iters": LIVE_GL_ITERS,
+        "gl_iters": int(cfg.griffin_lim_iters),
+        "n_sliders": len(order),
+        "n_test_notes": int(n_notes),
+        "slider_order": order,
+        "slider_labels": {str(d): labels[d] for d in order},
+        "first_slider_label": labels[order[0]],
+        "tour_anchor": anchor,
+        "tour_dimensions": top,
+        "tour_dimension_names": joined([f"z{d}" for d in top]),
+        "tour_values": [float(v) for v in values],
+        "tour_check": f"{len(order)} sliders; tour from {anchor} over dimensions {top}",
     }
+
+
+def compute_tour(
+    decode_db: Callable[[np.ndarray], np.ndarray],
+    mu: np.ndarray,
+    notes: Sequence[str],
+    order: Sequence[int],
+    descriptors: dict[int, str],
+    cfg: Config,
+) -> TourResult:
+    """The tour from the middle test note: the first :data:`TOUR_DIMS` of ``order`` swept (nothing read from disk).
+
+    Args:
+        decode_db: latent points (n, D) float32 → dB spectrograms (n, n_mels, frames).
+        mu: posterior means of the test notes (n, D); notes: their note_str, in the same order.
+        order: slider order, most important first; descriptors: {dim: descriptor it moves most}.
+        cfg: sweep_sigma, griffin_lim_iters and the feature settings of the inversion.
+    Returns:
+        A :class:`TourResult`. Chapter: 07_explorer.
+    """
+    mu = np.asarray(mu, dtype=np.float32)
+    if len(notes) == 0 or len(mu) != len(notes):
+        raise DataError(
+            f"the tour needs test notes and one posterior mean per note, got {len(notes)} notes and {len(mu)} "
+            "means; widen the test split (max_instruments, test_fraction)"
+        )
+    order = check_order(order, mu.shape[1], "the slider order")
+    top, i = order[: min(TOUR_DIMS, len(order))], len(notes) // 2
+    values = np.linspace(-cfg.sweep_sigma, cfg.sweep_sigma, TOUR_STEPS)
+    db = np.asarray(decode_db(sweep_points(mu[i], top, values.tolist())), dtype=np.float32)
+    audio = mel_to_audio(db, cfg).numpy()
+    db, audio = db.reshape(len(top), len(values), *db.shape[1:]), audio.reshape(len(top), len(values), -1)
+    labels = {d: slider_label(d, descriptors.get(d)) for d in order}
+    sliders = pd.DataFrame(
+        {"dimension": order, "label": [labels[d] for d in order], "descriptor": [descriptors.get(d, "") for d in order]}
+    )
+    change = np.abs(db[:, -1] - db[:, 0]).mean(axis=(1, 2)).astype(float)
+    tour = pd.DataFrame({"dimension": top, "label": [labels[d] for d in top], "change_db": change})
+    return TourResult(
+        tables={"sliders": sliders, "tour": tour},
+        findings=tour_findings(order, labels, top, str(notes[i]), values, len(notes), cfg),
+        arrays={"tour_values": values, "tour_db": db, "tour_audio": audio},
+        dimension_order=tuple(order),
+    )
+
+
+def _test_split(cfg: Config):
+    """(features, trained run, latents of the test split) of ``cfg``."""
+    from vaetone.model.runs import latents, trained_model
+    from vaetone.spectral.features import load_features
+
+    feats = load_features(cfg)
+    run = trained_model(cfg, feats)
+    return feats, run, latents(cfg, run, feats).split("test")
+
+
+def result(cfg: Config) -> TourResult:
+    """The explorer's slider order, labels and tour for ``cfg``'s run: computed once, then loaded.
+
+    The order and descriptors come from :func:`vaetone.analysis.ablation.result`; the cache key
+    covers the trained run, that order and descriptors, ``sweep_sigma`` and ``griffin_lim_iters``.
+
+    Args:
+        cfg: the configuration of the run.
+    Returns:
+        A :class:`TourResult`, cached under ``<run folder>/results/explorer_tour-<key>/``.
+    Chapter: 07_explorer.
+    """
+    order, descriptors = ablation_order(cfg)
+    blob = json.dumps({"order": order, "descriptors": {str(d): n for d, n in descriptors.items()}}, sort_keys=True)
+    upstream = f"{store.key('train', cfg)}+ablation-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+    def compute() -> TourResult:
+        feats, run, test = _test_split(cfg)
+        renderer = Renderer(run, feats, cfg)
+        return compute_tour(renderer.spectrogram, test.mu, test.meta.index.tolist(), order, descriptors, cfg)
+
+    return cached(TourResult, cfg, compute, folder=store.run_dir(cfg), upstream=upstream)
+
+
+def live(cfg: Config, tour: TourResult | None = None) -> Explorer:
+    """The live explorer of ``cfg``'s run, starting at its test notes, sliders as in the tour result.
+
+    Args:
+        cfg: the configuration; tour: its :func:`result` (computed when None).
+    Returns:
+        An :class:`~vaetone.book.widget.Explorer`; display ``.widget()``. Chapter: 07_explorer.
+    """
+    tour = result(cfg) if tour is None else tour
+    feats, run, test = _test_split(cfg)
+    labels = {int(d): label for d, label in tour.findings["slider_labels"].items()}
+    return Explorer(Renderer(run, feats, cfg), test.mu, test.meta, list(tour.dimension_order), labels, seed=cfg.seed)
+
+
+def live_timing(app: Explorer, n: int = TIMED_UPDATES) -> dict:
+    """Time live updates on this machine (it differs from machine to machine and run to run).
+
+    Returns:
+        update_ms: median of ``n`` updates (decode, inversion with LIVE_GL_ITERS, redraw), ms;
+        live_device: "model on the cpu, inversion on the cpu". Chapter: 07_explorer.
+    """
+    times = [app.update()["total_s"] for _ in range(n)]
+    where = f"model on the {app.decoder.run.device}, inversion on the {resolve_device(app.decoder.cfg).type}"
+    return {"update_ms": 1000 * float(np.median(times)), "live_device": where}
+
+
+def tour_views(tour: TourResult, cfg: Config) -> list:
+    """One figure per swept dimension (its spectrograms in a row) with the players of the same notes.
+
+    Args:
+        tour: the :func:`result`; cfg: the feature settings (axes).
+    Returns:
+        [(Figure, AudioPlayer), ...] in tour order; the figures are closed (display them).
+    Chapter: 07_explorer.
+    """
+    import matplotlib.pyplot as plt
+
+    from vaetone.book.players import audio_grid
+    from vaetone.book.plots import spectrogram_grid
+
+    f, values = tour.findings, tour.arrays["tour_values"]
+    views = []
+    for k, d in enumerate(f["tour_dimensions"]):
+        titles = [value_label(d, v) for v in values]
+        title = f"Sweeping {f['slider_labels'][str(d)]} from {f['tour_anchor']}"
+        fig = spectrogram_grid(list(tour.arrays["tour_db"][k]), titles, cfg, title, ncols=len(values))
+        plt.close(fig)
+        views.append((fig, audio_grid(zip(titles, tour.arrays["tour_audio"][k]), columns=len(values))))
+    return views

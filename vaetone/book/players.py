@@ -81,7 +81,7 @@ def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = Fa
         normalise: scale the peak to -1 dBFS (off by default, so loudness differences stay audible).
     Returns:
         An ``IPython.display.HTML`` (display it, or make it a cell's last expression).
-    Used by: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
+    Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     return AudioPlayer(_player_html(y, sr, label, normalise), [label])
 
@@ -96,7 +96,7 @@ def audio_grid(
         normalise: per-player peak normalisation; title: optional caption above the players.
     Returns:
         An ``IPython.display.HTML`` block of players.
-    Used by: 01_data, 03_training, 04_sensitivity, 05_ablation.
+    Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     items = list(items)
     players = "".join(_player_html(y, sr, label, normalise) for label, y in items)

@@ -22,9 +22,9 @@ import pandas as pd
 from vaetone import store
 from vaetone.config import SAMPLE_RATE, Config
 from vaetone.data import soundfont, synthetic
-from vaetone.data.nsynth import _reason_counts, load_split, read_examples
+from vaetone.data.nsynth import load_split, read_examples, reason_counts
 from vaetone.data.splits import split_instruments, subset_instruments
-from vaetone.data.writer import _atomic_folder, _render_skips
+from vaetone.data.writer import atomic_folder, render_skips
 from vaetone.errors import DataError
 
 # ---------------------------------------------------------------------------------------------
@@ -85,11 +85,11 @@ def dataset(cfg: Config) -> Dataset:
             f"{cfg.sources or 'all'}, instruments {cfg.instruments or 'all'}); widen them"
         )
     meta, audio, skipped = load_split(folder, notes=chosen)
-    skipped = _render_skips(folder) + skipped
+    skipped = render_skips(folder) + skipped
     if meta.empty:
         raise DataError(
             f"none of the {len(chosen)} selected notes of {folder} could be loaded: "
-            f"{_reason_counts(skipped)}; check the folder with `python -m vaetone data-check {folder}`"
+            f"{reason_counts(skipped)}; check the folder with `python -m vaetone data-check {folder}`"
         )
     families = meta.groupby("instrument_str")["instrument_family_str"].first()
     splits = split_instruments(families, cfg.valid_fraction, cfg.test_fraction, cfg.split_seed)
@@ -164,6 +164,6 @@ def rendered_folder(cfg: Config) -> Path:
         log.info("reusing rendered dataset %s", folder)
         return folder
     build = {"soundfont": soundfont.build, "synthetic": synthetic.build}[cfg.dataset]
-    with _atomic_folder(folder) as tmp:
+    with atomic_folder(folder) as tmp:
         build(cfg, tmp)
     return folder

@@ -210,7 +210,7 @@ def load_split(
     if len(loaded) < len(names):
         audio = audio[: len(loaded)].copy()
     if skipped:
-        log.warning("%s: skipped %d of %d notes (%s)", folder, len(skipped), len(names), _reason_counts(skipped))
+        log.warning("%s: skipped %d of %d notes (%s)", folder, len(skipped), len(names), reason_counts(skipped))
     return _meta_frame(entries, loaded), audio, skipped
 
 
@@ -355,7 +355,7 @@ def _meta_frame(entries: Mapping[str, dict], names: Sequence[str]) -> pd.DataFra
     return meta
 
 
-def _reason_counts(skipped: Sequence[dict]) -> str:
+def reason_counts(skipped: Sequence[dict]) -> str:
     """Count skipped notes by the kind of reason, e.g. ``"2 silent, 1 audio file missing"``."""
     kinds = Counter(s["reason"].split(" (")[0].split(":")[0] for s in skipped)
     return ", ".join(f"{n} {k}" for k, n in kinds.most_common())

@@ -22,12 +22,12 @@ from vaetone.config import DEFAULT_SOUNDFONT, SAMPLE_RATE, Config
 from vaetone.data.nsynth import N_SAMPLES
 from vaetone.data.writer import (
     HOLD_SECONDS,
-    _drop_silent,
-    _filter_instruments,
-    _guard_clipping,
-    _nsynth_rows,
-    _pitch_grid,
-    _require_notes,
+    drop_silent,
+    filter_instruments,
+    guard_clipping,
+    nsynth_rows,
+    pitch_grid,
+    require_notes,
     write_split,
 )
 from vaetone.errors import DataError, DependencyError
@@ -80,16 +80,16 @@ def gm_programs(include_excluded: bool = False) -> pd.DataFrame:
 def build(cfg: Config, folder: Path) -> None:
     """Render the GM programs chosen by ``cfg`` into an NSynth-format ``folder``."""
     _check_soundfont(cfg.soundfont_path)
-    table = _filter_instruments(gm_programs(), cfg)
-    notes = _nsynth_rows(table, _pitch_grid(cfg), cfg.velocities)
-    _require_notes(notes, cfg)
+    table = filter_instruments(gm_programs(), cfg)
+    notes = nsynth_rows(table, pitch_grid(cfg), cfg.velocities)
+    require_notes(notes, cfg)
     log.info("rendering %d notes of %d GM programs with %s", len(notes), len(table), cfg.soundfont_path)
     start = time.perf_counter()
     audio, gain = _render(
         notes["instrument"].to_numpy(), notes["pitch"].to_numpy(), notes["velocity"].to_numpy(), cfg.soundfont_path
     )
     seconds = time.perf_counter() - start
-    notes, audio, skipped = _drop_silent(notes, audio, "rendered silent by the SoundFont")
+    notes, audio, skipped = drop_silent(notes, audio, "rendered silent by the SoundFont")
     report = {
         "source": "soundfont",
         "soundfont": str(cfg.soundfont_path),
@@ -145,7 +145,7 @@ def _render(programs, pitches, velocities, soundfont_path) -> tuple[np.ndarray, 
     finally:
         fluid.synth.delete()
     _apply_fade(audio)
-    return audio, _guard_clipping(audio)
+    return audio, guard_clipping(audio)
 
 
 def _render_one(fluid: _Fluid, pitch: int, velocity: int) -> np.ndarray:

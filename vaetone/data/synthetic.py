@@ -19,12 +19,12 @@ from vaetone.config import FAMILIES, SAMPLE_RATE, SOURCES, Config
 from vaetone.data.nsynth import FACTORS, N_SAMPLES, QUALITIES
 from vaetone.data.writer import (
     HOLD_SECONDS,
-    _drop_silent,
-    _filter_instruments,
-    _guard_clipping,
-    _nsynth_rows,
-    _pitch_grid,
-    _require_notes,
+    drop_silent,
+    filter_instruments,
+    guard_clipping,
+    nsynth_rows,
+    pitch_grid,
+    require_notes,
     write_split,
 )
 from vaetone.progress import tqdm
@@ -190,9 +190,9 @@ def _synthetic_qualities(inst: pd.Series) -> list[int]:
 
 def build(cfg: Config, folder: Path) -> None:
     """Render the synthetic instruments chosen by ``cfg`` into an NSynth-format ``folder``."""
-    table = _filter_instruments(synthetic_instruments(cfg.synthetic_instruments), cfg)
-    notes = _nsynth_rows(table, _pitch_grid(cfg), cfg.velocities)
-    _require_notes(notes, cfg)
+    table = filter_instruments(synthetic_instruments(cfg.synthetic_instruments), cfg)
+    notes = nsynth_rows(table, pitch_grid(cfg), cfg.velocities)
+    require_notes(notes, cfg)
     timbre = table.set_index("instrument")
     for c in ("factor_brightness", "factor_attack", "factor_decay", "factor_inharmonicity", "factor_noise"):
         notes[c] = notes["instrument"].map(timbre[c])
@@ -204,9 +204,9 @@ def build(cfg: Config, folder: Path) -> None:
     log.info("synthesising %d notes of %d instruments", len(notes), len(table))
     start = time.perf_counter()
     audio = synthesize_notes(notes, seed=SYNTH_SEED)
-    gain = _guard_clipping(audio)
+    gain = guard_clipping(audio)
     seconds = time.perf_counter() - start
-    notes, audio, skipped = _drop_silent(notes, audio, "synthesised silent")
+    notes, audio, skipped = drop_silent(notes, audio, "synthesised silent")
     report = {
         "source": "synthetic",
         "gain": gain,

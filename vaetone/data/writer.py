@@ -39,7 +39,7 @@ CLIP_PEAK = 0.99
 
 
 @contextmanager
-def _atomic_folder(folder: Path) -> Iterator[Path]:
+def atomic_folder(folder: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``folder``, renamed onto it when the block succeeds."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -90,7 +90,7 @@ def _write_wav(file: Path, y: np.ndarray) -> None:
     file.write_bytes(buffer.getvalue())
 
 
-def _render_skips(folder: Path) -> list[dict]:
+def render_skips(folder: Path) -> list[dict]:
     """Notes a renderer left out of ``folder`` (recorded in its render_report.json)."""
     file = folder / "render_report.json"
     if not file.is_file():
@@ -98,7 +98,7 @@ def _render_skips(folder: Path) -> list[dict]:
     return list(json.loads(file.read_text()).get("skipped", []))
 
 
-def _nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int], velocities: Sequence[int]) -> pd.DataFrame:
+def nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int], velocities: Sequence[int]) -> pd.DataFrame:
     """The note grid (one row per note, NSynth fields) of instruments x pitches x velocities.
 
     ``instruments`` has columns instrument, instrument_str, family, source, pitch_min, pitch_max;
@@ -128,7 +128,7 @@ def _nsynth_rows(instruments: pd.DataFrame, pitches: Sequence[int], velocities: 
     return pd.DataFrame(rows, columns=list(FIELDS))
 
 
-def _require_notes(notes: pd.DataFrame, cfg: Config) -> None:
+def require_notes(notes: pd.DataFrame, cfg: Config) -> None:
     """Raise DataError before rendering when the filters leave no note to render."""
     if notes.empty:
         raise DataError(
@@ -139,14 +139,14 @@ def _require_notes(notes: pd.DataFrame, cfg: Config) -> None:
         )
 
 
-def _pitch_grid(cfg: Config) -> list[int]:
+def pitch_grid(cfg: Config) -> list[int]:
     """The rendered pitches: pitch_min..pitch_max in steps of pitch_step (MIDI)."""
     return list(range(cfg.pitch_min, cfg.pitch_max + 1, cfg.pitch_step))
 
 
-def _filter_instruments(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+def filter_instruments(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     """Instruments of a rendered source kept by the family/source/instrument filters and max_instruments."""
-    grid = _pitch_grid(cfg)
+    grid = pitch_grid(cfg)
     keep = (
         table["family"].isin(cfg.families or FAMILIES)
         & table["source"].isin(cfg.sources or SOURCES)
@@ -164,7 +164,7 @@ def _filter_instruments(table: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def _drop_silent(notes: pd.DataFrame, audio: np.ndarray, why: str) -> tuple[pd.DataFrame, np.ndarray, list]:
+def drop_silent(notes: pd.DataFrame, audio: np.ndarray, why: str) -> tuple[pd.DataFrame, np.ndarray, list]:
     """Leave out notes whose rendering is silent; returns the kept notes, audio and the skip list."""
     silent = np.abs(audio).max(axis=1) <= SILENCE_PEAK
     skipped = [{"note": n, "reason": why} for n in notes["note_str"][silent]]
@@ -177,7 +177,7 @@ def _drop_silent(notes: pd.DataFrame, audio: np.ndarray, why: str) -> tuple[pd.D
     return notes[~silent].reset_index(drop=True), audio[~silent], skipped
 
 
-def _guard_clipping(audio: np.ndarray) -> float:
+def guard_clipping(audio: np.ndarray) -> float:
     """Scale all notes (in place) by one gain when the loudest exceeds :data:`CLIP_PEAK`; return the gain."""
     peak = max(float(audio.max()), -float(audio.min())) if audio.size else 0.0
     if peak <= CLIP_PEAK:

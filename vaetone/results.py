@@ -10,7 +10,9 @@ ground truth, across seeds) is one call ``result(cfg) -> <Stage>Result``. A resu
 
 :func:`cached` computes a result once and stores it under ``<folder>/results/<stage>-<key>/``,
 where the key hashes the stage's name and code version, the key of the artefact it depends on
-(the trained run or the dataset) and the analysis parameters it reads. The folder holds a
+(the trained run or the dataset), the sha256 of the run's ``best.pt`` when the folder holds one
+(so a retrained run never reuses the results of the weights it replaced) and the analysis
+parameters it reads. The folder holds a
 ``manifest.json`` (written last, so a folder without one is incomplete and is rebuilt), the
 findings, the tables (JSON, ``orient="split"`` with dtypes, so they load exactly as they were
 computed) and the arrays (``.npz``, loaded without pickle). A result is always returned as
@@ -34,10 +36,11 @@ import pandas as pd
 
 from vaetone import store
 from vaetone.config import Config
+from vaetone.data.manifest import file_sha256
 
 log = logging.getLogger(__name__)
 
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 """Layout version of a result folder."""
 
 R = TypeVar("R", bound="StageResult")
@@ -96,15 +99,32 @@ def cached(cls: type[R], cfg: Config, compute: Callable[[], R], *, folder: Path,
     Returns:
         The result as loaded from its folder (so that a rerun returns exactly the same object).
     """
-    path = Path(folder) / "results" / f"{cls.stage}-{result_key(cls, cfg, upstream)}"
+    path = result_path(cls, cfg, folder, upstream)
     loaded = load(cls, path)
     if loaded is not None:
         return loaded
     fresh = compute()
     if not isinstance(fresh, cls):
         raise TypeError(f"the {cls.stage} stage computed a {type(fresh).__name__}, not a {cls.__name__}")
-    save(fresh, path, {p: getattr(cfg, p) for p in cls.params}, upstream)
+    path = result_path(cls, cfg, folder, upstream)  # compute() may have trained the run: key the weights it used
+    save(fresh, path, {p: getattr(cfg, p) for p in cls.params}, with_weights(folder, upstream))
     return load(cls, path)
+
+
+def with_weights(folder: Path, upstream: str) -> str:
+    """``upstream``, plus the sha256 of ``folder/best.pt`` when the folder holds a trained run's weights."""
+    best = Path(folder) / "best.pt"
+    return f"{upstream}+best.pt:{file_sha256(best)}" if best.is_file() else upstream
+
+
+def result_path(cls: type[StageResult], cfg: Config, folder: Path, upstream: str) -> Path:
+    """Where the result of ``cls`` for ``cfg`` is cached: ``folder/results/<stage>-<key>``.
+
+    Args:
+        cls: the stage's result class; cfg: the configuration; folder: the artefact's folder;
+        upstream: the artefact's cache key (the weights in ``folder/best.pt`` are added to it).
+    """
+    return Path(folder) / "results" / f"{cls.stage}-{result_key(cls, cfg, with_weights(folder, upstream))}"
 
 
 def save(result: StageResult, path: Path, params: Mapping[str, Any], upstream: str) -> Path:

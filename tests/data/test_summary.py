@@ -142,10 +142,15 @@ def test_features_of_other_data_are_refused(fake, cfg):
         summary.compute_summary(ds, other, cfg)
 
 
+def _upstream(cfg):
+    """The data summary's upstream key: the features' key and the dataset digest they record."""
+    return f"{store.key('features', cfg)}-{load_features(cfg).digest}"
+
+
 def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, monkeypatch):
     first = summary.result(tiny_cfg)
     folder = store.data_dir() / "results"
-    key = result_key(summary.DataSummary, tiny_cfg, store.key("features", tiny_cfg))
+    key = result_key(summary.DataSummary, tiny_cfg, _upstream(tiny_cfg))
     assert (folder / f"data_summary-{key}" / "findings.json").is_file()
     assert (folder / f"data_summary-{key}" / "split.csv").is_file()
 
@@ -164,11 +169,11 @@ def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, mon
     assert first.findings["norm_mean"] == feats.mean
 
     more = dataclasses.replace(tiny_cfg, griffin_lim_iters=3)
-    other = result_key(summary.DataSummary, more, store.key("features", more))
+    other = result_key(summary.DataSummary, more, _upstream(more))
     assert other != key
     changed = summary.result(more)
     assert (folder / f"data_summary-{other}").is_dir()
     assert changed.findings["roundtrip_labels"][1] == "log-mel → Griffin-Lim (3 iterations)"
     assert not np.array_equal(changed.arrays["roundtrip_inverted"], first.arrays["roundtrip_inverted"])
     trained_longer = dataclasses.replace(tiny_cfg, epochs=5)
-    assert result_key(summary.DataSummary, trained_longer, store.key("features", trained_longer)) == key
+    assert result_key(summary.DataSummary, trained_longer, _upstream(trained_longer)) == key

@@ -39,6 +39,7 @@ class FakeDataset:
     sample_rate: int = SR
     path: Path = Path(".")
     skipped: list = field(default_factory=list)
+    digest: str = "fake-digest"
 
 
 def fake_dataset(amps=(0.1, 0.2, 0.4, 0.8, 0.05, 0.6), splits=("train", "train", "train", "valid", "test", "test")):
@@ -81,6 +82,7 @@ def counted(monkeypatch):
         return real_log_mel(*args, **kwargs)
 
     monkeypatch.setattr(spectral_features, "_dataset", dataset)
+    monkeypatch.setattr(spectral_features, "_current_manifest", lambda cfg: {"digest": ds.digest, "notes": {}})
     monkeypatch.setattr(melspec, "log_mel", log_mel)
     return calls, ds
 

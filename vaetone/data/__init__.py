@@ -3,5 +3,6 @@
 Modules: :mod:`~vaetone.data.nsynth` (reading folders), :mod:`~vaetone.data.splits`
 (instrument subsets and splits), :mod:`~vaetone.data.soundfont` and
 :mod:`~vaetone.data.synthetic` (the rendered sources), :mod:`~vaetone.data.dataset` (the
-dataset of a configuration, cached), :mod:`~vaetone.data.summary` (what chapter 01 shows).
+dataset of a configuration, cached), :mod:`~vaetone.data.manifest` (what a folder's notes were,
+to notice a changed folder), :mod:`~vaetone.data.summary` (what chapter 01 shows).
 """

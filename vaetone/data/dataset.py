@@ -2,7 +2,10 @@
 
 Rendered sources are written as NSynth-format folders under ``store.data_dir()`` (atomically:
 a temporary folder, then a rename), keyed by a hash of what the audio depends on, and then
-read back by the same loader as a user's NSynth folder.
+read back by the same loader as a user's NSynth folder. A rendered folder holds a
+``manifest.json`` (:mod:`~vaetone.data.manifest`); a folder whose files no longer match it is
+rendered again. A user's NSynth folder is never written to: its manifest is kept under
+``store.data_dir()/manifests/``. Every :class:`Dataset` carries the digest of its notes.
 
 Chapter: 01_data (and every later chapter through the features).
 """
@@ -10,6 +13,7 @@ Chapter: 01_data (and every later chapter through the features).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -21,7 +25,7 @@ import pandas as pd
 
 from vaetone import store
 from vaetone.config import SAMPLE_RATE, Config
-from vaetone.data import soundfont, synthetic
+from vaetone.data import manifest, soundfont, synthetic
 from vaetone.data.nsynth import load_split, read_examples, reason_counts
 from vaetone.data.splits import split_instruments, subset_instruments
 from vaetone.data.writer import atomic_folder, render_skips
@@ -45,6 +49,8 @@ class Dataset:
         sample_rate: 16000 Hz.
         path: the NSynth-format folder the notes were read from.
         skipped: notes left out, each ``{"note": note_str, "reason": text}``.
+        digest: the content digest (:func:`vaetone.data.manifest.digest`) of the selected notes,
+            those skipped for broken audio included.
     """
 
     meta: pd.DataFrame
@@ -52,6 +58,7 @@ class Dataset:
     sample_rate: int
     path: Path
     skipped: list = field(default_factory=list)
+    digest: str = ""
 
     def __len__(self) -> int:
         return len(self.meta)
@@ -75,15 +82,8 @@ def dataset(cfg: Config) -> Dataset:
         DependencyError: FluidSynth or the SoundFont is missing (soundfont source).
     Chapter: 01_data (and every later chapter through ``features``).
     """
-    folder = Path(cfg.nsynth_path).expanduser() if cfg.dataset == "nsynth" else rendered_folder(cfg)
-    entries = read_examples(folder)
-    chosen = select_entries(entries, cfg)
-    if not chosen:
-        raise DataError(
-            f"no note of {folder} matches the filters (pitch {cfg.pitch_min}..{cfg.pitch_max}, "
-            f"velocities {cfg.velocities}, families {cfg.families or 'all'}, sources "
-            f"{cfg.sources or 'all'}, instruments {cfg.instruments or 'all'}); widen them"
-        )
+    folder, entries, chosen = _selection(cfg)
+    digest = notes_manifest(cfg, folder, entries, chosen)["digest"]
     meta, audio, skipped = load_split(folder, notes=chosen)
     skipped = render_skips(folder) + skipped
     if meta.empty:
@@ -102,7 +102,65 @@ def dataset(cfg: Config) -> Dataset:
         dict(Counter(splits.values())),
         len(skipped),
     )
-    return Dataset(meta=meta, audio=audio, sample_rate=SAMPLE_RATE, path=folder, skipped=skipped)
+    return Dataset(meta=meta, audio=audio, sample_rate=SAMPLE_RATE, path=folder, skipped=skipped, digest=digest)
+
+
+def _selection(cfg: Config) -> tuple[Path, dict[str, dict], list[str]]:
+    """The folder of ``cfg`` (rendered and checked if need be), its entries and the selected note names."""
+    folder = Path(cfg.nsynth_path).expanduser() if cfg.dataset == "nsynth" else rendered_folder(cfg)
+    entries = read_examples(folder)
+    chosen = select_entries(entries, cfg)
+    if not chosen:
+        raise DataError(
+            f"no note of {folder} matches the filters (pitch {cfg.pitch_min}..{cfg.pitch_max}, "
+            f"velocities {cfg.velocities}, families {cfg.families or 'all'}, sources "
+            f"{cfg.sources or 'all'}, instruments {cfg.instruments or 'all'}); widen them"
+        )
+    return folder, entries, chosen
+
+
+def current_digest(cfg: Config) -> str:
+    """The content digest of the notes ``cfg`` selects now, without reading any audio sample.
+
+    Reads examples.json, selects the entries and stats their wavs; only wavs whose size or
+    mtime changed since their last manifest are hashed again. A damaged rendered folder is
+    rendered again first (:func:`rendered_folder`).
+
+    Args:
+        cfg: the configuration (its data parameters).
+    Returns:
+        The digest :attr:`Dataset.digest` of ``dataset(cfg)`` would carry.
+    Chapter: 01_data (and every later chapter, through the feature cache).
+    """
+    folder, entries, chosen = _selection(cfg)
+    return notes_manifest(cfg, folder, entries, chosen)["digest"]
+
+
+def notes_manifest(
+    cfg: Config, folder: Path, entries: Mapping[str, dict], chosen: list[str], verify: bool = False
+) -> dict:
+    """The manifest (:func:`vaetone.data.manifest.build`) of the selected notes of ``cfg``'s folder.
+
+    Wav hashes are reused from the rendered folder's ``manifest.json``, or, for a user's NSynth
+    folder, from ``store.data_dir()/manifests/nsynth-<hash of its path>.json`` (updated here;
+    the user's folder itself is never written to).
+
+    Args:
+        cfg: the configuration; folder, entries, chosen: as :func:`dataset` selects them;
+        verify: hash every wav again.
+    Returns:
+        The manifest of ``chosen``. Chapter: 01_data.
+    """
+    if cfg.dataset != "nsynth":
+        return manifest.build(folder, entries, chosen, manifest.read(folder / manifest.MANIFEST), verify)
+    where = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    cache = store.data_dir() / "manifests" / f"nsynth-{where}.json"
+    previous = manifest.read(cache) or {"notes": {}}
+    current = manifest.build(folder, entries, chosen, previous, verify)
+    if any(previous["notes"].get(n) != r for n, r in current["notes"].items()):
+        notes = {**previous["notes"], **current["notes"]}
+        manifest.write(cache, {**current, "notes": notes, "digest": manifest.digest(notes), "folder": str(folder)})
+    return current
 
 
 def select_entries(entries: Mapping[str, dict], cfg: Config) -> list[str]:
@@ -161,9 +219,34 @@ def rendered_folder(cfg: Config) -> Path:
     """
     folder = store.data_dir() / f"{cfg.dataset}-{render_key(cfg)}"
     if (folder / "examples.json").is_file():
-        log.info("reusing rendered dataset %s", folder)
-        return folder
+        problem = folder_damage(folder)
+        if problem is None:
+            log.info("reusing rendered dataset %s", folder)
+            return folder
+        log.warning("rendered dataset %s is damaged (%s); rendering it again", folder, problem)
     build = {"soundfont": soundfont.build, "synthetic": synthetic.build}[cfg.dataset]
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, replace=folder.exists()) as tmp:
         build(cfg, tmp)
+        entries = read_examples(tmp)
+        manifest.write(tmp / manifest.MANIFEST, manifest.build(tmp, entries, list(entries)))
     return folder
+
+
+def folder_damage(folder: Path, verify: bool = False) -> str | None:
+    """How a rendered folder differs from its ``manifest.json``, or None when it is intact.
+
+    Args:
+        folder: a rendered NSynth-format folder; verify: hash every wav (not only those whose
+            size or mtime changed).
+    Returns:
+        None, or a short account such as ``"75 wav files missing (e.g. ...)"``. Chapter: 01_data.
+    """
+    recorded = manifest.read(folder / manifest.MANIFEST)
+    if recorded is None:
+        return f"no readable {manifest.MANIFEST} (rendered by an older version, or damaged)"
+    try:
+        entries = read_examples(folder)
+    except DataError as exc:
+        return f"examples.json is unusable: {exc}"
+    problems = manifest.damage(recorded, manifest.build(folder, entries, list(entries), recorded, verify))
+    return manifest.describe(problems) if any(problems.values()) else None

@@ -22,7 +22,7 @@ from vaetone.data.dataset import Dataset, dataset
 from vaetone.data.splits import SPLITS
 from vaetone.errors import DataError
 from vaetone.results import StageResult, cached
-from vaetone.spectral.features import Features, load_features
+from vaetone.spectral.features import Features, dataset_digest, load_features
 from vaetone.spectral.inversion import mel_to_audio
 
 # ---------------------------------------------------------------------------------------------
@@ -251,14 +251,16 @@ def result(cfg: Config) -> DataSummary:
     """The data summary of ``cfg``: computed once, then loaded from the data cache.
 
     Args:
-        cfg: data and feature parameters (the upstream key) and ``griffin_lim_iters``.
+        cfg: data and feature parameters (with the features' dataset digest, the upstream key)
+            and ``griffin_lim_iters``.
     Returns:
         A :class:`DataSummary`, cached under ``store.data_dir()/results/data_summary-<key>/``
-        (findings.json and one CSV per table).
+        (findings.json and one CSV per table); notes that changed since give another key.
     Chapter: 01_data.
     """
 
     def compute() -> DataSummary:
         return compute_summary(dataset(cfg), load_features(cfg), cfg)
 
-    return cached(DataSummary, cfg, compute, folder=store.data_dir(), upstream=store.key("features", cfg))
+    upstream = f"{store.key('features', cfg)}-{dataset_digest(cfg)}"
+    return cached(DataSummary, cfg, compute, folder=store.data_dir(), upstream=upstream)

@@ -39,13 +39,23 @@ CLIP_PEAK = 0.99
 
 
 @contextmanager
-def atomic_folder(folder: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``folder``, renamed onto it when the block succeeds."""
+def atomic_folder(folder: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``, renamed onto it when the block succeeds.
+
+    Args:
+        folder: the folder to write.
+        replace: an existing ``folder`` (a damaged one) is moved aside and deleted once the new
+            one is in place; otherwise an existing complete folder (written meanwhile by another
+            process) is kept.
+    """
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp, aside = folder.parent / f".{folder.name}.tmp-{tag}", folder.parent / f".{folder.name}.old-{tag}"
     tmp.mkdir()
     try:
         yield tmp
+        if replace and folder.exists():
+            os.rename(folder, aside)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -53,8 +63,9 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
                 raise
             log.info("%s was written meanwhile by another process; keeping it", folder)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for path in (tmp, aside):
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray, report: dict | None = None) -> Path:

@@ -20,6 +20,7 @@ from vaetone.config import Config
 from vaetone.data.splits import check_split_sizes
 from vaetone.devices import resolve_device
 from vaetone.errors import CheckpointError
+from vaetone.model.inputs import input_record
 from vaetone.model.train import (
     BEST,
     CHECKPOINT,
@@ -132,9 +133,11 @@ def _input_shape(features) -> tuple[int, int]:
     return int(x.shape[-2]), int(x.shape[-1])
 
 
-def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device) -> Run:
+def _finished_run(
+    cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, device: torch.device, inputs: dict | None
+) -> Run:
     """The Run of a finished checkpoint, with the weights of best.pt (rebuilt from checkpoint.pt if damaged)."""
-    best = _best_weights(cfg, shape, ckpt, folder)
+    best = _best_weights(cfg, shape, ckpt, folder, inputs)
     model = ConvVAE(cfg, *shape)
     _load_weights(model, best["model"], folder / BEST)
     history = history_frame(list(ckpt["history"]))
@@ -152,14 +155,14 @@ def _finished_run(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path,
     )
 
 
-def _best_weights(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path) -> dict:
+def _best_weights(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path, inputs: dict | None) -> dict:
     """best.pt of a finished run; a missing, corrupt or stale best.pt is rebuilt from checkpoint.pt's best weights.
 
     Raises:
         CheckpointError: neither file holds the best epoch's weights; the message says which files to delete.
     """
     try:
-        best = read_checkpoint(folder / BEST, cfg, shape) if (folder / BEST).exists() else None
+        best = read_checkpoint(folder / BEST, cfg, shape, inputs) if (folder / BEST).exists() else None
     except CheckpointError as exc:
         log.warning("%s; rebuilding it from %s", exc, CHECKPOINT)
         best = None
@@ -172,7 +175,7 @@ def _best_weights(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path)
             "run (the folder's other files are rebuilt as needed)"
         )
     best = {
-        **_header(cfg, shape),
+        **_header(cfg, shape, ckpt.get("inputs")),
         "epoch": int(ckpt["best_epoch"]),
         "valid_total": float(ckpt["best_valid"]),
         "model": ckpt["best_model"],
@@ -196,7 +199,8 @@ def trained_model(
     Returns:
         A :class:`Run` with the best validation weights, in eval mode.
     Raises:
-        CheckpointError: a checkpoint in the run folder is corrupt or from another configuration or code.
+        CheckpointError: a checkpoint in the run folder is corrupt, from another configuration or code, or
+            trained on other features (dataset digest or normalisation; the message says what to delete).
         TrainingError: the loss became NaN or infinite (the last good checkpoint is kept).
     Chapters: 02_model, 03_training and every analysis chapter.
     """
@@ -204,17 +208,18 @@ def trained_model(
     shape = _input_shape(features)
     device, folder = resolve_device(cfg), store.run_dir(cfg)
     check_split_sizes(features.meta, cfg, "the features of this configuration")  # before any training
-    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape) if (folder / CHECKPOINT).exists() else None
+    inputs = input_record(features)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs) if (folder / CHECKPOINT).exists() else None
     if ckpt is not None and ckpt.get("finished"):
-        return _finished_run(cfg, shape, ckpt, folder, device)
+        return _finished_run(cfg, shape, ckpt, folder, device, inputs)
     x_train, x_valid = _splits(features)  # normalised copies, only when there is training to do
-    trainer = _Trainer(cfg, shape, device)
+    trainer = _Trainer(cfg, shape, device, inputs)
     if ckpt is not None:
         trainer.restore(ckpt, folder / CHECKPOINT)
         log.info("resuming %s after epoch %d", folder.name, trainer.epoch)
     _fit(trainer, x_train, x_valid, folder, progress, callback)
-    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape)
-    return _finished_run(cfg, shape, ckpt, folder, device)
+    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs)
+    return _finished_run(cfg, shape, ckpt, folder, device, inputs)
 
 
 def run_summary(run: Run) -> dict:

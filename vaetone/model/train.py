@@ -10,6 +10,10 @@ every data, feature, model and training parameter plus the code versions:
 * ``best.pt``: the weights with the lowest validation loss (what :func:`trained_model` returns).
 * ``history.csv``: one row per epoch (see :func:`trained_model`).
 
+Both .pt files record the inputs the run was trained on (:func:`~vaetone.model.inputs.input_record`:
+the features' dataset digest and normalisation); a run whose record differs from the current
+features is refused rather than reused (a file without the record, of an older version, is accepted).
+
 Recipe: AdamW (``lr``, ``weight_decay``); cosine annealing of the learning rate over
 ``cfg.epochs`` epochs down to lr/100, stepped once per epoch; gradient-norm clipping at
 ``grad_clip`` (0: off); the KL weight rises linearly per batch from 0 to β over
@@ -36,6 +40,7 @@ import torch
 from vaetone import store
 from vaetone.config import Config, stage_params
 from vaetone.errors import CheckpointError, DataError, TrainingError
+from vaetone.model.inputs import input_changes
 from vaetone.model.vae import ConvVAE, loss_terms
 from vaetone.progress import tqdm
 
@@ -57,14 +62,15 @@ DIVERGENCE_FACTOR = 3.0
 log = logging.getLogger(__name__)
 
 
-def _header(cfg: Config, shape: tuple[int, int]) -> dict:
-    """What identifies a run in its files: parameters, code versions and input size."""
+def _header(cfg: Config, shape: tuple[int, int], inputs: dict | None = None) -> dict:
+    """What identifies a run in its files: parameters, code versions, input size and inputs (``input_record``)."""
     return {
         "format": FORMAT,
         "run_id": store.run_id(cfg),
         "params": stage_params(cfg, "train"),
         "code_versions": dict(store.CODE_VERSIONS),
         "input_shape": [int(s) for s in shape],
+        "inputs": inputs,
     }
 
 
@@ -74,12 +80,16 @@ def _save(path: Path, obj: dict) -> None:
         torch.save(obj, tmp)
 
 
-def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int]) -> dict:
+def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int], inputs: dict | None = None) -> dict:
     """Load ``checkpoint.pt`` or ``best.pt`` with ``weights_only=True`` and check it belongs to ``cfg``.
 
+    Args:
+        path: the file; cfg: the configuration; shape: (n_mels, frames) of the features;
+        inputs: :func:`~vaetone.model.inputs.input_record` of the current features (None: not checked).
     Raises:
         CheckpointError: the file is unreadable, not a vaetone checkpoint, or from another code
-            version, configuration or input size; the message names the mismatch.
+            version, configuration, input size or input data (dataset digest, normalisation);
+            the message names the mismatch and what to delete.
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -111,6 +121,14 @@ def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int]) -> dict:
         raise CheckpointError(
             f"checkpoint {path} was trained on inputs {ckpt.get('input_shape')} "
             f"(n_mels, frames), the features are {want['input_shape']}; delete it to retrain"
+        )
+    changes = input_changes(ckpt.get("inputs"), inputs)
+    if changes:
+        raise CheckpointError(
+            f"run {path.parent} was trained on other features than this configuration's now: "
+            + "; ".join(changes)
+            + ". The notes (their audio or examples.json) changed since it was trained. To retrain it on the "
+            f"current features, delete {path.parent / CHECKPOINT} and {path.parent / BEST}."
         )
     return ckpt
 
@@ -145,8 +163,8 @@ def _reproducible(device: torch.device):
 class _Trainer:
     """Model, optimiser, scheduler, RNG and bookkeeping of one run; (de)serialisable."""
 
-    def __init__(self, cfg: Config, shape: tuple[int, int], device: torch.device):
-        self.cfg, self.shape, self.device = cfg, shape, device
+    def __init__(self, cfg: Config, shape: tuple[int, int], device: torch.device, inputs: dict | None = None):
+        self.cfg, self.shape, self.device, self.inputs = cfg, shape, device, inputs
         torch.manual_seed(cfg.seed)
         self.model = ConvVAE(cfg, *shape).to(device)
         if device.type == "cuda":
@@ -165,7 +183,7 @@ class _Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            **_header(self.cfg, self.shape),
+            **_header(self.cfg, self.shape, self.inputs),
             "config": dataclasses.asdict(self.cfg),
             "torch_version": str(torch.__version__),
             "device": self.device.type,
@@ -322,7 +340,7 @@ class _Trainer:
             _save(
                 folder / BEST,
                 {
-                    **_header(self.cfg, self.shape),
+                    **_header(self.cfg, self.shape, self.inputs),
                     "epoch": self.best_epoch,
                     "valid_total": self.best_valid,
                     "model": self.best_state,

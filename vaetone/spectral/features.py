@@ -1,5 +1,11 @@
 """The feature set of a configuration: normalised log-mel tensors with their metadata, cached.
 
+The cache records the content digest of the notes the features were made from
+(:attr:`vaetone.data.dataset.Dataset.digest`) and one short hash per note. Loading it checks the
+digest against the notes ``cfg`` selects now (examples.json and the wavs' sizes and mtimes;
+no audio is read unless a wav changed) and recomputes the features when they differ, so
+features of other data are never reused.
+
 Chapters: 01_data, 02_model and every later one (``Features.x``).
 """
 
@@ -16,10 +22,11 @@ import torch
 
 from vaetone import store
 from vaetone.config import Config
+from vaetone.data import manifest
 from vaetone.errors import ConfigError, DataError
 from vaetone.spectral import melspec
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Layout version of the feature cache file (the content version is ``store.CODE_VERSIONS``)."""
 
 
@@ -41,6 +48,7 @@ class Features:
         meta: DataFrame indexed by note_str, in the row order of ``logmel``, with a ``split`` column.
         logmel: (n, n_mels, frames) float32 dB.
         mean, std: dB statistics of the train split.
+        digest: the content digest of the notes they were made from (``Dataset.digest``).
     Chapters: 01_data, 02_model, 03_training and every analysis chapter.
     """
 
@@ -48,6 +56,7 @@ class Features:
     logmel: torch.Tensor
     mean: float
     std: float
+    digest: str = ""
 
     @property
     def n_mels(self) -> int:
@@ -134,14 +143,20 @@ def meta_from_json(text: str) -> pd.DataFrame:
     return meta
 
 
-def _save(feats: Features, path: Path, cfg: Config) -> None:
-    """Write the features atomically as plain tensors, numbers and text (loadable with weights_only)."""
+def _save(feats: Features, path: Path, cfg: Config, notes: dict[str, str]) -> None:
+    """Write the features atomically as plain tensors, numbers and text (loadable with weights_only).
+
+    ``notes`` maps each selected note to a short hash of its entry and wav
+    (:func:`vaetone.data.manifest.note_hashes`), so that a later mismatch can say what changed.
+    """
     blob = {
         "format": CACHE_FORMAT,
         "key": store.key("features", cfg),
         "logmel": feats.logmel.contiguous(),
         "mean": feats.mean,
         "std": feats.std,
+        "digest": feats.digest,
+        "notes": json.dumps(notes, sort_keys=True),
         "meta": meta_to_json(feats.meta),
     }
     with store.atomic_path(path) as tmp:
@@ -158,11 +173,23 @@ def _load(path: Path, cfg: Config) -> Features | None:
         meta, logmel = meta_from_json(blob["meta"]), blob["logmel"]
         if logmel.shape[0] != len(meta) or logmel.shape[1] != cfg.n_mels:
             raise ValueError(f"logmel shape {tuple(logmel.shape)} does not match {len(meta)} notes")
+        digest, notes = str(blob["digest"]), json.loads(blob["notes"])
     except Exception as exc:  # noqa: BLE001 - any unreadable cache is recomputed
         log.warning("feature cache %s is unusable (%s); recomputing it", path, exc)
         return None
+    now = _current_manifest(cfg)
+    if now["digest"] != digest:
+        changed = manifest.describe(manifest.differences(notes, manifest.note_hashes(now)))
+        log.warning(
+            "feature cache %s was made from other notes (dataset digest %s → %s: %s); recomputing it",
+            path,
+            digest[:12],
+            now["digest"][:12],
+            changed,
+        )
+        return None
     log.info("features loaded from %s", path)
-    return Features(meta, logmel.float(), float(blob["mean"]), float(blob["std"]))
+    return Features(meta, logmel.float(), float(blob["mean"]), float(blob["std"]), digest)
 
 
 def _dataset(cfg: Config):
@@ -170,6 +197,32 @@ def _dataset(cfg: Config):
     from vaetone.data.dataset import dataset
 
     return dataset(cfg)
+
+
+def _current_manifest(cfg: Config) -> dict:
+    """The manifest of the notes ``cfg`` selects now (``dataset.notes_manifest``; no audio read; a seam for tests)."""
+    from vaetone.data.dataset import _selection, notes_manifest
+
+    return notes_manifest(cfg, *_selection(cfg))
+
+
+def dataset_digest(cfg: Config) -> str:
+    """The dataset digest recorded in ``cfg``'s feature cache, once the cache is checked (or rebuilt).
+
+    Args:
+        cfg: data and feature parameters.
+    Returns:
+        The content digest of the notes the features were made from, equal to the current
+        notes' digest (a stale cache is recomputed first). The tensor itself is memory-mapped,
+        not read, when the cache is valid.
+    Chapter: 01_data (the data summary's cache key).
+    """
+    path, now = cache_path(cfg), _current_manifest(cfg)["digest"]
+    try:
+        recorded = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("digest")
+    except Exception:  # noqa: BLE001 - a missing or unreadable cache is rebuilt below
+        recorded = None
+    return now if recorded == now else load_features(cfg).digest
 
 
 def load_features(cfg: Config, device=None, refresh: bool = False) -> Features:
@@ -191,6 +244,6 @@ def load_features(cfg: Config, device=None, refresh: bool = False) -> Features:
     ds = _dataset(cfg)
     log.info("computing log-mel features of %d notes", len(ds.meta))
     logmel = melspec.log_mel(ds.audio, cfg, device=device)
-    feats = Features(ds.meta.copy(), logmel, *train_statistics(logmel, ds.meta))
-    _save(feats, path, cfg)
+    feats = Features(ds.meta.copy(), logmel, *train_statistics(logmel, ds.meta), ds.digest)
+    _save(feats, path, cfg, manifest.note_hashes(_current_manifest(cfg)))
     return feats

@@ -358,3 +358,53 @@ def test_new_best_weights_drop_the_cached_latents_and_runs_know_their_training_d
     shutil.copy(run.path / training.LATENTS, store.run_dir(resumed) / training.LATENTS)
     trainer.save(store.run_dir(resumed), improved=True)
     assert not (store.run_dir(resumed) / training.LATENTS).exists()
+
+
+@dataclasses.dataclass
+class RecordedFeatures(FakeFeatures):
+    """FakeFeatures that say what they were made from, as vaetone's Features do."""
+
+    digest: str = "a" * 64
+    mean: float = -40.0
+    std: float = 10.0
+
+
+def test_a_finished_run_whose_features_changed_is_refused_with_what_to_delete(runs, feats):
+    cfg = tiny(epochs=1)
+    recorded = RecordedFeatures(feats.meta, feats.data)
+    run = model_runs.trained_model(cfg, recorded, progress=False)
+    assert torch.load(run.path / "best.pt", weights_only=True)["inputs"] == {
+        "dataset_digest": "a" * 64,
+        "mean": -40.0,
+        "std": 10.0,
+    }
+    assert model_runs.trained_model(cfg, recorded, progress=False).best_epoch == run.best_epoch  # same inputs: reused
+    other = dataclasses.replace(recorded, digest="b" * 64)
+    folder = run.path
+    with pytest.raises(CheckpointError) as err:
+        model_runs.trained_model(cfg, other, progress=False)
+    message = str(err.value)
+    assert "dataset digest aaaaaaaaaaaa → bbbbbbbbbbbb" in message and "normalisation" not in message
+    assert f"delete {folder / 'checkpoint.pt'} and {folder / 'best.pt'}" in message
+    renormalised = dataclasses.replace(recorded, mean=-38.5)
+    with pytest.raises(CheckpointError, match=r"normalisation mean -40 dB, std 10 dB → mean -38.5 dB, std 10 dB"):
+        model_runs.trained_model(cfg, renormalised, progress=False)
+    (folder / "checkpoint.pt").unlink()
+    (folder / "best.pt").unlink()
+    retrained = model_runs.trained_model(cfg, other, progress=False)
+    assert torch.load(retrained.path / "checkpoint.pt", weights_only=True)["inputs"]["dataset_digest"] == "b" * 64
+
+
+def test_a_resumed_run_on_changed_features_is_refused_and_an_old_checkpoint_without_the_record_is_accepted(
+    runs, feats, monkeypatch
+):
+    cfg = tiny(epochs=2)
+    plain = model_runs.trained_model(cfg, feats, progress=False)  # no record: as an older version wrote it
+    assert torch.load(plain.path / "checkpoint.pt", weights_only=True)["inputs"] is None
+    again = model_runs.trained_model(cfg, RecordedFeatures(feats.meta, feats.data), progress=False)
+    assert _same_weights(again.model, plain.model)
+    ckpt = torch.load(plain.path / "checkpoint.pt", weights_only=True)
+    inputs = {"dataset_digest": "a" * 64, "mean": -40.0, "std": 10.0}
+    training._save(plain.path / "checkpoint.pt", {**ckpt, "inputs": inputs, "finished": False, "epoch": 1})
+    with pytest.raises(CheckpointError, match="dataset digest aaaaaaaaaaaa → cccccccccccc"):
+        model_runs.trained_model(cfg, RecordedFeatures(feats.meta, feats.data, digest="c" * 64), progress=False)

@@ -1,12 +1,15 @@
 """Tests of vaetone.features: log-mel, the way back to audio, normalisation and the cache."""
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 import torchaudio
 
@@ -276,3 +279,60 @@ def test_non_finite_spectrograms_are_refused_before_griffin_lim():
     db[2, 0, 0] = float("inf")
     with pytest.raises(DataError, match="2 non-finite values .* in 2 of its 3 spectrograms"):
         inversion.mel_to_audio(db, CFG, n_iter=1)
+
+
+def _nsynth_folder(root: Path) -> Path:
+    """A small NSynth-format folder: 10 instruments of two families x 2 pitches, velocity 100."""
+    (root / "audio").mkdir(parents=True)
+    entries = {}
+    for i in range(10):
+        family = ("guitar", "flute")[i % 2]
+        for pitch in (48, 60):
+            name = f"{family}_acoustic_{i:03d}-{pitch:03d}-100"
+            entries[name] = {
+                "note": i * 1000 + pitch,
+                "note_str": name,
+                "instrument": i,
+                "instrument_str": f"{family}_acoustic_{i:03d}",
+                "pitch": pitch,
+                "velocity": 100,
+                "sample_rate": SR,
+                "qualities": [0] * 10,
+                "qualities_str": [],
+                "instrument_family": config.FAMILIES.index(family),
+                "instrument_family_str": family,
+                "instrument_source": 0,
+                "instrument_source_str": "acoustic",
+            }
+            sf.write(root / "audio" / f"{name}.wav", harmonic(110 * (1 + i / 10) * pitch / 48), SR, subtype="PCM_16")
+    (root / "examples.json").write_text(json.dumps(entries))
+    return root
+
+
+def test_features_of_an_nsynth_folder_are_recomputed_when_a_wav_changes_not_when_it_is_touched(
+    isolated_store, monkeypatch, caplog
+):
+    folder = _nsynth_folder(isolated_store / "nsynth-mini")
+    cfg = config.make(dataset="nsynth", nsynth_path=str(folder), velocities=[100], n_mels=16, device="cpu")
+    calls = []
+    real_log_mel = melspec.log_mel
+    monkeypatch.setattr(melspec, "log_mel", lambda *a, **k: calls.append(1) or real_log_mel(*a, **k))
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    first = spectral_features.load_features(cfg)
+    assert first.digest == datasets.dataset(cfg).digest and len(first.digest) == 64 and len(calls) == 1
+
+    wav = folder / "audio" / f"{first.meta.index[3]}.wav"
+    st = wav.stat()
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: same bytes
+    touched = spectral_features.load_features(cfg)
+    assert len(calls) == 1 and torch.equal(touched.logmel, first.logmel) and touched.digest == first.digest
+
+    sf.write(wav, harmonic(1000.0), SR, subtype="PCM_16")  # other bytes, same size
+    changed = spectral_features.load_features(cfg)
+    assert len(calls) == 2
+    assert "was made from other notes" in caplog.text and f"1 notes changed (e.g. {wav.stem})" in caplog.text
+    assert changed.digest != first.digest
+    assert not torch.equal(changed.logmel[3], first.logmel[3]) and torch.equal(changed.logmel[4:], first.logmel[4:])
+    assert spectral_features.load_features(cfg).digest == changed.digest and len(calls) == 2
+    assert {p for p in folder.rglob("*") if p.is_file()} == set(before)  # the user's folder is never written to
+    assert all(p.read_bytes() == b for p, b in before.items() if p != wav)

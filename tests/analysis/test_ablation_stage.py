@@ -19,7 +19,7 @@ from vaetone.analysis.ablation import stage, steps
 from vaetone.analysis.baselines import pca_baseline
 from vaetone.analysis.decoding import db_decoder, decode_batched, default_describe
 from vaetone.errors import VaetoneError
-from vaetone.results import result_key
+from vaetone.results import result_key, result_path
 from vaetone.spectral.inversion import mel_to_audio
 
 N_NOTES, N_PICK = 12, 2
@@ -205,7 +205,7 @@ def test_audio_metrics_must_be_named(known):
 def test_result_is_cached_and_keyed_by_its_params(tiny_cfg, stage_store, monkeypatch):
     first = ablation.result(tiny_cfg)
     upstream = store.key("train", tiny_cfg)
-    folder = store.run_dir(tiny_cfg) / "results" / f"ablation-{result_key(ablation.AblationResult, tiny_cfg, upstream)}"
+    folder = result_path(ablation.AblationResult, tiny_cfg, store.run_dir(tiny_cfg), upstream)
     assert (folder / "manifest.json").is_file() and (folder / "summary.csv").is_file()
 
     def no_compute(inp):

@@ -181,7 +181,8 @@ def test_the_stage_result_holds_what_chapter_03_quotes(tiny_cfg, tiny_result):
 def test_the_stage_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, tiny_result, monkeypatch):
     upstream = store.key("train", tiny_cfg)
     key = results.result_key(evaluation.EvaluationResult, tiny_cfg, upstream)
-    assert (store.run_dir(tiny_cfg) / "results" / f"evaluation-{key}" / "manifest.json").exists()
+    path = results.result_path(evaluation.EvaluationResult, tiny_cfg, store.run_dir(tiny_cfg), upstream)
+    assert (path / "manifest.json").exists()
 
     def no_compute(cfg):
         raise AssertionError("a cached result was recomputed")

@@ -117,9 +117,9 @@ def test_moved_descriptor_leaves_out_dimensions_that_move_nothing():
 
 def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, monkeypatch):
     first = sens.result(tiny_cfg)
-    folder = store.run_dir(tiny_cfg) / "results"
+    path = results.result_path(sens.SensitivityResult, tiny_cfg, store.run_dir(tiny_cfg), store.key("train", tiny_cfg))
+    assert (path / "ranking.csv").exists()
     key = results.result_key(sens.SensitivityResult, tiny_cfg, store.key("train", tiny_cfg))
-    assert (folder / f"sensitivity-{key}" / "ranking.csv").exists()
 
     def no_compute(cfg):
         raise RuntimeError("computed again")

@@ -106,8 +106,9 @@ def cached(cls: type[R], cfg: Config, compute: Callable[[], R], *, folder: Path,
     fresh = compute()
     if not isinstance(fresh, cls):
         raise TypeError(f"the {cls.stage} stage computed a {type(fresh).__name__}, not a {cls.__name__}")
-    path = result_path(cls, cfg, folder, upstream)  # compute() may have trained the run: key the weights it used
-    save(fresh, path, {p: getattr(cfg, p) for p in cls.params}, with_weights(folder, upstream))
+    weighted = with_weights(folder, upstream)  # compute() may have trained the run: key the weights it used
+    path = Path(folder) / "results" / f"{cls.stage}-{result_key(cls, cfg, weighted)}"
+    save(fresh, path, {p: getattr(cfg, p) for p in cls.params}, weighted)
     return load(cls, path)
 
 

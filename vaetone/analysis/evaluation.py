@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from vaetone import store
 from vaetone.analysis import generate
@@ -129,7 +128,7 @@ def evaluate_models(models: dict[str, Callable], features, cfg, split: str = "te
     ref_audio = mel_to_audio(ref_db[sub], cfg).numpy()
     tables = {}
     for name, reconstruct in models.items():
-        est_db = features.denormalise(torch.as_tensor(reconstruct(x)).float())[:, 0]
+        est_db = generate.to_db(reconstruct(x), features)
         table = evaluate(ref_db, est_db, cfg, index=index, audio=False)
         audio = evaluate(ref_db[sub], est_db[sub], cfg, index=index[sub], ref_audio=ref_audio)
         tables[name] = table.join(audio.drop(columns=table.columns))

@@ -378,7 +378,9 @@ def ablation_findings(across: seeds_mod.AcrossSeeds) -> dict:
         JSON-native dict: free_per_seed (list of ints, one per seed), free_seeds ("16.0 ± 0.0",
         mean ± standard deviation over seeds). Chapter: 05_ablation.
     """
-    free = [int((t["increase_mean"] < 0.01 * t["base_mean"]).sum()) for t in across.tables]
+    from vaetone.analysis.ablation.steps import FREE_SHARE  # the threshold chapter 05's own count uses
+
+    free = [int((t["increase_mean"] < FREE_SHARE * t["base_mean"]).sum()) for t in across.tables]
     return {"free_per_seed": free, "free_seeds": _mean_std(free)}
 
 

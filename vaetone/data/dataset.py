@@ -119,23 +119,6 @@ def _selection(cfg: Config) -> tuple[Path, dict[str, dict], list[str]]:
     return folder, entries, chosen
 
 
-def current_digest(cfg: Config) -> str:
-    """The content digest of the notes ``cfg`` selects now, without reading any audio sample.
-
-    Reads examples.json, selects the entries and stats their wavs; only wavs whose size or
-    mtime changed since their last manifest are hashed again. A damaged rendered folder is
-    rendered again first (:func:`rendered_folder`).
-
-    Args:
-        cfg: the configuration (its data parameters).
-    Returns:
-        The digest :attr:`Dataset.digest` of ``dataset(cfg)`` would carry.
-    Chapter: 01_data (and every later chapter, through the feature cache).
-    """
-    folder, entries, chosen = _selection(cfg)
-    return notes_manifest(cfg, folder, entries, chosen)["digest"]
-
-
 def notes_manifest(
     cfg: Config, folder: Path, entries: Mapping[str, dict], chosen: list[str], verify: bool = False
 ) -> dict:

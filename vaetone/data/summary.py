@@ -158,7 +158,8 @@ def count_findings(ds: Dataset) -> dict:
         "split_notes": split_notes,
     }
     found["notes_line"] = (
-        f"{found['n_notes']} notes of {found['n_instruments']} instruments; {found['n_skipped']} skipped"
+        f"{found['n_notes']} note{'s' * (found['n_notes'] != 1)} of {found['n_instruments']} "
+        f"instrument{'s' * (found['n_instruments'] != 1)}; {found['n_skipped']} skipped"
     )
     return found
 

@@ -37,9 +37,6 @@ from vaetone.model.train import (
 )
 from vaetone.model.vae import ConvVAE, n_parameters
 
-"""Layout version of checkpoint.pt / best.pt."""
-
-
 log = logging.getLogger(__name__)
 
 
@@ -254,17 +251,6 @@ def autoencoder(cfg: Config, features=None, *, progress: bool = True) -> Run:
     return trained_model(dataclasses.replace(cfg, beta=0.0), features, progress=progress)
 
 
-def _all_x(features) -> torch.Tensor:
-    """The normalised tensor of every note, in the row order of ``features.meta``."""
-    split = features.meta["split"].to_numpy()
-    parts = {s: features.x(s) for s in pd.unique(split)}
-    first = next(iter(parts.values()))
-    x = torch.empty((len(split), *first.shape[1:]), dtype=torch.float32)
-    for s, xs in parts.items():
-        x[torch.as_tensor(np.flatnonzero(split == s))] = xs.float()
-    return x
-
-
 def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
     """Posterior means and standard deviations of every note (cached as ``latents.npz`` in the run folder).
 
@@ -283,7 +269,7 @@ def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
         with np.load(path, allow_pickle=False) as f:
             if f["notes"].tolist() == notes.tolist() and int(f["best_epoch"]) == run.best_epoch:
                 return Latents(f["mu"], f["std"], features.meta)
-    mu, logvar = run.encode(_all_x(features))
+    mu, logvar = run.encode(features.x())
     std = torch.zeros_like(mu) if run.model.deterministic else torch.exp(0.5 * logvar)
     mu, std = mu.numpy().astype(np.float32), std.numpy().astype(np.float32)
     with store.atomic_path(path) as tmp:

@@ -50,10 +50,10 @@ HISTORY = "history.csv"
 LATENTS = "latents.npz"
 """The cached posterior means and standard deviations of every note (written by runs.latents)."""
 FORMAT = 1
+"""Layout version of checkpoint.pt / best.pt."""
 EVAL_BATCH = 256
 DIVERGENCE_FACTOR = 3.0
 """A validation loss above this multiple of the untrained model's is divergence, not learning."""
-"""Layout version of checkpoint.pt / best.pt."""
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -177,7 +177,7 @@ def effect_findings(summary: pd.DataFrame, order: Sequence[int]) -> dict:
     rho = float(_by_baseline(overall, "increase_mean").corr(method="spearman").to_numpy().min())
     return {
         "base_mse": base_mse,
-        "top_abl": ", ".join(f"z{d} (+{zero.loc[d, 'increase_mean']:.0f} dB²)" for d in order[:N_QUOTED]),
+        "top_abl": ", ".join(f"z{d} ({zero.loc[d, 'increase_mean']:+.0f} dB²)" for d in order[:N_QUOTED]),
         "n_free": int((zero["increase_mean"] < FREE_SHARE * base_mse).sum()),
         "free_pct": 100 * FREE_SHARE,
         "baseline_costs": ", ".join(f'"{b}" {v:.3g} dB²' for b, v in by_baseline.items()),

@@ -23,7 +23,7 @@ import torch
 from vaetone import results, store
 from vaetone.analysis.decoding import Decoder, Describe, db_decoder, decode_throughput
 from vaetone.analysis.sensitivity.oat import normalised_moves, sweep_dimension
-from vaetone.analysis.sensitivity.ranking import Analysis, analysis, rank_dimensions, top_descriptor
+from vaetone.analysis.sensitivity.ranking import Analysis, analysis, top_descriptor
 from vaetone.config import Config
 from vaetone.errors import ConfigError
 
@@ -179,7 +179,7 @@ def ranked(views: Analysis, moves: pd.DataFrame) -> pd.DataFrame:
         :func:`rank_dimensions` sorted by mean rank, ``top_descriptor`` replaced by the largest
         normalised move of the dimension (NaN where it moves no descriptor). Chapter: 04_sensitivity.
     """
-    ranking = rank_dimensions(views.sweeps, views.jacobian, views.sobol)
+    ranking = views.ranking.copy()  # rank_dimensions of the three views, sorted by mean rank
     ranking["top_descriptor"] = ranking.index.map(moved_descriptor(moves))
     return ranking
 

@@ -40,7 +40,7 @@ def bench(device: str) -> dict:
     )
     programs, pitches, velocities = (g.ravel().tolist() for g in grid)
     out["render_notes_per_s"] = _rate(
-        len(programs), lambda: soundfont.render_notes(programs, pitches, velocities, cfg.soundfont_path)
+        len(programs), lambda: soundfont.render_notes(programs, pitches, velocities, cfg.soundfonts[0])
     )
     audio = np.random.default_rng(0).standard_normal((256, 64000)).astype(np.float32) * 0.1
     out["logmel_notes_per_s"] = _rate(256, lambda: melspec.log_mel(audio, cfg, device=device))

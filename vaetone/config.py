@@ -40,7 +40,7 @@ class Config:
     # --- data (chapter 01) ---
     dataset: str = "soundfont"  # soundfont | synthetic | nsynth
     nsynth_path: str = ""  # an NSynth split folder (nsynth-test, ...), for dataset="nsynth"
-    soundfont_path: str = DEFAULT_SOUNDFONT
+    soundfonts: list = field(default_factory=lambda: [DEFAULT_SOUNDFONT])  # .sf2 files, one corpus
     pitch_min: int = 40  # MIDI
     pitch_max: int = 76  # MIDI, inclusive
     pitch_step: int = 6  # semitones between rendered pitches (soundfont, synthetic)
@@ -78,6 +78,7 @@ class Config:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
+    workers: int = 1  # processes that read or render notes and compute features (1: this one)
     # --- analyses (chapters 04-07) ---
     n_seeds: int = 3  # training seeds seed, seed+1, ... for the across-seed views
     n_anchors: int = 16  # encoded test notes used as sweep anchors
@@ -93,7 +94,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "data": (
         "dataset",
         "nsynth_path",
-        "soundfont_path",
+        "soundfonts",
         "pitch_min",
         "pitch_max",
         "pitch_step",
@@ -131,6 +132,7 @@ _CHOICES = {
     "device": ("auto", "cpu", "cuda"),
 }
 _POSITIVE = (
+    "workers",
     "n_fft",
     "hop_length",
     "n_mels",

@@ -319,7 +319,7 @@ def test_gm_table_maps_programs_to_nsynth_families():
 def test_missing_soundfont_or_fluidsynth_says_how_to_install(tmp_path, monkeypatch):
     with pytest.raises(DependencyError, match="apt-get install libfluidsynth3 fluid-soundfont-gm"):
         soundfont.render_notes([0], [60], [100], soundfont_path=tmp_path / "none.sf2")
-    cfg = config.make(soundfont_path=str(tmp_path / "none.sf2"), max_instruments=1)
+    cfg = config.make(soundfonts=[str(tmp_path / "none.sf2")], max_instruments=1)
     with pytest.raises(DependencyError, match="soundfont_path=/path/to.sf2"):
         datasets.dataset(cfg)
     assert not store.data_dir().exists() or not any(store.data_dir().iterdir())  # nothing half-written

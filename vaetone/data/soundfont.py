@@ -79,20 +79,20 @@ def gm_programs(include_excluded: bool = False) -> pd.DataFrame:
 
 def build(cfg: Config, folder: Path) -> None:
     """Render the GM programs chosen by ``cfg`` into an NSynth-format ``folder``."""
-    _check_soundfont(cfg.soundfont_path)
+    _check_soundfont(cfg.soundfonts[0])
     table = filter_instruments(gm_programs(), cfg)
     notes = nsynth_rows(table, pitch_grid(cfg), cfg.velocities)
     require_notes(notes, cfg)
-    log.info("rendering %d notes of %d GM programs with %s", len(notes), len(table), cfg.soundfont_path)
+    log.info("rendering %d notes of %d GM programs with %s", len(notes), len(table), cfg.soundfonts[0])
     start = time.perf_counter()
     audio, gain = _render(
-        notes["instrument"].to_numpy(), notes["pitch"].to_numpy(), notes["velocity"].to_numpy(), cfg.soundfont_path
+        notes["instrument"].to_numpy(), notes["pitch"].to_numpy(), notes["velocity"].to_numpy(), cfg.soundfonts[0]
     )
     seconds = time.perf_counter() - start
     notes, audio, skipped = drop_silent(notes, audio, "rendered silent by the SoundFont")
     report = {
         "source": "soundfont",
-        "soundfont": str(cfg.soundfont_path),
+        "soundfont": str(cfg.soundfonts[0]),
         "gain": gain,
         "synth_gain": RENDER_GAIN,
         "render_seconds": round(seconds, 3),

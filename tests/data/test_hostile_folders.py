@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vaetone.data import nsynth
+from vaetone.data import nsynth, wav
 from vaetone.errors import DataError
 
 from .test_data import SR, _add, _folder, _tone
@@ -83,6 +83,6 @@ def test_a_long_wav_is_refused_from_its_header_without_reading(tmp_path, monkeyp
     def no_read(*args, **kwargs):
         raise AssertionError("the samples of a long file were read")
 
-    monkeypatch.setattr(nsynth.sf, "read", no_read)
+    monkeypatch.setattr(wav.sf.SoundFile, "read", no_read)
     reason = nsynth.read_note(folder / "audio" / "long_acoustic_006-060-100.wav")[1]
     assert reason == "61.0 s long, expected 4 s: refused from its header without reading it"

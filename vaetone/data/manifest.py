@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def entry_sha256(entry: Mapping) -> str:
     return hashlib.sha256(json.dumps(entry, sort_keys=True, default=store.jsonable).encode()).hexdigest()
 
 
-def wav_record(path: Path, previous: Mapping | None = None, verify: bool = False) -> dict:
+def wav_record(path: str | Path, previous: Mapping | None = None, verify: bool = False) -> dict:
     """Size, mtime_ns and sha256 of one wav, reusing ``previous``'s sha256 when size and mtime match.
 
     Args:
@@ -65,14 +67,14 @@ def wav_record(path: Path, previous: Mapping | None = None, verify: bool = False
         missing (or not a plain file). Chapter: 01_data.
     """
     try:
-        st = path.stat()
+        st = os.stat(path)
     except (OSError, ValueError):
         st = None
-    if st is None or not path.is_file():
+    if st is None or not stat.S_ISREG(st.st_mode):
         return {"size": None, "mtime_ns": None, "sha256": None}
     record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     same = previous is not None and all(previous.get(k) == v for k, v in record.items())
-    record["sha256"] = previous["sha256"] if same and not verify else file_sha256(path)
+    record["sha256"] = previous["sha256"] if same and not verify else file_sha256(Path(path))
     return record
 
 
@@ -96,10 +98,10 @@ def build(
         "sha256"}}, "digest"}``. Chapter: 01_data.
     """
     folder = Path(folder)
-    old = (previous or {}).get("notes", {})
+    old, audio = (previous or {}).get("notes", {}), os.path.join(folder, "audio")
     notes = {}
     for name in sorted(names):
-        record = wav_record(folder / "audio" / f"{name}.wav", old.get(name), verify)
+        record = wav_record(os.path.join(audio, f"{name}.wav"), old.get(name), verify)
         notes[name] = {"entry": entry_sha256(entries[name]), **record}
     return {
         "format": FORMAT,

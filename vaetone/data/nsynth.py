@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
-from vaetone.config import NOTE_SECONDS, SAMPLE_RATE
+from vaetone.data.wav import N_SAMPLES, SILENCE_PEAK, read_note, read_note_file  # noqa: F401 (re-exported)
 from vaetone.errors import DataError
 from vaetone.progress import tqdm
-
-N_SAMPLES = int(SAMPLE_RATE * NOTE_SECONDS)
-"""Samples of one note: 64000 (4 s at 16 kHz)."""
 
 FIELDS = (
     "note",
@@ -43,12 +40,13 @@ FIELDS = (
 )
 """The fields every entry of an NSynth ``examples.json`` holds."""
 
+EXTRA_FIELDS = ("soundfont", "program", "sample_group")
+"""Fields of the rendered SoundFont corpus kept in the metadata when present (the font's file name, the GM
+program, and the group of programs that share samples, which the splits keep together)."""
+
 _INT_FIELDS = ("note", "instrument", "pitch", "velocity", "sample_rate", "instrument_family", "instrument_source")
 _STR_FIELDS = ("note_str", "instrument_str", "instrument_family_str", "instrument_source_str")
 _LIST_FIELDS = ("qualities", "qualities_str")
-
-SILENCE_PEAK = 1.0 / 32768
-"""A note whose peak is at most one 16-bit step is silent."""
 
 QUALITIES = (
     "bright",
@@ -71,8 +69,6 @@ QUALITIES = (
 
 MAX_EXAMPLES_BYTES = 1 << 30
 """The largest examples.json read (1 GiB; NSynth's training split's is about 120 MB)."""
-MAX_NOTE_SECONDS = 60.0
-"""A wav longer than this is refused from its header, before any sample is read."""
 
 _EXPECTED = (
     "an NSynth-format split folder holding examples.json (a JSON object keyed by note_str) "
@@ -211,7 +207,7 @@ def load_split(
         audio = audio[: len(loaded)].copy()
     if skipped:
         log.warning("%s: skipped %d of %d notes (%s)", folder, len(skipped), len(names), reason_counts(skipped))
-    return _meta_frame(entries, loaded), audio, skipped
+    return meta_frame(entries, loaded), audio, skipped
 
 
 def data_check(
@@ -257,95 +253,59 @@ def _iter_audio(
         yield name, y, reason
 
 
-def _audio_file(audio_dir: Path, name: str) -> tuple[Path | None, str | None]:
-    """The wav of a note inside ``audio_dir``, or a reason when the name would reach outside it."""
+NO_RECORD = {"size": None, "mtime_ns": None, "sha256": None}
+"""The wav record of a note whose file was not read."""
+
+
+def read_entry(audio_dir: str | Path, name: str) -> tuple[np.ndarray | None, str | None, dict]:
+    """Read one note of a folder once, as the preparation does: audio or reason, and the wav's record.
+
+    Args:
+        audio_dir: the folder's ``audio/``, resolved (``(folder / "audio").resolve()``).
+        name: the note_str.
+    Returns:
+        ``(audio (64000,) float32 or None, reason or None, record)`` as
+        :func:`vaetone.data.wav.read_note_file`; a name that would reach outside the folder is
+        never opened. Chapter: 01_data (through ``vaetone.spectral.prepare``).
+    """
+    try:
+        file, reason = _audio_file(audio_dir, name)
+        if reason is not None:
+            return None, reason, dict(NO_RECORD)
+        return read_note_file(file)
+    except (OSError, RuntimeError, ValueError) as exc:  # long names, symlink loops, odd files
+        return None, f"cannot open the audio file ({type(exc).__name__}: {str(exc)[:200]})", dict(NO_RECORD)
+
+
+def _audio_file(audio_dir: str | Path, name: str) -> tuple[str | None, str | None]:
+    """The wav of a note inside ``audio_dir`` (resolved), or a reason when the name would reach outside it.
+
+    Only a symbolic link is resolved (the name holds no separator, so the file itself is the only
+    link there can be), which keeps this to one ``lstat`` per note.
+    """
     outside = "note name reaches outside the folder (path separators, '..' or an absolute path); not opened"
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or Path(name).is_absolute():
         return None, outside
-    file = audio_dir / f"{name}.wav"
-    if not file.resolve().is_relative_to(audio_dir):
+    file = os.path.join(audio_dir, f"{name}.wav")
+    if os.path.islink(file) and not Path(file).resolve().is_relative_to(audio_dir):
         return None, "audio file links outside the folder; not opened"
     return file, None
 
 
-def read_note(
-    file: str | Path, resample: bool = False, mix_to_mono: bool = False, normalise: bool = False
-) -> tuple[np.ndarray | None, str | None]:
-    """Read one note's wav and check it is 4 s, 16 kHz, mono, finite and not silent.
+def meta_frame(entries: Mapping[str, dict], names: Sequence[str]) -> pd.DataFrame:
+    """The metadata of ``names``, indexed by note_str: NSynth fields, ``factor_*`` fields, :data:`EXTRA_FIELDS`.
 
     Args:
-        file: the wav path.
-        resample: resample another sample rate to 16 kHz (soxr) instead of refusing it.
-        mix_to_mono: average several channels instead of refusing them.
-        normalise: scale a note whose samples leave [-1, 1] to a peak of 1 instead of refusing it.
+        entries: an examples.json as read (:func:`read_examples`); names: note_str values.
     Returns:
-        ``(audio float32 (64000,), None)`` or ``(None, reason)``. The length is checked from the
-        header first, so a long file is refused without reading it.
-    Chapter: 01_data (through :func:`load_split`).
+        DataFrame in the order of ``names``; integer fields as int64, factors as floats. Chapter: 01_data.
     """
-    file = Path(file)
-    if file.is_dir():
-        return None, f"{file.parent.name}/{file.name} is a folder, not a wav file"
-    if not file.is_file():
-        return None, f"audio file missing: expected {file.parent.name}/{file.name}"
-    try:
-        info = sf.info(file)
-        if info.frames > MAX_NOTE_SECONDS * info.samplerate:
-            return None, (
-                f"{info.frames / info.samplerate:.1f} s long, expected {NOTE_SECONDS:g} s: refused from its header "
-                "without reading it"
-            )
-        y, sr = sf.read(file, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
-        return None, f"unreadable or corrupt audio file ({exc})"
-    if y.shape[1] != 1:
-        if not mix_to_mono:
-            return None, f"{y.shape[1]} channels, expected mono (pass mix_to_mono=True to mix down)"
-        y = y.mean(axis=1, keepdims=True)
-    y = y[:, 0]
-    if sr != SAMPLE_RATE:
-        if not resample:
-            return None, f"sample rate {sr} Hz, expected {SAMPLE_RATE} Hz (pass resample=True to resample)"
-        y, sr = _resample(y, sr)
-    return _check_samples(y, normalise)
-
-
-def _resample(y: np.ndarray, sr: int) -> tuple[np.ndarray, int]:
-    """Resample to 16 kHz, fixing a one- or two-sample rounding of a 4-s note's length."""
-    import soxr  # installed with librosa
-
-    out = soxr.resample(y, sr, SAMPLE_RATE, quality="HQ")
-    if abs(len(y) / sr - NOTE_SECONDS) < 1.0 / sr and abs(len(out) - N_SAMPLES) <= 2:
-        out = np.pad(out, (0, max(0, N_SAMPLES - len(out))))[:N_SAMPLES]
-    return out.astype(np.float32), SAMPLE_RATE
-
-
-def _check_samples(y: np.ndarray, normalise: bool = False) -> tuple[np.ndarray | None, str | None]:
-    """Refuse a note that is not 64000 samples, holds NaN/inf, leaves [-1, 1] (unless normalised), or is silent."""
-    if len(y) != N_SAMPLES:
-        return None, (
-            f"{len(y)} samples ({len(y) / SAMPLE_RATE:.3f} s), expected {N_SAMPLES} "
-            f"({NOTE_SECONDS:g} s at {SAMPLE_RATE} Hz): truncated or of another duration"
-        )
-    if not np.isfinite(y).all():
-        return None, "holds NaN or infinite samples"
-    peak = float(np.abs(y).max())
-    if peak > 1.0:
-        if not normalise:
-            return None, f"samples outside [-1, 1] (peak {peak:.3g}); pass --normalise to scale the note to a peak of 1"
-        y, peak = (y / peak).astype(np.float32), 1.0
-    if peak <= SILENCE_PEAK:
-        return None, f"silent (peak {peak:.1e}, at most one 16-bit step)"
-    return y, None
-
-
-def _meta_frame(entries: Mapping[str, dict], names: Sequence[str]) -> pd.DataFrame:
-    """The metadata table of ``names``: NSynth fields, then any ``factor_*`` fields, indexed by note_str."""
     extra = sorted(
         {k for n in names for k in entries[n] if k.startswith("factor_")},
         key=lambda k: (FACTORS.index(k) if k in FACTORS else len(FACTORS), k),
     )
-    columns = list(FIELDS) + extra
+    present = [c for c in EXTRA_FIELDS if any(c in entries[n] for n in names)]
+    columns = list(FIELDS) + extra + present
     meta = pd.DataFrame([{c: entries[n].get(c) for c in columns} for n in names], columns=columns)
     meta.index = pd.Index(list(names))
     for c in _INT_FIELDS:

@@ -80,18 +80,37 @@ def write_split(folder: str | Path, notes: pd.DataFrame, audio: np.ndarray, repo
         The folder. Chapter: 01_data (rendered sources).
     """
     folder = Path(folder)
-    (folder / "audio").mkdir(parents=True, exist_ok=True)
-    columns = list(FIELDS) + [c for c in notes.columns if c.startswith("factor_")]
-    records = {}
-    bar = tqdm(range(len(notes)), desc="writing wavs", unit="note", disable=len(notes) < 1000, leave=False)
-    for i in bar:
-        row = notes.iloc[i]
-        _write_wav(folder / "audio" / f"{row['note_str']}.wav", audio[i])
-        records[row["note_str"]] = {c: row[c] for c in columns}  # numpy values: store.jsonable
-    store.write_json(folder / "examples.json", records)
+    write_wavs(folder, notes["note_str"], audio)
+    write_examples(folder, notes)
     if report is not None:
         store.write_json(folder / "render_report.json", report)
     return folder
+
+
+def write_wavs(folder: str | Path, names, audio: np.ndarray) -> None:
+    """Write 16-bit 16-kHz ``audio/<note_str>.wav`` files (``folder/audio`` is created), e.g. one chunk at a time.
+
+    Args:
+        folder: the NSynth-format folder; names: note_str values; audio: float32 (n, samples)
+            in [-1, 1], in the order of ``names``. Chapter: 01_data (rendered sources).
+    """
+    folder = Path(folder)
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    names = list(names)
+    bar = tqdm(range(len(names)), desc="writing wavs", unit="note", disable=len(names) < 1000, leave=False)
+    for i in bar:
+        _write_wav(folder / "audio" / f"{names[i]}.wav", audio[i])
+
+
+def write_examples(folder: str | Path, notes: pd.DataFrame) -> None:
+    """Write a folder's ``examples.json`` (atomically): per note the :data:`FIELDS` and any ``factor_*`` columns.
+
+    Args:
+        folder: the NSynth-format folder; notes: one row per note. Chapter: 01_data (rendered sources).
+    """
+    columns = list(FIELDS) + [c for c in notes.columns if c.startswith("factor_")]
+    records = {row["note_str"]: row for row in notes[columns].to_dict("records")}  # numpy values: store.jsonable
+    store.write_json(Path(folder) / "examples.json", records)
 
 
 def _write_wav(file: Path, y: np.ndarray) -> None:

@@ -1,18 +1,19 @@
-"""The feature set of a configuration: normalised log-mel tensors with their metadata, cached.
+"""The feature set of a configuration: log-mel on a float16 memory map with its metadata and normalisation.
 
-The cache records the content digest of the notes the features were made from
-(:attr:`vaetone.data.dataset.Dataset.digest`) and one short hash per note. Loading it checks the
-digest against the notes ``cfg`` selects now (examples.json and the wavs' sizes and mtimes;
-no audio is read unless a wav changed) and recomputes the features when they differ, so
-features of other data are never reused.
+:func:`load_features` returns the :class:`Features` of ``cfg`` from its cache folder
+(:mod:`vaetone.spectral.cache`), preparing it first when it is missing or was made from other
+notes (:func:`vaetone.spectral.prepare.ensure`: the check reads examples.json and the wavs'
+sizes and mtimes; no audio is read unless a wav changed). ``Features.logmel`` is then a
+:class:`LogmelArray`: indexing it reads those rows from disk as float32 dB, so nothing holds all
+the features in memory. A ``Features`` built from an in-memory tensor behaves the same.
 
-Chapters: 01_data, 02_model and every later one (``Features.x``).
+Chapters: 01_data, 02_model and every later one (``Features.x``, ``Features.batches``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +21,51 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vaetone import store
 from vaetone.config import Config
-from vaetone.data import manifest
+from vaetone.data.dataset import notes_manifest, selection
 from vaetone.errors import ConfigError, DataError
-from vaetone.spectral import melspec
-
-CACHE_FORMAT = 2
-"""Layout version of the feature cache file (the content version is ``store.CODE_VERSIONS``)."""
+from vaetone.spectral.cache import LOGMEL, MANIFEST, cache_path, open_logmel, read_cache
+from vaetone.spectral.prepare import ensure
 
 
-# ----------------------------------------------------------------------------- the Features
+class LogmelArray:
+    """Rows of a float16 log-mel array (a memory map), read as float32 torch tensors in dB.
 
-log = logging.getLogger(__name__)
+    ``logmel[rows]`` (an int, a slice, a list, an int or bool array, or a tensor; or a tuple of
+    them) returns a float32 tensor of those rows, (k, n_mels, frames) or (n_mels, frames);
+    ``shape`` and ``len()`` work as on a tensor. Pickled, a file-backed array travels as its path
+    (DataLoader workers open the same memory map).
+    """
+
+    def __init__(self, array: np.ndarray, path: str | Path | None = None):
+        self.array, self.path = array, (None if path is None else Path(path))
+
+    @classmethod
+    def open(cls, path: str | Path) -> LogmelArray:
+        """The array of a ``logmel.npy`` file, memory-mapped read-only."""
+        return cls(np.load(path, mmap_mode="r", allow_pickle=False), path)
+
+    def __reduce__(self):
+        return (LogmelArray.open, (str(self.path),)) if self.path is not None else (LogmelArray, (self.array,))
+
+    @property
+    def shape(self) -> torch.Size:
+        """(notes, n_mels, frames)."""
+        return torch.Size(self.array.shape)
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        return self.array.ndim
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        parts = index if isinstance(index, tuple) else (index,)
+        parts = tuple(p.cpu().numpy() if isinstance(p, torch.Tensor) else p for p in parts)
+        parts = tuple(np.asarray(p, dtype=None if p else np.int64) if isinstance(p, list) else p for p in parts)
+        return torch.from_numpy(np.asarray(self.array[parts], dtype=np.float32))
 
 
 @dataclass
@@ -46,14 +79,15 @@ class Features:
 
     Attributes:
         meta: DataFrame indexed by note_str, in the row order of ``logmel``, with a ``split`` column.
-        logmel: (n, n_mels, frames) float32 dB.
+        logmel: (n, n_mels, frames) dB: a :class:`LogmelArray` on the cache's memory map, or a
+            float32 tensor; ``logmel[rows]`` is a float32 tensor either way.
         mean, std: dB statistics of the train split.
         digest: the content digest of the notes they were made from (``Dataset.digest``).
     Chapters: 01_data, 02_model, 03_training and every analysis chapter.
     """
 
     meta: pd.DataFrame
-    logmel: torch.Tensor
+    logmel: torch.Tensor | LogmelArray
     mean: float
     std: float
     digest: str = ""
@@ -78,8 +112,21 @@ class Features:
         return np.flatnonzero(splits == split)
 
     def x(self, split: str | None = None) -> torch.Tensor:
-        """Normalised model input of a split, (n, 1, n_mels, frames) float32."""
+        """Normalised model input of a whole split in memory, (n, 1, n_mels, frames) float32 (small data only)."""
         return self.normalise(self.logmel[torch.as_tensor(self.rows(split))]).unsqueeze(1)
+
+    def batches(self, rows, batch_size: int) -> Iterator[torch.Tensor]:
+        """Normalised model input of ``rows`` (in their order), ``batch_size`` notes at a time.
+
+        Args:
+            rows: row positions (int array, list or tensor); batch_size: notes per batch.
+        Yields:
+            (b, 1, n_mels, frames) float32 tensors; the last one may be smaller.
+        Chapters: 03_training and every analysis chapter.
+        """
+        rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
+        for start in range(0, len(rows), batch_size):
+            yield self.normalise(self.logmel[rows[start : start + batch_size]]).unsqueeze(1)
 
     def normalise(self, db):
         """dB → model scale: ``(db - mean) / std`` (any shape, numpy or torch)."""
@@ -91,12 +138,13 @@ class Features:
 
 
 def train_statistics(logmel: torch.Tensor, meta: pd.DataFrame) -> tuple[float, float]:
-    """Mean and standard deviation (dB) over all values of the train split's notes.
+    """Mean and standard deviation (dB) over all values of the train split's notes, of an in-memory tensor.
 
     Args:
         logmel: (n, n_mels, frames) dB; meta: with a ``split`` column, same row order.
     Returns:
-        (mean, std) as floats, computed in float64.
+        (mean, std) as floats, computed in float64 (the preparation accumulates the same
+        numbers chunk by chunk). Chapter: 01_data.
     """
     train = np.flatnonzero(meta["split"].to_numpy() == "train")
     if len(train) == 0:
@@ -111,101 +159,6 @@ def train_statistics(logmel: torch.Tensor, meta: pd.DataFrame) -> tuple[float, f
     return float(values.mean()), std
 
 
-# ----------------------------------------------------------------------------- the cache
-
-
-def cache_path(cfg: Config) -> Path:
-    """``data_dir()/features-<key>.pt``, keyed by every data and feature parameter."""
-    return store.data_dir() / f"features-{store.key('features', cfg)}.pt"
-
-
-def meta_to_json(meta: pd.DataFrame) -> str:
-    """A metadata table as JSON text (index, columns, values, dtypes), exact for floats."""
-    return json.dumps(
-        {
-            "index": meta.index.tolist(),
-            "index_name": meta.index.name,
-            "columns": [str(c) for c in meta.columns],
-            "data": {str(c): meta[c].tolist() for c in meta.columns},
-            "dtypes": {str(c): str(meta[c].dtype) for c in meta.columns},
-        },
-        default=store.jsonable,
-    )
-
-
-def meta_from_json(text: str) -> pd.DataFrame:
-    """Inverse of :func:`meta_to_json`."""
-    d = json.loads(text)
-    meta = pd.DataFrame(d["data"], index=pd.Index(d["index"], name=d["index_name"]), columns=d["columns"])
-    for col, dtype in d["dtypes"].items():
-        if dtype != "object" and str(meta[col].dtype) != dtype:
-            meta[col] = meta[col].astype(dtype)
-    return meta
-
-
-def _save(feats: Features, path: Path, cfg: Config, notes: dict[str, str]) -> None:
-    """Write the features atomically as plain tensors, numbers and text (loadable with weights_only).
-
-    ``notes`` maps each selected note to a short hash of its entry and wav
-    (:func:`vaetone.data.manifest.note_hashes`), so that a later mismatch can say what changed.
-    """
-    blob = {
-        "format": CACHE_FORMAT,
-        "key": store.key("features", cfg),
-        "logmel": feats.logmel.contiguous(),
-        "mean": feats.mean,
-        "std": feats.std,
-        "digest": feats.digest,
-        "notes": json.dumps(notes, sort_keys=True),
-        "meta": meta_to_json(feats.meta),
-    }
-    with store.atomic_path(path) as tmp:
-        torch.save(blob, tmp)
-    log.info("features cached in %s", path)
-
-
-def _load(path: Path, cfg: Config) -> Features | None:
-    """Read a cached Features; None (with a warning) when the file is unreadable or not this setting's."""
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("format") != CACHE_FORMAT or blob.get("key") != store.key("features", cfg):
-            raise ValueError("it was written by another version or for other parameters")
-        meta, logmel = meta_from_json(blob["meta"]), blob["logmel"]
-        if logmel.shape[0] != len(meta) or logmel.shape[1] != cfg.n_mels:
-            raise ValueError(f"logmel shape {tuple(logmel.shape)} does not match {len(meta)} notes")
-        digest, notes = str(blob["digest"]), json.loads(blob["notes"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable cache is recomputed
-        log.warning("feature cache %s is unusable (%s); recomputing it", path, exc)
-        return None
-    now = _current_manifest(cfg)
-    if now["digest"] != digest:
-        changed = manifest.describe(manifest.differences(notes, manifest.note_hashes(now)))
-        log.warning(
-            "feature cache %s was made from other notes (dataset digest %s → %s: %s); recomputing it",
-            path,
-            digest[:12],
-            now["digest"][:12],
-            changed,
-        )
-        return None
-    log.info("features loaded from %s", path)
-    return Features(meta, logmel.float(), float(blob["mean"]), float(blob["std"]), digest)
-
-
-def _dataset(cfg: Config):
-    """The notes of ``cfg`` (``vaetone.data.dataset``; a seam for tests)."""
-    from vaetone.data.dataset import dataset
-
-    return dataset(cfg)
-
-
-def _current_manifest(cfg: Config) -> dict:
-    """The manifest of the notes ``cfg`` selects now (``dataset.notes_manifest``; no audio read; a seam for tests)."""
-    from vaetone.data.dataset import _selection, notes_manifest
-
-    return notes_manifest(cfg, *_selection(cfg))
-
-
 def dataset_digest(cfg: Config) -> str:
     """The dataset digest recorded in ``cfg``'s feature cache, once the cache is checked (or rebuilt).
 
@@ -213,37 +166,30 @@ def dataset_digest(cfg: Config) -> str:
         cfg: data and feature parameters.
     Returns:
         The content digest of the notes the features were made from, equal to the current
-        notes' digest (a stale cache is recomputed first). The tensor itself is memory-mapped,
-        not read, when the cache is valid.
+        notes' digest (a stale cache is recomputed first). Reads only the cache's manifest and
+        the folders' metadata when the cache is valid.
     Chapter: 01_data (the data summary's cache key).
     """
-    path, now = cache_path(cfg), _current_manifest(cfg)["digest"]
     try:
-        recorded = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("digest")
-    except Exception:  # noqa: BLE001 - a missing or unreadable cache is rebuilt below
+        recorded = json.loads((cache_path(cfg) / MANIFEST).read_text()).get("digest")
+    except (OSError, ValueError, AttributeError):
         recorded = None
+    now = notes_manifest(cfg, selection(cfg))["digest"]
     return now if recorded == now else load_features(cfg).digest
 
 
-def load_features(cfg: Config, device=None, refresh: bool = False) -> Features:
-    """The log-mel features of ``cfg``'s dataset, from the cache or computed (and cached atomically).
+def load_features(cfg: Config, refresh: bool = False) -> Features:
+    """The log-mel features of ``cfg``'s dataset, on the cache's memory map (prepared first when need be).
 
     Args:
-        cfg: data and feature parameters (and ``device``).
-        device: where to compute (default ``cfg.device``).
-        refresh: recompute even when a cache file exists.
+        cfg: data and feature parameters (and ``workers`` for a preparation).
+        refresh: prepare anew even when the cache is up to date.
     Returns:
-        :class:`Features` with train-split normalisation statistics.
+        :class:`Features` whose ``logmel`` is a :class:`LogmelArray` on ``<cache>/logmel.npy``,
+        with train-split normalisation statistics.
     Chapters: 01_data, 02_model, 03_training and every later chapter.
     """
-    path = cache_path(cfg)
-    if path.exists() and not refresh:
-        feats = _load(path, cfg)
-        if feats is not None:
-            return feats
-    ds = _dataset(cfg)
-    log.info("computing log-mel features of %d notes", len(ds.meta))
-    logmel = melspec.log_mel(ds.audio, cfg, device=device)
-    feats = Features(ds.meta.copy(), logmel, *train_statistics(logmel, ds.meta), ds.digest)
-    _save(feats, path, cfg, manifest.note_hashes(_current_manifest(cfg)))
-    return feats
+    folder, _ = ensure(cfg, refresh)
+    meta, record = read_cache(folder)
+    logmel = LogmelArray(open_logmel(folder), folder / LOGMEL)
+    return Features(meta, logmel, float(record["mean"]), float(record["std"]), str(record["digest"]))

@@ -10,27 +10,37 @@ import torch
 
 from vaetone import config, devices, store
 from vaetone.errors import CheckpointError, ConfigError, DataError, TrainingError
+from vaetone.model import checkpoints, vae
 from vaetone.model import runs as model_runs
 from vaetone.model import train as training
-from vaetone.model import vae
 
 N_MELS, N_FRAMES = 16, 32
 
 
 @dataclasses.dataclass
 class FakeFeatures:
-    """The part of vaetone.features.Features that training uses, on a tiny synthetic set."""
+    """The part of vaetone.spectral.features.Features that training uses, on a tiny synthetic set.
+
+    ``data`` is already in model units, so ``normalise`` is the identity and ``logmel`` its rows.
+    """
 
     meta: pd.DataFrame
     data: torch.Tensor
 
-    def x(self, split=None):
-        if split is None:
-            return self.data
-        return self.data[torch.as_tensor((self.meta["split"] == split).to_numpy().copy())]
+    @property
+    def logmel(self):
+        return self.data[:, 0]
 
-    def denormalise(self, x):
-        return x * 10.0 - 40.0
+    def rows(self, split=None):
+        if split is None:
+            return np.arange(len(self.meta))
+        return np.flatnonzero((self.meta["split"] == split).to_numpy())
+
+    def normalise(self, db):
+        return db
+
+    def x(self, split=None):
+        return self.data[torch.as_tensor(self.rows(split))]
 
 
 def synthetic_features(n_train=96, n_valid=32, n_test=16, seed=0) -> FakeFeatures:
@@ -201,7 +211,7 @@ def test_a_damaged_best_pt_is_rebuilt_from_the_checkpoint(runs, feats, damage):
     elif damage == "missing":
         path.unlink()
     else:
-        training._save(path, {**torch.load(path, weights_only=True), "epoch": 99})
+        checkpoints.save(path, {**torch.load(path, weights_only=True), "epoch": 99})
     again = model_runs.trained_model(cfg, feats, progress=False)
     assert again.best_epoch == run.best_epoch
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in run.model.state_dict().items())
@@ -212,7 +222,7 @@ def test_without_best_weights_anywhere_the_message_names_both_files(runs, feats)
     cfg = tiny(epochs=1)
     run = model_runs.trained_model(cfg, feats, progress=False)
     ckpt = torch.load(run.path / "checkpoint.pt", weights_only=True)
-    training._save(run.path / "checkpoint.pt", {**ckpt, "best_model": None})
+    checkpoints.save(run.path / "checkpoint.pt", {**ckpt, "best_model": None})
     (run.path / "best.pt").unlink()
     with pytest.raises(CheckpointError, match="delete both files to retrain this run"):
         model_runs.trained_model(cfg, feats, progress=False)
@@ -231,7 +241,7 @@ def test_a_diverging_run_stops_with_a_training_error_and_is_never_cached_as_fini
         model_runs.trained_model(cfg, feats, progress=False)
     path = store.run_dir(cfg) / "checkpoint.pt"
     if path.exists():  # earlier epochs may be saved, but never as finished
-        ckpt = training.read_checkpoint(path, cfg, (N_MELS, N_FRAMES))
+        ckpt = checkpoints.read_checkpoint(path, cfg, (N_MELS, N_FRAMES))
         assert not ckpt["finished"] and ckpt["initial_valid"] > 0
     with pytest.raises(TrainingError):  # a rerun does not find a finished run either
         model_runs.trained_model(cfg, feats, progress=False)
@@ -240,8 +250,8 @@ def test_a_diverging_run_stops_with_a_training_error_and_is_never_cached_as_fini
 def test_the_divergence_bound_comes_from_the_untrained_loss(runs, feats):
     cfg = tiny(epochs=1)
     model_runs.trained_model(cfg, feats, progress=False)
-    ckpt = training.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
-    trainer = training._Trainer(cfg, (N_MELS, N_FRAMES), torch.device("cpu"))
+    ckpt = checkpoints.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
+    trainer = training.Trainer(cfg, (N_MELS, N_FRAMES), torch.device("cpu"))
     trainer.initial_valid = ckpt["initial_valid"]
     trainer.check_divergence({"valid_total": training.DIVERGENCE_FACTOR * ckpt["initial_valid"]})  # at the bound: fine
     with pytest.raises(TrainingError, match="more than 3 times the untrained model's"):
@@ -262,7 +272,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats,
     cfg = tiny()
     with pytest.raises(TrainingError, match=r"epoch 3.*last good checkpoint \(epoch 2\)"):
         model_runs.trained_model(cfg, feats, progress=False, callback=lambda e, r: poisoned.__setitem__("on", e == 2))
-    ckpt = training.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
+    ckpt = checkpoints.read_checkpoint(store.run_dir(cfg) / "checkpoint.pt", cfg, (N_MELS, N_FRAMES))
     assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
     poisoned["on"] = False
@@ -271,7 +281,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(runs, feats,
 
 
 def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
-    real = training._Trainer.evaluate
+    real = training.Trainer.evaluate
 
     def worse_after_two(self, x):
         row = real(self, x)
@@ -279,7 +289,7 @@ def test_early_stopping_keeps_the_best_weights(runs, feats, monkeypatch):
             row["valid_total"] = 2 * self.initial_valid + self.epoch  # worse, yet within the divergence bound
         return row
 
-    monkeypatch.setattr(training._Trainer, "evaluate", worse_after_two)
+    monkeypatch.setattr(training.Trainer, "evaluate", worse_after_two)
     run = model_runs.trained_model(tiny(epochs=10, patience=2), feats, progress=False)
     assert list(run.history.index) == [1, 2, 3, 4] and run.best_epoch == 2
     assert run.stop_reason.startswith("early stopping")
@@ -351,13 +361,13 @@ def test_new_best_weights_drop_the_cached_latents_and_runs_know_their_training_d
     run = model_runs.trained_model(cfg, feats, progress=False)
     assert run.trained_on == "cpu" and model_runs.run_summary(run)["device"] == "cpu"
     model_runs.latents(cfg, run, feats)
-    assert (run.path / training.LATENTS).exists()
+    assert (run.path / checkpoints.LATENTS).exists()
     resumed = dataclasses.replace(cfg, epochs=3)  # another run folder, same data
-    trainer = training._Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
+    trainer = training.Trainer(resumed, (N_MELS, N_FRAMES), torch.device("cpu"))
     trainer.best_state = run.model.state_dict()
-    shutil.copy(run.path / training.LATENTS, store.run_dir(resumed) / training.LATENTS)
+    shutil.copy(run.path / checkpoints.LATENTS, store.run_dir(resumed) / checkpoints.LATENTS)
     trainer.save(store.run_dir(resumed), improved=True)
-    assert not (store.run_dir(resumed) / training.LATENTS).exists()
+    assert not (store.run_dir(resumed) / checkpoints.LATENTS).exists()
 
 
 @dataclasses.dataclass
@@ -405,6 +415,6 @@ def test_a_resumed_run_on_changed_features_is_refused_and_an_old_checkpoint_with
     assert _same_weights(again.model, plain.model)
     ckpt = torch.load(plain.path / "checkpoint.pt", weights_only=True)
     inputs = {"dataset_digest": "a" * 64, "mean": -40.0, "std": 10.0}
-    training._save(plain.path / "checkpoint.pt", {**ckpt, "inputs": inputs, "finished": False, "epoch": 1})
+    checkpoints.save(plain.path / "checkpoint.pt", {**ckpt, "inputs": inputs, "finished": False, "epoch": 1})
     with pytest.raises(CheckpointError, match="dataset digest aaaaaaaaaaaa → cccccccccccc"):
         model_runs.trained_model(cfg, RecordedFeatures(feats.meta, feats.data, digest="c" * 64), progress=False)

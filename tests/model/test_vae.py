@@ -45,8 +45,8 @@ def test_shapes_for_several_configurations(latent_dim, channels, norm, kernel, a
     assert table["parameters"].sum() == n_parameters(model)
 
 
-def test_default_model_layer_table():
-    model = ConvVAE(config.Config(), 64, 126)
+def test_layer_table_of_the_16_to_128_channel_model():
+    model = ConvVAE(config.make(channels=[16, 32, 64, 128]), 64, 126)
     table = layer_table(model).set_index("layer")
     assert table.loc["pad", "output_shape"] == "1×64×128"
     assert table.loc["encoder.3", "output_shape"] == "128×4×8"

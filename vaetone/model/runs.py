@@ -20,21 +20,20 @@ from vaetone.config import Config
 from vaetone.data.splits import check_split_sizes
 from vaetone.devices import resolve_device
 from vaetone.errors import CheckpointError
-from vaetone.model.inputs import input_record
-from vaetone.model.train import (
+from vaetone.model import distributed
+from vaetone.model.checkpoints import (
     BEST,
     CHECKPOINT,
-    EVAL_BATCH,
     LATENTS,
-    _fit,
-    _header,
-    _load_weights,
-    _save,
-    _splits,
-    _Trainer,
+    header,
     history_frame,
+    load_weights,
     read_checkpoint,
+    save,
 )
+from vaetone.model.inputs import input_record
+from vaetone.model.loader import batch_loader
+from vaetone.model.train import EVAL_BATCH, Trainer, fit
 from vaetone.model.vae import ConvVAE, n_parameters
 
 log = logging.getLogger(__name__)
@@ -123,11 +122,10 @@ def _load_features(cfg: Config):
 
 
 def _input_shape(features) -> tuple[int, int]:
-    """(n_mels, n_frames) of the features, without copying them when they say it themselves."""
+    """(n_mels, n_frames) of the features (the shape of ``logmel`` without reading it)."""
     if hasattr(features, "n_mels") and hasattr(features, "n_frames"):
         return int(features.n_mels), int(features.n_frames)
-    x = features.x("train")
-    return int(x.shape[-2]), int(x.shape[-1])
+    return int(features.logmel.shape[-2]), int(features.logmel.shape[-1])
 
 
 def _finished_run(
@@ -136,7 +134,7 @@ def _finished_run(
     """The Run of a finished checkpoint, with the weights of best.pt (rebuilt from checkpoint.pt if damaged)."""
     best = _best_weights(cfg, shape, ckpt, folder, inputs)
     model = ConvVAE(cfg, *shape)
-    _load_weights(model, best["model"], folder / BEST)
+    load_weights(model, best["model"], folder / BEST)
     history = history_frame(list(ckpt["history"]))
     seconds = float(history["seconds"].sum()) if len(history) else 0.0
     return Run(
@@ -172,12 +170,14 @@ def _best_weights(cfg: Config, shape: tuple[int, int], ckpt: dict, folder: Path,
             "run (the folder's other files are rebuilt as needed)"
         )
     best = {
-        **_header(cfg, shape, ckpt.get("inputs")),
+        **header(cfg, shape, ckpt.get("inputs")),
         "epoch": int(ckpt["best_epoch"]),
         "valid_total": float(ckpt["best_valid"]),
         "model": ckpt["best_model"],
     }
-    _save(folder / BEST, best)
+    if not distributed.current().main:  # rank 0 writes it
+        return best
+    save(folder / BEST, best)
     log.warning("rebuilt %s from the best weights (epoch %d) kept in %s", folder / BEST, best["epoch"], CHECKPOINT)
     return best
 
@@ -189,8 +189,8 @@ def trained_model(
 
     Args:
         cfg: the configuration (every data, feature, model and training parameter keys the run).
-        features: a ``vaetone.spectral.features.Features`` (default: ``features.features(cfg)``); needs
-            ``x(split) -> (n, 1, n_mels, frames)`` normalised tensors for "train" and "valid".
+        features: a ``vaetone.spectral.features.Features`` (default: ``load_features(cfg)``); training
+            reads its ``rows("train")`` and ``rows("valid")`` batch by batch (``logmel[rows]``, ``normalise``).
         progress: show a tqdm bar with live losses.
         callback: called as ``callback(epoch, row)`` after each epoch's checkpoint is written.
     Returns:
@@ -199,6 +199,11 @@ def trained_model(
         CheckpointError: a checkpoint in the run folder is corrupt, from another configuration or code, or
             trained on other features (dataset digest or normalisation; the message says what to delete).
         TrainingError: the loss became NaN or infinite (the last good checkpoint is kept).
+        DistributedError: in a torchrun process group whose ranks cannot share the batches
+            (:func:`vaetone.model.distributed.check_batches`).
+
+    In a torchrun process group (:mod:`vaetone.model.distributed`) every rank calls this; they train
+    one model with DistributedDataParallel, rank 0 writes the files, and all return the same Run.
     Chapters: 02_model, 03_training and every analysis chapter.
     """
     features = _load_features(cfg) if features is None else features
@@ -206,16 +211,18 @@ def trained_model(
     device, folder = resolve_device(cfg), store.run_dir(cfg)
     check_split_sizes(features.meta, cfg, "the features of this configuration")  # before any training
     inputs = input_record(features)
-    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs) if (folder / CHECKPOINT).exists() else None
+    ckpt = distributed.on_main(  # under torchrun rank 0 reads it for all ranks
+        lambda: read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs) if (folder / CHECKPOINT).exists() else None
+    )
     if ckpt is not None and ckpt.get("finished"):
         return _finished_run(cfg, shape, ckpt, folder, device, inputs)
-    x_train, x_valid = _splits(features)  # normalised copies, only when there is training to do
-    trainer = _Trainer(cfg, shape, device, inputs)
+    distributed.check_batches(len(features.rows("train")), cfg.batch_size, distributed.current().world_size)
+    trainer = Trainer(cfg, shape, device, inputs)
     if ckpt is not None:
         trainer.restore(ckpt, folder / CHECKPOINT)
         log.info("resuming %s after epoch %d", folder.name, trainer.epoch)
-    _fit(trainer, x_train, x_valid, folder, progress, callback)
-    ckpt = read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs)
+    fit(trainer, features, folder, progress, callback)
+    ckpt = distributed.on_main(lambda: read_checkpoint(folder / CHECKPOINT, cfg, shape, inputs))
     return _finished_run(cfg, shape, ckpt, folder, device, inputs)
 
 
@@ -257,7 +264,8 @@ def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
     Args:
         cfg: the configuration.
         run: the trained run (default: :func:`trained_model` of ``cfg``).
-        features: the features (default: ``features.features(cfg)``).
+        features: the features (default: ``load_features(cfg)``); read and encoded in batches of
+            ``EVAL_BATCH`` notes, never all at once.
     Returns:
         :class:`Latents` with ``mu``, ``std`` ``(n, latent_dim)`` in the row order of ``features.meta``.
     Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics, 07_explorer.
@@ -269,7 +277,8 @@ def latents(cfg: Config, run: Run | None = None, features=None) -> Latents:
         with np.load(path, allow_pickle=False) as f:
             if f["notes"].tolist() == notes.tolist() and int(f["best_epoch"]) == run.best_epoch:
                 return Latents(f["mu"], f["std"], features.meta)
-    mu, logvar = run.encode(features.x())
+    parts = [run.encode(xb) for xb in batch_loader(features, features.rows(), EVAL_BATCH, torch.device("cpu"))]
+    mu, logvar = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     std = torch.zeros_like(mu) if run.model.deterministic else torch.exp(0.5 * logvar)
     mu, std = mu.numpy().astype(np.float32), std.numpy().astype(np.float32)
     with store.atomic_path(path) as tmp:

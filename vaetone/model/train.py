@@ -1,27 +1,30 @@
-"""Training the ConvVAE, caching the trained run, and encoding every note (chapter 03).
+"""Training the ConvVAE: the trainer, its epochs, and a checkpoint after every epoch (chapter 03).
 
 A run lives in ``store.run_dir(cfg)`` (``runs/<dataset>-z<d>-b<β>-s<seed>-<hash>/``), keyed by
-every data, feature, model and training parameter plus the code versions:
+every data, feature, model and training parameter plus the code versions; its files are described
+in :mod:`vaetone.model.checkpoints`:
 
 * ``checkpoint.pt``: written atomically after every epoch: model, optimiser, scheduler, RNG
   states, the best weights so far, the configuration, the code versions and the history.
   An interrupted run (Ctrl-C, a killed process) resumes from it and loses at most one epoch;
   a finished run just loads.
-* ``best.pt``: the weights with the lowest validation loss (what :func:`trained_model` returns).
-* ``history.csv``: one row per epoch (see :func:`trained_model`).
-
-Both .pt files record the inputs the run was trained on (:func:`~vaetone.model.inputs.input_record`:
-the features' dataset digest and normalisation); a run whose record differs from the current
-features is refused rather than reused (a file without the record, of an older version, is accepted).
+* ``best.pt``: the weights with the lowest validation loss (what ``runs.trained_model`` returns).
+* ``history.csv``: one row per epoch (see ``runs.Run``).
 
 Recipe: AdamW (``lr``, ``weight_decay``); cosine annealing of the learning rate over
 ``cfg.epochs`` epochs down to lr/100, stepped once per epoch; gradient-norm clipping at
 ``grad_clip`` (0: off); the KL weight rises linearly per batch from 0 to β over
 ``kl_warmup_epochs``; early stopping when the validation loss (recon + β·KL, with z = mu) has not
-improved for ``patience`` epochs after the warm-up (0: off). On the CPU training is seeded and
-deterministic (same cfg ⇒ same weights and history; ``torch.use_deterministic_algorithms`` inside
-training, batches from a seeded generator, no workers). On CUDA it uses bf16 autocast,
-channels_last and cuDNN autotuning, and is fast rather than bit-reproducible.
+improved for ``patience`` epochs after the warm-up (0: off).
+
+Batches: the train and validation notes are read batch by batch through a ``DataLoader``
+(:mod:`vaetone.model.loader`), never as one tensor, so the features can be a memory map larger
+than RAM. On the CPU training is seeded and deterministic (same cfg ⇒ same weights and history;
+``torch.use_deterministic_algorithms`` inside training, batches from a seeded generator, no
+loader workers). On CUDA it uses bf16 autocast, channels_last and cuDNN autotuning (and
+``torch.compile`` when the environment sets ``VAETONE_COMPILE=1``), and is fast rather than
+bit-reproducible. Under torchrun the model is wrapped in DistributedDataParallel and rank 0 alone
+writes the files (:mod:`vaetone.model.distributed`).
 """
 
 from __future__ import annotations
@@ -30,115 +33,32 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 from vaetone import store
-from vaetone.config import Config, stage_params
-from vaetone.errors import CheckpointError, DataError, TrainingError
-from vaetone.model.inputs import input_changes
+from vaetone.config import Config
+from vaetone.errors import CheckpointError, TrainingError
+from vaetone.model import distributed, loader
+from vaetone.model.checkpoints import BEST, CHECKPOINT, HISTORY, LATENTS, header, history_frame, load_weights, save
 from vaetone.model.vae import ConvVAE, loss_terms
 from vaetone.progress import tqdm
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-HISTORY = "history.csv"
-LATENTS = "latents.npz"
-"""The cached posterior means and standard deviations of every note (written by runs.latents)."""
-FORMAT = 1
-"""Layout version of checkpoint.pt / best.pt."""
 EVAL_BATCH = 256
+"""Notes per batch of validation and encoding."""
 DIVERGENCE_FACTOR = 3.0
 """A validation loss above this multiple of the untrained model's is divergence, not learning."""
-
-
-# ---------------------------------------------------------------- checkpoints
-
+COMPILE_ENV = "VAETONE_COMPILE"
+"""Set to 1 to train through ``torch.compile`` on CUDA (never on the CPU)."""
+MAX_LOADER_WORKERS = 8
+"""At most this many DataLoader processes per rank (:func:`loader_workers`)."""
 
 log = logging.getLogger(__name__)
-
-
-def _header(cfg: Config, shape: tuple[int, int], inputs: dict | None = None) -> dict:
-    """What identifies a run in its files: parameters, code versions, input size and inputs (``input_record``)."""
-    return {
-        "format": FORMAT,
-        "run_id": store.run_id(cfg),
-        "params": stage_params(cfg, "train"),
-        "code_versions": dict(store.CODE_VERSIONS),
-        "input_shape": [int(s) for s in shape],
-        "inputs": inputs,
-    }
-
-
-def _save(path: Path, obj: dict) -> None:
-    """torch.save atomically (tensors, dicts, lists, numbers and strings only)."""
-    with store.atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def read_checkpoint(path: Path, cfg: Config, shape: tuple[int, int], inputs: dict | None = None) -> dict:
-    """Load ``checkpoint.pt`` or ``best.pt`` with ``weights_only=True`` and check it belongs to ``cfg``.
-
-    Args:
-        path: the file; cfg: the configuration; shape: (n_mels, frames) of the features;
-        inputs: :func:`~vaetone.model.inputs.input_record` of the current features (None: not checked).
-    Raises:
-        CheckpointError: the file is unreadable, not a vaetone checkpoint, or from another code
-            version, configuration, input size or input data (dataset digest, normalisation);
-            the message names the mismatch and what to delete.
-    """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds on corrupt files
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: "
-            f"{str(exc)[:200]}); delete this file to retrain the run (a damaged best.pt is rebuilt from "
-            "checkpoint.pt by itself)"
-        ) from exc
-    want = _header(cfg, shape)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not a vaetone checkpoint of format {FORMAT}; delete it to retrain")
-    if ckpt.get("code_versions") != want["code_versions"]:
-        raise CheckpointError(
-            f"checkpoint {path} was written by code versions {ckpt.get('code_versions')}, "
-            f"this code is {want['code_versions']}; delete it to retrain"
-        )
-    theirs = ckpt.get("params", {})
-    diff = [
-        f"{k}={theirs.get(k)!r} (this configuration: {v!r})" for k, v in want["params"].items() if theirs.get(k) != v
-    ]
-    if diff:
-        raise CheckpointError(
-            f"checkpoint {path} is from another configuration: "
-            + "; ".join(diff)
-            + ". It does not belong in this run folder; move or delete it."
-        )
-    if ckpt.get("input_shape") != want["input_shape"]:
-        raise CheckpointError(
-            f"checkpoint {path} was trained on inputs {ckpt.get('input_shape')} "
-            f"(n_mels, frames), the features are {want['input_shape']}; delete it to retrain"
-        )
-    changes = input_changes(ckpt.get("inputs"), inputs)
-    if changes:
-        raise CheckpointError(
-            f"run {path.parent} was trained on other features than this configuration's now: "
-            + "; ".join(changes)
-            + ". The notes (their audio or examples.json) changed since it was trained. To retrain it on the "
-            f"current features, delete {path.parent / CHECKPOINT} and {path.parent / BEST}."
-        )
-    return ckpt
-
-
-def _load_weights(model: torch.nn.Module, state: dict, path: Path) -> None:
-    """``model.load_state_dict`` with a CheckpointError on any mismatch."""
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"weights in {path} do not fit the model: {str(exc)[:300]}") from exc
 
 
 # ---------------------------------------------------------------- the trainer
@@ -160,15 +80,27 @@ def _reproducible(device: torch.device):
         torch.backends.cudnn.benchmark = bench
 
 
-class _Trainer:
-    """Model, optimiser, scheduler, RNG and bookkeeping of one run; (de)serialisable."""
+class Trainer:
+    """Model, optimiser, scheduler, RNG and bookkeeping of one run; (de)serialisable.
+
+    Args:
+        cfg: the configuration; shape: (n_mels, frames) of the input; device: where to train;
+        inputs: :func:`~vaetone.model.inputs.input_record` of the features (recorded in the files).
+    ``model`` is the plain ConvVAE (its state dict is what the files hold); ``net`` is what the
+    training steps call: the model, in DistributedDataParallel under torchrun, compiled if asked.
+    Chapter: 03_training.
+    """
 
     def __init__(self, cfg: Config, shape: tuple[int, int], device: torch.device, inputs: dict | None = None):
         self.cfg, self.shape, self.device, self.inputs = cfg, shape, device, inputs
+        self.ranks = distributed.current()
         torch.manual_seed(cfg.seed)
         self.model = ConvVAE(cfg, *shape).to(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = distributed.wrap(self.model, device)
+        if device.type == "cuda" and os.environ.get(COMPILE_ENV) == "1":
+            self.net = torch.compile(self.net)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs, eta_min=cfg.lr / 100)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -183,10 +115,11 @@ class _Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            **_header(self.cfg, self.shape, self.inputs),
+            **header(self.cfg, self.shape, self.inputs),
             "config": dataclasses.asdict(self.cfg),
             "torch_version": str(torch.__version__),
             "device": self.device.type,
+            "world_size": self.ranks.world_size,
             "epoch": self.epoch,
             "finished": self.finished,
             "stop_reason": self.stop_reason,
@@ -204,7 +137,7 @@ class _Trainer:
 
     def restore(self, ckpt: dict, path: Path) -> None:
         """Continue from a checkpoint read by :func:`read_checkpoint`."""
-        _load_weights(self.model, ckpt["model"], path)
+        load_weights(self.model, ckpt["model"], path)
         try:
             self.opt.load_state_dict(ckpt["optimizer"])
             self.sched.load_state_dict(ckpt["scheduler"])
@@ -234,19 +167,29 @@ class _Trainer:
             return 1.0
         return min(1.0, (step + 1) / (self.cfg.kl_warmup_epochs * steps_per_epoch))
 
-    def train_epoch(self, x: torch.Tensor, bar) -> dict:
-        """One pass over the training tensor (on ``device``) in seeded random batches."""
+    def _input(self, xb: torch.Tensor) -> torch.Tensor:
+        """A batch from the loader on the training device (channels_last on CUDA)."""
+        xb = xb.to(self.device, non_blocking=True)
+        return xb.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else xb
+
+    def train_epoch(self, batches: DataLoader, bar) -> dict:
+        """One pass over this rank's training batches (:func:`~vaetone.model.loader.train_loader`).
+
+        Returns:
+            ``{"train_total", "train_recon", "train_kl"}`` (nats per note, averaged over every rank's
+            notes) and ``kl_weight`` (of the last batch).
+        """
         cfg, model = self.cfg, self.model
-        model.train()
-        n, bs = len(x), cfg.batch_size
-        steps = math.ceil(n / bs)
-        order = torch.randperm(n, generator=self.gen).to(x.device)
-        sums = torch.zeros(3, device=self.device)
-        for i in range(steps):
-            xb = x[order[i * bs : (i + 1) * bs]]
+        self.net.train()
+        steps, w = len(batches), 1.0
+        if self.ranks.world_size > 1:
+            torch.manual_seed(distributed.noise_seed(cfg.seed, self.epoch, self.ranks.rank))
+        sums = torch.zeros(4, device=self.device)  # total, recon, kl (times notes), notes
+        for i, xb in enumerate(batches):
+            xb = self._input(xb)
             w = self.kl_weight(self.epoch * steps + i, steps)
             with self._autocast():
-                recon, mu, logvar = model(xb)
+                recon, mu, logvar = self.net(xb)
             terms = loss_terms(recon, xb, mu, logvar, cfg.beta * w, cfg.free_bits)
             self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -254,29 +197,45 @@ class _Trainer:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             self.opt.step()
             rec, kl = terms["recon"].detach(), terms["kl"].detach()
-            sums += torch.stack([rec + cfg.beta * kl, rec, kl]) * len(xb)
+            sums[:3] += torch.stack([rec + cfg.beta * kl, rec, kl]) * len(xb)
+            sums[3] += len(xb)
             if self.device.type == "cpu" or i % 20 == 19 or i == steps - 1:
                 self._check_finite(sums, f"batch {i + 1} of {steps}")
             bar.update(1)
-        s = (sums / n).tolist()
+        distributed.sync_buffers(model)
+        sums = distributed.all_reduce_sum(sums, self.device)
+        s = (sums[:3] / sums[3]).tolist()
         return {"train_total": s[0], "train_recon": s[1], "train_kl": s[2], "kl_weight": w}
 
-    def evaluate(self, x: torch.Tensor) -> dict:
-        """Validation losses with z = mu, full β, true KL (nats per note) and KL per dimension."""
+    def evaluate(self, batches: DataLoader) -> dict:
+        """Validation losses with z = mu, full β, true KL (nats per note) and KL per dimension.
+
+        Args:
+            batches: this rank's share of the validation batches (:func:`~vaetone.model.loader.batch_loader`);
+                the sums are added over every rank.
+        Returns:
+            ``{"valid_total", "valid_recon", "valid_kl", "valid_mse", "valid_kl_d00", ...}``.
+        """
         self.model.eval()
-        sums, kl_dims, sq = torch.zeros(2), torch.zeros(self.model.latent_dim), 0.0
+        d = self.model.latent_dim
+        sums = torch.zeros(4 + d, dtype=torch.float64)  # recon, kl (times notes), squared error, notes, kl per dim
         with torch.no_grad():
-            for i in range(0, len(x), EVAL_BATCH):
-                xb = x[i : i + EVAL_BATCH]
+            for xb in batches:
+                xb = self._input(xb)
                 with self._autocast():
                     recon, mu, logvar = self.model(xb)
                 t = loss_terms(recon, xb, mu, logvar, self.cfg.beta)
-                sums += torch.stack([t["recon"], t["kl"]]).cpu() * len(xb)
-                kl_dims += t["kl_per_dim"].cpu() * len(xb)
-                sq += float((recon.float() - xb).pow(2).sum())
-        rec, kl = (sums / len(x)).tolist()
-        row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl, "valid_mse": sq / x.numel()}
-        row.update({f"valid_kl_d{j:02d}": v for j, v in enumerate((kl_dims / len(x)).tolist())})
+                n = len(xb)
+                sums[:2] += torch.stack([t["recon"], t["kl"]]).double().cpu() * n
+                sums[2] += float((recon.float() - xb).pow(2).sum())
+                sums[3] += n
+                sums[4:] += t["kl_per_dim"].double().cpu() * n
+        sums = distributed.all_reduce_sum(sums, self.device)
+        n = sums[3]
+        rec, kl = (sums[:2] / n).tolist()
+        mse = float(sums[2] / (n * self.shape[0] * self.shape[1]))
+        row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl, "valid_mse": mse}
+        row.update({f"valid_kl_d{j:02d}": v for j, v in enumerate((sums[4:] / n).tolist())})
         self._check_finite(torch.tensor([rec, kl]), "validation")
         return row
 
@@ -337,52 +296,63 @@ class _Trainer:
     def save(self, folder: Path, improved: bool) -> None:
         """Write best.pt (if improved or finished), checkpoint.pt and history.csv, each atomically."""
         if improved or self.finished:
-            _save(
+            save(
                 folder / BEST,
                 {
-                    **_header(self.cfg, self.shape, self.inputs),
+                    **header(self.cfg, self.shape, self.inputs),
                     "epoch": self.best_epoch,
                     "valid_total": self.best_valid,
                     "model": self.best_state,
                 },
             )
             (folder / LATENTS).unlink(missing_ok=True)  # encoded with other weights
-        _save(folder / CHECKPOINT, self.state())
+        save(folder / CHECKPOINT, self.state())
         store.write_csv(folder / HISTORY, history_frame(self.history))
 
 
-def history_frame(history: list[dict]) -> pd.DataFrame:
-    """The history records as a DataFrame indexed by epoch."""
-    return pd.DataFrame(history).set_index("epoch") if history else pd.DataFrame()
+def loader_workers(cfg: Config, device: torch.device) -> int:
+    """DataLoader processes per rank that read batches ahead on CUDA; none on the CPU.
+
+    On CUDA (with ``cfg.workers`` > 1): ``cfg.workers``, at most :data:`MAX_LOADER_WORKERS` and at
+    most this node's cores shared by its ranks. On the CPU the model, not the reading, is the
+    bottleneck (the memory map trains within a few per cent of an in-memory tensor), and reading
+    in the training process keeps it simple and deterministic. Chapter: 03_training.
+    """
+    if device.type != "cuda" or cfg.workers <= 1:
+        return 0
+    per_rank = (os.cpu_count() or 1) // max(1, distributed.from_env().local_world_size)
+    return max(0, min(int(cfg.workers), MAX_LOADER_WORKERS, per_rank))
 
 
-def _splits(features) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train and validation tensors; the train split stands in for an empty validation split."""
-    present = set(features.meta["split"])
-    if "train" not in present:
-        raise DataError(
-            "the train split is empty: no notes to train on; widen the data parameters "
-            "(families, pitch range, max_instruments)"
-        )
-    x_train = features.x("train").float()
-    if "valid" not in present:
-        log.warning("the valid split is empty; early stopping and best weights use the train split")
-        return x_train, x_train
-    return x_train, features.x("valid").float()
-
-
-def _fit(
-    trainer: _Trainer,
-    x_train: torch.Tensor,
-    x_valid: torch.Tensor,
+def fit(
+    trainer: Trainer,
+    features,
     folder: Path,
-    progress: bool,
-    callback: Callable | None,
+    progress: bool = True,
+    callback: Callable[[int, dict], None] | None = None,
 ) -> None:
-    """Train epoch by epoch from ``trainer.epoch`` until finished, checkpointing each epoch."""
-    cfg, device = trainer.cfg, trainer.device
-    steps = math.ceil(len(x_train) / cfg.batch_size)
-    x_train, x_valid = x_train.to(device), x_valid.to(device)
+    """Train epoch by epoch from ``trainer.epoch`` until finished, checkpointing each epoch.
+
+    Args:
+        trainer: a new or restored :class:`Trainer`.
+        features: the Features (``rows(split)``, ``logmel[rows]``, ``normalise``); the train and
+            valid rows are read batch by batch.
+        folder: the run folder (rank 0 writes its files; every rank waits for them after each epoch).
+        progress: show a tqdm bar (on rank 0) with live losses.
+        callback: called as ``callback(epoch, row)`` on every rank after each epoch's checkpoint is written.
+    Raises:
+        TrainingError: a non-finite loss or a diverging validation loss (the last good checkpoint is kept).
+    Chapter: 03_training.
+    """
+    cfg, device, ranks = trainer.cfg, trainer.device, trainer.ranks
+    n_train, workers = len(features.rows("train")), loader_workers(cfg, device)
+    train = loader.train_loader(
+        features, features.rows("train"), cfg.batch_size, trainer.gen, device, ranks.rank, ranks.world_size, workers
+    )
+    valid = loader.batch_loader(
+        features, features.rows("valid"), EVAL_BATCH, device, ranks.rank, ranks.world_size, workers
+    )
+    steps = len(train)
     with (
         _reproducible(device),
         tqdm(
@@ -390,21 +360,24 @@ def _fit(
             initial=trainer.epoch * steps,
             unit="batch",
             desc=f"training {folder.name}",
-            disable=not progress,
+            disable=not (progress and ranks.main),
         ) as bar,
     ):
         if trainer.epoch == 0:
-            trainer.initial_valid = trainer.evaluate(x_valid)["valid_total"]  # no randomness: z = mu, eval mode
+            trainer.initial_valid = trainer.evaluate(valid)["valid_total"]  # no randomness: z = mu, eval mode
         while not trainer.finished:
             start, lr = time.perf_counter(), trainer.opt.param_groups[0]["lr"]
-            row = trainer.train_epoch(x_train, bar)
+            row = trainer.train_epoch(train, bar)
             train_s = time.perf_counter() - start
-            row.update(trainer.evaluate(x_valid))
+            row.update(trainer.evaluate(valid))
             trainer.check_divergence(row)
-            row.update(lr=lr, seconds=time.perf_counter() - start, notes_per_s=len(x_train) / train_s)
+            row.update(lr=lr, seconds=time.perf_counter() - start, notes_per_s=n_train / train_s)
             best = trainer.best_epoch
             trainer.end_epoch(row)
-            trainer.save(folder, improved=trainer.best_epoch != best)
+            if ranks.main:
+                trainer.save(folder, improved=trainer.best_epoch != best)
+            distributed.barrier()
+            distributed.epoch_hooks(folder, trainer.model, trainer.epoch)
             bar.set_postfix(
                 epoch=trainer.epoch,
                 train=f"{row['train_total']:.1f}",

@@ -27,6 +27,13 @@ DATASETS = ("soundfont", "synthetic", "nsynth")
 SAMPLE_RATE = 16000
 NOTE_SECONDS = 4.0
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+CORPUS_SOUNDFONTS = (
+    DEFAULT_SOUNDFONT,
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/sounds/sf2/OPL-3_FM_128M.sf2",
+    "/usr/share/sounds/sf2/sf_GMbank.sf2",
+)
+"""The four General MIDI SoundFonts Debian packages as .sf2 (scripts/install_system.sh installs them)."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,11 @@ class Config:
     # --- data (chapter 01) ---
     dataset: str = "soundfont"  # soundfont | synthetic | nsynth
     nsynth_path: str = ""  # an NSynth split folder (nsynth-test, ...), for dataset="nsynth"
-    soundfonts: list = field(default_factory=lambda: [DEFAULT_SOUNDFONT])  # .sf2 files, one corpus
+    soundfonts: list = field(default_factory=lambda: list(CORPUS_SOUNDFONTS))  # .sf2 files, one corpus
     pitch_min: int = 40  # MIDI
     pitch_max: int = 76  # MIDI, inclusive
-    pitch_step: int = 6  # semitones between rendered pitches (soundfont, synthetic)
-    velocities: list = field(default_factory=lambda: [25, 50, 75, 100, 127])
+    pitch_step: int = 12  # semitones between rendered pitches (soundfont, synthetic)
+    velocities: list = field(default_factory=lambda: [25, 127])
     families: list = field(default_factory=list)  # empty: all families
     sources: list = field(default_factory=list)  # empty: all sources
     instruments: list = field(default_factory=list)  # instrument_str values; empty: all
@@ -62,7 +69,7 @@ class Config:
     log_floor: float = 1e-6  # power floor before 10*log10, i.e. -60 dB
     # --- model (chapter 02) ---
     latent_dim: int = 16
-    channels: list = field(default_factory=lambda: [16, 32, 64, 128])
+    channels: list = field(default_factory=lambda: [8, 16, 32, 64])
     kernel_size: int = 4
     norm: str = "batch"  # batch | group | none
     activation: str = "leaky_relu"  # leaky_relu | relu | gelu | silu

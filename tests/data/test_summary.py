@@ -177,3 +177,56 @@ def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, mon
     assert not np.array_equal(changed.arrays["roundtrip_inverted"], first.arrays["roundtrip_inverted"])
     trained_longer = dataclasses.replace(tiny_cfg, epochs=5)
     assert result_key(summary.DataSummary, trained_longer, _upstream(trained_longer)) == key
+
+
+def _corpus_meta() -> pd.DataFrame:
+    """Instrument rows of the real four-font corpus, split by sample group (no rendering)."""
+    from vaetone.data.soundfont import corpus_instruments
+    from vaetone.data.splits import split_instruments
+
+    table = corpus_instruments(config.CORPUS_SOUNDFONTS)
+    families = dict(zip(table["instrument_str"], table["family"]))
+    groups = dict(zip(table["instrument_str"], table["sample_group"]))
+    split = split_instruments(families, 0.15, 0.15, 0, groups=groups)
+    return pd.DataFrame(
+        {
+            "note_str": table["instrument_str"] + "-060-127",
+            "instrument_str": table["instrument_str"],
+            "instrument_family_str": table["family"],
+            "instrument_source_str": table["source"],
+            "soundfont": table["soundfont"],
+            "program": table["program"],
+            "sample_group": table["sample_group"],
+            "split": table["instrument_str"].map(split),
+        }
+    ).set_index("note_str", drop=False)
+
+
+def test_split_check_of_the_corpus_finds_no_shared_sample_and_every_family_in_test():
+    meta = _corpus_meta()
+    tables, found = summary.split_check(meta, config.make())
+    assert found["n_shared_samples"] == 0 and tables["shared_samples"].empty
+    assert found["n_fonts"] == 4 and found["n_sample_groups"] == meta["sample_group"].nunique() > 200
+    assert found["test_families"] == 11 and found["families_without_test"] == []
+    assert "no sample is played in two splits; 11 of 11 families have test notes." in found["split_check_line"]
+    assert list(tables["fonts"].index) == [Path(p).name for p in config.CORPUS_SOUNDFONTS]
+
+
+def test_split_check_reports_an_instrument_moved_out_of_its_sample_group():
+    meta = _corpus_meta()
+    sizes = meta.groupby("sample_group")["instrument_str"].transform("size")
+    moved = meta.index[(sizes > 1) & (meta["split"] == "train")][0]
+    meta.loc[moved, "split"] = "test"
+    tables, found = summary.split_check(meta, config.make())
+    assert found["n_shared_samples"] == len(tables["shared_samples"]) > 0
+    assert set(tables["shared_samples"]["splits"]) == {"test, train"}
+    assert f"{found['n_shared_samples']} samples are played in more than one split" in found["split_check_line"]
+
+
+def test_split_check_of_a_source_without_fonts_says_the_split_is_by_instrument():
+    meta = _corpus_meta().drop(columns=["soundfont", "program", "sample_group"])
+    meta.loc[meta["instrument_family_str"] == "vocal", "split"] = "train"
+    tables, found = summary.split_check(meta, config.make())
+    assert tables == {} and found["families_without_test"] == ["vocal"]
+    assert found["split_check_line"].startswith("Split by instrument")
+    assert found["split_check_line"].endswith("10 of 11 families have test notes; no test notes for vocal.")

@@ -18,6 +18,7 @@ import torch
 
 from vaetone import store
 from vaetone.config import FAMILIES, SAMPLE_RATE, SOURCES, STAGES, Config
+from vaetone.data import fonts
 from vaetone.data.dataset import Dataset, dataset
 from vaetone.data.splits import SPLITS
 from vaetone.errors import DataError
@@ -107,8 +108,10 @@ class DataSummary(StageResult):
 
     Tables: ``family``, ``source``, ``pitch``, ``velocity``, ``split``, ``family_split`` (see
     :func:`summary_tables`), ``skipped`` (note, reason) and ``examples`` (one note per family:
-    family, instrument, pitch, velocity, row in the dataset).
-    Findings: see :func:`count_findings`, :func:`feature_findings` and :func:`example_arrays`.
+    family, instrument, pitch, velocity, row in the dataset); for the SoundFont corpus also
+    ``fonts`` and ``shared_samples`` (see :func:`split_check`).
+    Findings: see :func:`count_findings`, :func:`feature_findings`, :func:`example_arrays` and
+    :func:`split_check`.
     Arrays: ``example_audio`` (families, samples) in [-1, 1]; ``example_logmel`` (families,
     n_mels, frames) dB; ``roundtrip_original`` (samples,) and ``roundtrip_inverted`` (samples,),
     the middle example and its log-mel → Griffin-Lim resynthesis, both at 16 kHz.
@@ -116,7 +119,7 @@ class DataSummary(StageResult):
     """
 
     stage: ClassVar[str] = "data_summary"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters",)
 
     def counts(self) -> dict[str, pd.Series]:
@@ -224,6 +227,52 @@ def example_arrays(ds: Dataset, feats: Features, cfg: Config) -> tuple[pd.DataFr
     return picks[columns].rename_axis("note"), found, arrays
 
 
+def split_check(meta: pd.DataFrame, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The fonts of a SoundFont corpus and the check that its splits share no sample.
+
+    Args:
+        meta: ``Dataset.meta`` with its ``split`` column (and, for the SoundFont source, the
+            columns soundfont, program and sample_group); cfg: its ``soundfonts``.
+    Returns:
+        ``(tables, findings)``. For the SoundFont source: tables {"fonts": :func:`fonts.font_table`,
+        "shared_samples": :func:`fonts.shared_samples`}, findings {"n_fonts", "n_sample_groups",
+        "n_shared_samples", "test_families": families with test notes, "families_without_test",
+        "split_check_line": one sentence of the outcome}. Other sources: the split is by
+        instrument only, which the sentence says, with the test families. Chapter: 01_data.
+    """
+    test = meta.loc[meta["split"] == "test", "instrument_family_str"]
+    present = [f for f in FAMILIES if f in set(meta["instrument_family_str"])]
+    found = {
+        "test_families": sum(f in set(test) for f in present),
+        "families_without_test": [f for f in present if f not in set(test)],
+    }
+    lacking = found["families_without_test"]
+    missing = "; no test notes for " + ", ".join(lacking) if lacking else ""
+    if "sample_group" not in meta:
+        found["split_check_line"] = (
+            "Split by instrument: no test instrument is heard in training (this source has no sample "
+            "table to check for shared samples); "
+            f"{found['test_families']} of {len(present)} families have test notes{missing}."
+        )
+        return {}, found
+    table, shared = fonts.font_table(meta, cfg.soundfonts), fonts.shared_samples(meta, cfg.soundfonts)
+    found.update(
+        n_fonts=len(table),
+        n_sample_groups=int(meta["sample_group"].nunique()),
+        n_shared_samples=len(shared),
+    )
+    verdict = (
+        "no sample is played in two splits"
+        if shared.empty
+        else f"{len(shared)} sample{'s' * (len(shared) != 1)} are played in more than one split"
+    )
+    found["split_check_line"] = (
+        f"{found['n_sample_groups']} sample groups of {found['n_fonts']} fonts, each in one split: {verdict}; "
+        f"{found['test_families']} of {len(present)} families have test notes{missing}."
+    )
+    return {"fonts": table, "shared_samples": shared}, found
+
+
 def skipped_table(skipped: Sequence[dict]) -> pd.DataFrame:
     """The notes the loader left out, one row each: columns ``note`` and ``reason``. Chapter: 01_data."""
     return pd.DataFrame(
@@ -243,8 +292,9 @@ def compute_summary(ds: Dataset, feats: Features, cfg: Config) -> DataSummary:
     """
     tables = summary_tables(ds.meta)
     examples, example_found, arrays = example_arrays(ds, feats, cfg)
-    tables.update(skipped=skipped_table(ds.skipped), examples=examples)
-    findings = {**count_findings(ds), **feature_findings(feats, cfg), **example_found}
+    split_tables, split_found = split_check(ds.meta, cfg)
+    tables.update(skipped=skipped_table(ds.skipped), examples=examples, **split_tables)
+    findings = {**count_findings(ds), **feature_findings(feats, cfg), **example_found, **split_found}
     return DataSummary(tables=tables, findings=findings, arrays=arrays)
 
 

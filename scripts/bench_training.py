@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -189,13 +188,9 @@ def main(argv=None) -> int:
     repeats = args.repeats or (5 if cuda else 30)
     with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON
         result = bench(args.device, notes, repeats, args.compile, params)
-    result = {k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}
-    print(json.dumps(result, indent=2))
-    if args.out:
-        from vaetone.store import write_json
+    from benchmark import emit  # scripts/ is on the path when this script runs
 
-        write_json(args.out, result)
-    return 0
+    return emit({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, args.out)
 
 
 if __name__ == "__main__":

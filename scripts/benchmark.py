@@ -253,11 +253,16 @@ def main(argv=None) -> int:
         result = bench_prepare(args.sizes, args.workers, Path(args.root))
     else:
         result = {k: round(v, 4) if isinstance(v, float) else v for k, v in bench(args.device).items()}
+    return emit(result, args.out)
+
+
+def emit(result: dict, out: str | None) -> int:
+    """Print the figures as JSON on stdout and, with ``out``, write them there (atomically); returns 0."""
     print(json.dumps(result, indent=2))
-    if args.out:
+    if out:
         from vaetone.store import write_json
 
-        write_json(args.out, result)
+        write_json(out, result)
     return 0
 
 

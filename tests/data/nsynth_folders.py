@@ -59,15 +59,21 @@ def official(root: Path, counts=(("train", 4), ("valid", 2), ("test", 2)), pitch
     return root
 
 
-def add_note(folder: Path, instrument: str, pitch: int, velocity: int, kind: str = "good", family: str = "guitar"):
-    """Add an entry to examples.json with a wav that is good or broken: "rate", "nan", "truncated", "silent"."""
-    name = f"{instrument}-{pitch:03d}-{velocity:03d}"
-    examples = json.loads((folder / "examples.json").read_text())
-    examples[name] = {
-        "note": 10**6 + len(examples),
-        "note_str": name,
-        "instrument": 999,
-        "instrument_str": instrument,
+def entry(
+    inst: str,
+    pitch: int,
+    velocity: int,
+    family: str = "guitar",
+    source: str = "acoustic",
+    note: int | None = None,
+    number: int = 7,
+) -> dict:
+    """An NSynth examples.json entry (``note`` defaults to pitch * 1000 + velocity; ``number`` is its instrument)."""
+    return {
+        "note": pitch * 1000 + velocity if note is None else note,
+        "note_str": f"{inst}-{pitch:03d}-{velocity:03d}",
+        "instrument": number,
+        "instrument_str": inst,
         "pitch": pitch,
         "velocity": velocity,
         "sample_rate": SR,
@@ -75,9 +81,16 @@ def add_note(folder: Path, instrument: str, pitch: int, velocity: int, kind: str
         "qualities_str": [],
         "instrument_family": config.FAMILIES.index(family),
         "instrument_family_str": family,
-        "instrument_source": 0,
-        "instrument_source_str": "acoustic",
+        "instrument_source": config.SOURCES.index(source),
+        "instrument_source_str": source,
     }
+
+
+def add_note(folder: Path, instrument: str, pitch: int, velocity: int, kind: str = "good", family: str = "guitar"):
+    """Add an entry to examples.json with a wav that is good or broken: "rate", "nan", "truncated", "silent"."""
+    name = f"{instrument}-{pitch:03d}-{velocity:03d}"
+    examples = json.loads((folder / "examples.json").read_text())
+    examples[name] = entry(instrument, pitch, velocity, family, note=10**6 + len(examples), number=999)
     (folder / "examples.json").write_text(json.dumps(examples))
     file, y = folder / "audio" / f"{name}.wav", tone(pitch, velocity)
     if kind == "good":

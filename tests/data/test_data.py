@@ -20,6 +20,8 @@ from vaetone.data import dataset as datasets
 from vaetone.data import nsynth, soundfont, splits, summary, synthetic
 from vaetone.errors import DataError, DependencyError
 
+from . import nsynth_folders
+
 SR = 16000
 N = 64000
 
@@ -30,23 +32,7 @@ def _data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VAETONE_DATA", str(tmp_path / "cache"))
 
 
-def _entry(inst: str, pitch: int, velocity: int, family: str = "guitar", source: str = "acoustic") -> dict:
-    """An NSynth examples.json entry."""
-    return {
-        "note": pitch * 1000 + velocity,
-        "note_str": f"{inst}-{pitch:03d}-{velocity:03d}",
-        "instrument": 7,
-        "instrument_str": inst,
-        "pitch": pitch,
-        "velocity": velocity,
-        "sample_rate": SR,
-        "qualities": [0] * 10,
-        "qualities_str": [],
-        "instrument_family": config.FAMILIES.index(family),
-        "instrument_family_str": family,
-        "instrument_source": config.SOURCES.index(source),
-        "instrument_source_str": source,
-    }
+_entry = nsynth_folders.entry
 
 
 def _tone(pitch: int, velocity: int, n: int = N, sr: int = SR) -> np.ndarray:

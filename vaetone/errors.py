@@ -9,6 +9,10 @@ class ConfigError(VaetoneError, ValueError):
     """A parameter is unknown, of the wrong type or out of range."""
 
 
+class DistributedError(ConfigError):
+    """torchrun was started in a way this run cannot use (backend, device count, ranks, batch size)."""
+
+
 class DataError(VaetoneError):
     """A dataset folder, its ``examples.json`` or one of its audio files is unusable."""
 

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from vaetone.errors import DistributedError
 from vaetone.model import distributed
 from vaetone.model import train as training
 
@@ -18,9 +19,9 @@ def test_the_ranks_come_from_torchruns_environment():
     ranks = distributed.from_env(TORCHRUN)
     assert ranks == distributed.Ranks(rank=3, local_rank=1, world_size=4, local_world_size=2) and not ranks.main
     assert distributed.from_env({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}).local_world_size == 2
-    with pytest.raises(distributed.DistributedError, match="RANK=5.*WORLD_SIZE=4"):
+    with pytest.raises(DistributedError, match="RANK=5.*WORLD_SIZE=4"):
         distributed.from_env({**TORCHRUN, "RANK": "5"})
-    with pytest.raises(distributed.DistributedError, match="not understood"):
+    with pytest.raises(DistributedError, match="not understood"):
         distributed.from_env({**TORCHRUN, "WORLD_SIZE": "four"})
     assert distributed.current() == distributed.Ranks()  # no process group in this test process
 
@@ -29,9 +30,9 @@ def test_the_backend_is_gloo_on_the_cpu_and_nccl_is_refused_without_cuda(monkeyp
     cpu, ranks = torch.device("cpu"), distributed.from_env(TORCHRUN)
     assert distributed.backend_for(cpu, ranks) == "gloo"
     assert distributed.backend_for(cpu, ranks, "gloo") == "gloo"
-    with pytest.raises(distributed.DistributedError, match="nccl backend needs CUDA GPUs.*--backend gloo"):
+    with pytest.raises(DistributedError, match="nccl backend needs CUDA GPUs.*--backend gloo"):
         distributed.backend_for(cpu, ranks, "nccl")
-    with pytest.raises(distributed.DistributedError, match="not one of"):
+    with pytest.raises(DistributedError, match="not one of"):
         distributed.backend_for(cpu, ranks, "mpi")
 
 
@@ -40,9 +41,7 @@ def test_fewer_gpus_than_local_ranks_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(distributed.dist, "is_nccl_available", lambda: True)
     ranks = distributed.from_env(TORCHRUN)
-    with pytest.raises(
-        distributed.DistributedError, match="2 ranks on this node but torch sees 1 CUDA.*nproc_per_node=1"
-    ):
+    with pytest.raises(DistributedError, match="2 ranks on this node but torch sees 1 CUDA.*nproc_per_node=1"):
         distributed.backend_for(torch.device("cuda"), ranks)
     one = distributed.Ranks(0, 0, 2, 1)  # two nodes of one GPU each
     assert distributed.backend_for(torch.device("cuda"), one) == "nccl"
@@ -52,13 +51,11 @@ def test_the_batch_size_is_shared_by_the_ranks_and_each_rank_needs_a_batch():
     distributed.check_batches(96, 16, 1)
     distributed.check_batches(96, 16, 2)
     distributed.check_batches(97, 16, 4)  # 7 batches, the last of one note (padded to 4)
-    with pytest.raises(
-        distributed.DistributedError, match=r"batch_size=15 .* divisible by 2; use -p batch_size 16 or 14"
-    ):
+    with pytest.raises(DistributedError, match=r"batch_size=15 .* divisible by 2; use -p batch_size 16 or 14"):
         distributed.check_batches(96, 15, 2)
-    with pytest.raises(distributed.DistributedError, match=r"3 ranks, but the 40 train notes make only 2 batch"):
+    with pytest.raises(DistributedError, match=r"3 ranks, but the 40 train notes make only 2 batch"):
         distributed.check_batches(40, 24, 3)
-    with pytest.raises(distributed.DistributedError, match=r"make only 7 batch\(es\) .* at most 7 ranks"):
+    with pytest.raises(DistributedError, match=r"make only 7 batch\(es\) .* at most 7 ranks"):
         distributed.check_batches(112, 16, 8)
     distributed.check_batches(0, 24, 3)  # the count is not known yet: only the divisibility
 

@@ -222,7 +222,7 @@ def test_a_corrupt_or_old_format_cache_is_recomputed_and_an_old_pt_file_ignored(
     assert chunks_read == [0, 0, 0] and "written by another version" in caplog.text
 
 
-def test_normalisation_uses_the_train_split_only_and_batches_are_normalised_rows(folder):
+def test_normalisation_uses_the_train_split_only(folder):
     feats = spectral_features.load_features(_cfg(folder))
     train = feats.logmel[feats.rows("train")].double()
     assert feats.mean == pytest.approx(float(train.mean()), rel=1e-12)
@@ -231,10 +231,6 @@ def test_normalisation_uses_the_train_split_only_and_batches_are_normalised_rows
     x = feats.x("train")
     assert x.shape == (len(feats.rows("train")), 1, 16, 126) and x.dtype == torch.float32
     assert float(x.mean()) == pytest.approx(0, abs=1e-5) and float(x.std()) == pytest.approx(1, abs=1e-4)
-    rows = feats.rows("test")[::-1]
-    batches = list(feats.batches(rows, 3))
-    assert [len(b) for b in batches] == [3] * (len(rows) // 3) + ([len(rows) % 3] if len(rows) % 3 else [])
-    assert torch.equal(torch.cat(batches), feats.normalise(feats.logmel[rows.copy()]).unsqueeze(1))
     assert torch.allclose(feats.denormalise(feats.normalise(feats.logmel[:])), feats.logmel[:], atol=1e-4)
     with pytest.raises(ConfigError, match="no notes in split"):
         feats.x("holdout")
@@ -246,7 +242,7 @@ def test_features_built_from_an_in_memory_tensor_work_alike():
     feats = Features(meta, logmel, *spectral_features.train_statistics(logmel, meta))
     assert (feats.mean, feats.n_mels, feats.n_frames) == (7.5, 2, 4)
     assert torch.equal(feats.x("test")[0, 0], (logmel[2] - 7.5) / feats.std)
-    assert torch.equal(torch.cat(list(feats.batches([2, 0], 1))), feats.x()[[2, 0]])
+    assert torch.equal(feats.logmel[[2, 0]], logmel[[2, 0]])
 
 
 def test_no_train_notes_is_a_clear_error(isolated_store):

@@ -47,7 +47,7 @@ from torch import distributed as dist
 from torch import nn
 
 from vaetone import store
-from vaetone.errors import ConfigError, VaetoneError
+from vaetone.errors import DistributedError, VaetoneError
 
 BACKENDS = ("auto", "nccl", "gloo")
 ENV_CHECK = "VAETONE_DDP_CHECK"
@@ -55,10 +55,6 @@ ENV_KILL = "VAETONE_KILL_AFTER_EPOCH"
 TIMEOUT = datetime.timedelta(hours=2)
 """How long a rank waits for the others (e.g. while the first rank of its node prepares the data).
 A preparation that takes longer: run ``python -m vaetone prepare`` on each node first."""
-
-
-class DistributedError(ConfigError):
-    """torchrun was started in a way this run cannot use (backend, device count, ranks, batch size)."""
 
 
 @dataclass(frozen=True)

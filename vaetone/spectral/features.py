@@ -13,7 +13,6 @@ Chapters: 01_data, 02_model and every later one (``Features.x``, ``Features.batc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,19 +113,6 @@ class Features:
     def x(self, split: str | None = None) -> torch.Tensor:
         """Normalised model input of a whole split in memory, (n, 1, n_mels, frames) float32 (small data only)."""
         return self.normalise(self.logmel[torch.as_tensor(self.rows(split))]).unsqueeze(1)
-
-    def batches(self, rows, batch_size: int) -> Iterator[torch.Tensor]:
-        """Normalised model input of ``rows`` (in their order), ``batch_size`` notes at a time.
-
-        Args:
-            rows: row positions (int array, list or tensor); batch_size: notes per batch.
-        Yields:
-            (b, 1, n_mels, frames) float32 tensors; the last one may be smaller.
-        Chapters: 03_training and every analysis chapter.
-        """
-        rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
-        for start in range(0, len(rows), batch_size):
-            yield self.normalise(self.logmel[rows[start : start + batch_size]]).unsqueeze(1)
 
     def normalise(self, db):
         """dB → model scale: ``(db - mean) / std`` (any shape, numpy or torch)."""

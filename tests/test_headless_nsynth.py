@@ -58,3 +58,25 @@ def test_prepare_train_then_a_chapter_on_three_official_folders_with_broken_note
     executed = nbformat.read(notebook, as_version=4)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == [] and any(c.get("execution_count") for c in executed.cells if c.cell_type == "code")
+
+
+def test_data_check_of_the_three_official_folders_reports_each_folder(tmp_path):
+    root = nsynth_folders.official(tmp_path / "nsynth")
+    nsynth_folders.add_note(root / "nsynth-valid", "flute_acoustic_090", 60, 127, "rate", family="flute")
+    out = subprocess.run(
+        [sys.executable, "-m", "vaetone", "data-check", str(root)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["loaded"] == 32
+    assert [(s["note"], s["folder"]) for s in report["skipped"]] == [("flute_acoustic_090-060-127", "nsynth-valid")]
+    assert report["folders"] == {
+        "nsynth-train": {"loaded": 16, "skipped": 0},
+        "nsynth-valid": {"loaded": 8, "skipped": 1},
+        "nsynth-test": {"loaded": 8, "skipped": 0},
+    }
+    (root / "nsynth-valid").rename(tmp_path / "elsewhere")
+    out = subprocess.run(
+        [sys.executable, "-m", "vaetone", "data-check", str(root)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 1 and "but not nsynth-valid/" in out.stderr and "Traceback" not in out.stderr

@@ -1,7 +1,8 @@
 """The command line of vaetone: ``python -m vaetone COMMAND ...`` (or the ``vaetone`` script).
 
 Commands:
-    data-check PATH   check an NSynth-format split folder; print one JSON line
+    data-check PATH   check an NSynth-format split folder (or a folder of the three official
+                      ones); print one JSON line
                       ``{"loaded": N, "skipped": [{"note": NAME, "reason": TEXT}, ...]}``.
     prepare [PARAMS]  read or render the notes and compute their features into the cache the
                       chapters use; print one JSON line ``{"notes", "skipped", "splits",
@@ -77,10 +78,10 @@ exit status:
 
 def _data_check(args: argparse.Namespace) -> int:
     """Run ``data-check``: print the JSON report on stdout, errors on stderr; return the exit status."""
-    from vaetone.data.nsynth import data_check
+    from vaetone.data.dataset import check_nsynth
 
     try:
-        report = data_check(
+        report = check_nsynth(
             args.path,
             strict=args.strict,
             resample=args.resample,
@@ -302,14 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "data-check",
-        help="check an NSynth-format split folder",
+        help="check an NSynth-format split folder, or a folder of the three official ones",
         description="Check every note of an NSynth-format split folder (examples.json and "
         "audio/<note_str>.wav, 4 s, 16 kHz, mono) and print one JSON line: "
-        '{"loaded": N, "skipped": [{"note": NAME, "reason": TEXT}, ...]}.',
+        '{"loaded": N, "skipped": [{"note": NAME, "reason": TEXT}, ...]}. Given a folder holding '
+        "nsynth-train/, nsynth-valid/ and nsynth-test/, it checks all three: each skipped note "
+        'also names its "folder", and "folders" gives the counts per folder.',
         epilog=_DATA_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("path", help="the split folder, e.g. ~/data/nsynth-test")
+    check.add_argument("path", help="the split folder, e.g. ~/data/nsynth/nsynth-test, or ~/data/nsynth")
     check.add_argument("--strict", action="store_true", help="fail on the first broken note")
     check.add_argument("--resample", action="store_true", help="accept other sample rates (resampled to 16 kHz)")
     check.add_argument("--mix-to-mono", action="store_true", help="accept several channels (averaged to mono)")

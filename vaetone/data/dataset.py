@@ -35,7 +35,7 @@ import pandas as pd
 from vaetone import store
 from vaetone.config import SAMPLE_RATE, Config
 from vaetone.data import manifest, soundfont, synthetic
-from vaetone.data.nsynth import N_SAMPLES, meta_frame, read_examples, read_note
+from vaetone.data.nsynth import N_SAMPLES, data_check, meta_frame, read_examples, read_note
 from vaetone.data.splits import SPLITS, split_instruments, subset_instruments
 from vaetone.data.writer import atomic_folder
 from vaetone.errors import DataError
@@ -194,6 +194,27 @@ def nsynth_folders(path: str | Path) -> list[tuple[Path, str | None]]:
             f"anew (e.g. -p nsynth_path {next(iter(present.values()))})"
         )
     return [(root, None)]
+
+
+def check_nsynth(path: str | Path, **options) -> dict:
+    """Check every note of an ``nsynth_path``: one NSynth-format folder, or the three official ones.
+
+    Args:
+        path: as for :func:`nsynth_folders`; options: those of :func:`vaetone.data.nsynth.data_check`.
+    Returns:
+        One folder: ``data_check``'s ``{"loaded", "skipped"}``. Three folders: the same keys over all
+        of them (each skipped note with its ``folder``), plus ``"folders": {name: {"loaded",
+        "skipped"}}`` (counts per folder). Used by ``python -m vaetone data-check``; chapter 01_data.
+    """
+    folders = nsynth_folders(path)
+    if folders[0][1] is None:
+        return data_check(folders[0][0], **options)
+    reports = {folder.name: data_check(folder, **options) for folder, _ in folders}
+    return {
+        "loaded": sum(r["loaded"] for r in reports.values()),
+        "skipped": [{**s, "folder": name} for name, r in reports.items() for s in r["skipped"]],
+        "folders": {name: {"loaded": r["loaded"], "skipped": len(r["skipped"])} for name, r in reports.items()},
+    }
 
 
 def selection(cfg: Config) -> list[Part]:

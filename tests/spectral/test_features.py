@@ -18,6 +18,7 @@ from vaetone.data import dataset as datasets
 from vaetone.errors import ConfigError, DataError
 from vaetone.spectral import chunks, descriptors, inversion, melspec
 from vaetone.spectral import features as spectral_features
+from vaetone.spectral.cache import cache_path
 from vaetone.spectral.features import Features, LogmelArray
 
 from ..data.nsynth_folders import instruments, official, write_folder
@@ -155,20 +156,20 @@ FEATURE_CHANGES = {"n_fft": 2048, "hop_length": 256, "n_mels": 32, "f_min": 40.0
 
 
 def test_cache_key_changes_with_each_feature_parameter_and_not_with_later_ones(data_dir):
-    base = spectral_features.cache_path(CFG)
+    base = cache_path(CFG)
     assert base.parent == data_dir and base.name.startswith("features-")
     for name, value in FEATURE_CHANGES.items():
-        assert spectral_features.cache_path(config.make(**{name: value})) != base, name
-    assert spectral_features.cache_path(config.make(pitch_step=3)) != base  # data parameters count too
+        assert cache_path(config.make(**{name: value})) != base, name
+    assert cache_path(config.make(pitch_step=3)) != base  # data parameters count too
     for name, value in {"latent_dim": 4, "beta": 0.5, "epochs": 2, "seed": 7, "workers": 2}.items():
-        assert spectral_features.cache_path(config.make(device="cpu", **{name: value})) == base, name
+        assert cache_path(config.make(device="cpu", **{name: value})) == base, name
 
 
 def test_features_are_computed_once_then_read_from_the_cache(folder, chunks_read):
     cfg = _cfg(folder)
     first = spectral_features.load_features(cfg)
-    assert chunks_read == [0] and spectral_features.cache_path(cfg).is_dir()
-    assert sorted(p.name for p in spectral_features.cache_path(cfg).iterdir()) == [
+    assert chunks_read == [0] and cache_path(cfg).is_dir()
+    assert sorted(p.name for p in cache_path(cfg).iterdir()) == [
         "logmel.npy",
         "manifest.json",
         "meta.json",
@@ -206,12 +207,12 @@ def test_memmap_features_are_the_log_mel_of_the_wavs_within_float16_precision(fo
 
 def test_a_corrupt_or_old_format_cache_is_recomputed_and_an_old_pt_file_ignored(folder, chunks_read, caplog):
     cfg = _cfg(folder)
-    old = spectral_features.cache_path(cfg).with_suffix(".pt")  # the single-file cache of format 2
+    old = cache_path(cfg).with_suffix(".pt")  # the single-file cache of format 2
     old.parent.mkdir(parents=True)
     torch.save({"format": 2, "key": store.key("features", cfg), "logmel": torch.zeros(20, 16, 126)}, old)
     feats = spectral_features.load_features(cfg)
     assert chunks_read == [0] and old.is_file() and float(feats.logmel[:].abs().sum()) > 0
-    manifest = spectral_features.cache_path(cfg) / "manifest.json"
+    manifest = cache_path(cfg) / "manifest.json"
     manifest.write_text("{not json")
     again = spectral_features.load_features(cfg)
     assert chunks_read == [0, 0] and "is unusable" in caplog.text
@@ -259,7 +260,7 @@ def test_the_cache_is_keyed_so_another_n_mels_is_not_reused(folder, chunks_read)
     other = spectral_features.load_features(dataclasses.replace(cfg, n_mels=32))
     assert chunks_read == [0, 0] and other.n_mels == 32
     assert len(list(store.data_dir().glob("features-*"))) == 2
-    assert store.key("features", cfg) in spectral_features.cache_path(cfg).name
+    assert store.key("features", cfg) in cache_path(cfg).name
 
 
 def test_features_of_a_small_synthetic_dataset_round_trip_through_the_cache(data_dir):

@@ -290,15 +290,14 @@ def font_table(meta: pd.DataFrame, soundfonts: Sequence[str | Path] | None = Non
     """Per font: its instruments, notes, sources, sample groups, samples played and instruments per split.
 
     Args:
-        meta: note rows with columns soundfont, program, instrument_str,
+        meta: note rows with columns soundfont, program, instrument_str, sample_group,
             instrument_source_str and (optionally) split.
         soundfonts: where the fonts are (as in :func:`shared_samples`).
     Returns:
         One row per font (file name as index, in the order of ``soundfonts``) with columns
         presets (bank-0 programs of the file), instruments, notes, sources (e.g. "acoustic 60,
-        electronic 30"), sample_groups (the ``sample_group`` values of its instruments, else
-        their groups in the parsed font), samples (distinct samples they play) and, with a
-        split column, train/valid/test (instruments per split).
+        electronic 30"), sample_groups (the ``sample_group`` values of its instruments), samples
+        (distinct samples they play) and, with a split column, train/valid/test (instruments per split).
     Chapter: 01_data.
     """
     rows = {}
@@ -306,10 +305,7 @@ def font_table(meta: pd.DataFrame, soundfonts: Sequence[str | Path] | None = Non
         font = _font_for(name, soundfonts)
         insts = part.drop_duplicates("instrument_str")
         programs = [int(p) for p in insts["program"] if int(p) in font.presets]
-        if "sample_group" in insts:
-            n_groups = insts["sample_group"].nunique()
-        else:
-            n_groups = len(set(sample_groups({p: font.presets[p].samples for p in programs}).values()))
+        n_groups = insts["sample_group"].nunique()
         sources = insts["instrument_source_str"].value_counts()
         row = {
             "presets": len(font.presets),

@@ -32,6 +32,10 @@ FORMAT = 1
 _CHUNK = 1 << 20
 
 
+NO_RECORD = {"size": None, "mtime_ns": None, "sha256": None}
+"""The record of a wav that could not be stat'ed or read (copy it: ``dict(NO_RECORD)``)."""
+
+
 def file_sha256(path: Path) -> str | None:
     """The sha256 (hex) of a file's bytes, or None when it is missing or unreadable.
 
@@ -71,7 +75,7 @@ def wav_record(path: str | Path, previous: Mapping | None = None, verify: bool =
     except (OSError, ValueError):
         st = None
     if st is None or not stat.S_ISREG(st.st_mode):
-        return {"size": None, "mtime_ns": None, "sha256": None}
+        return dict(NO_RECORD)
     record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     same = previous is not None and all(previous.get(k) == v for k, v in record.items())
     record["sha256"] = previous["sha256"] if same and not verify else file_sha256(Path(path))

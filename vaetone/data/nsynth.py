@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vaetone.data.manifest import NO_RECORD
 from vaetone.data.wav import N_SAMPLES, SILENCE_PEAK, read_note, read_note_file  # noqa: F401 (re-exported)
 from vaetone.errors import DataError
 from vaetone.progress import tqdm
@@ -251,10 +252,6 @@ def _iter_audio(
         if reason is not None and strict:
             raise DataError(f"note {name!r} of {folder}: {reason} (strict mode; without it the note would be skipped)")
         yield name, y, reason
-
-
-NO_RECORD = {"size": None, "mtime_ns": None, "sha256": None}
-"""The wav record of a note whose file was not read."""
 
 
 def read_entry(audio_dir: str | Path, name: str) -> tuple[np.ndarray | None, str | None, dict]:

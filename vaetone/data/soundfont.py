@@ -12,7 +12,6 @@ Chapter: 01_data.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import pandas as pd
 from vaetone import store
 from vaetone.config import DEFAULT_SOUNDFONT, Config
 from vaetone.data import fluid, fonts
-from vaetone.data.nsynth import EXTRA_FIELDS, FIELDS, SILENCE_PEAK
+from vaetone.data.nsynth import EXTRA_FIELDS, SILENCE_PEAK
 from vaetone.data.writer import (
     CLIP_PEAK,
     filter_instruments,
@@ -35,6 +34,7 @@ from vaetone.data.writer import (
     nsynth_rows,
     pitch_grid,
     require_notes,
+    write_examples,
     write_wavs,
 )
 from vaetone.errors import ConfigError, DataError, DependencyError
@@ -198,7 +198,7 @@ def build(cfg: Config, folder: Path) -> None:
     if skipped:
         log.warning("%d rendered notes are silent and left out (e.g. %s)", len(skipped), skipped[0]["note"])
     kept = notes[~silent]
-    _write_examples(folder / "examples.json", kept)
+    write_examples(folder, kept)
     report = {
         "source": "soundfont",
         "soundfonts": _font_report(kept, results, usable),
@@ -304,17 +304,6 @@ def _render_chunk(task: _Chunk) -> dict:
         "seconds": seconds,
         "again": False,
     }
-
-
-def _write_examples(file: Path, notes: pd.DataFrame) -> None:
-    """Write examples.json (atomically), one entry at a time: NSynth fields plus :data:`EXTRA_FIELDS`."""
-    columns = [*FIELDS, *EXTRA_FIELDS]
-    with store.atomic_path(file) as tmp, open(tmp, "w") as out:
-        out.write("{")
-        for i, row in enumerate(notes[columns].itertuples(index=False)):
-            entry = json.dumps(dict(zip(columns, row)), sort_keys=True, default=store.jsonable)
-            out.write(f"{',' if i else ''}\n  {json.dumps(row.note_str)}: {entry}")
-        out.write("\n}\n")
 
 
 def _font_report(notes: pd.DataFrame, results: list[dict], usable: list[Path]) -> list[dict]:

@@ -240,13 +240,13 @@ def split_check(meta: pd.DataFrame, cfg: Config) -> tuple[dict[str, pd.DataFrame
         "split_check_line": one sentence of the outcome}. Other sources: the split is by
         instrument only, which the sentence says, with the test families. Chapter: 01_data.
     """
-    test = meta.loc[meta["split"] == "test", "instrument_family_str"]
-    present = [f for f in FAMILIES if f in set(meta["instrument_family_str"])]
-    found = {
-        "test_families": sum(f in set(test) for f in present),
-        "families_without_test": [f for f in present if f not in set(test)],
-    }
-    lacking = found["families_without_test"]
+    families, tested = (
+        set(meta["instrument_family_str"]),
+        set(meta.loc[meta["split"] == "test", "instrument_family_str"]),
+    )
+    present = [f for f in FAMILIES if f in families]
+    lacking = [f for f in present if f not in tested]
+    found = {"test_families": len(present) - len(lacking), "families_without_test": lacking}
     missing = "; no test notes for " + ", ".join(lacking) if lacking else ""
     if "sample_group" not in meta:
         found["split_check_line"] = (

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from vaetone.config import NOTE_SECONDS, SAMPLE_RATE
-from vaetone.data.manifest import file_sha256
+from vaetone.data.manifest import NO_RECORD, file_sha256
 
 N_SAMPLES = int(SAMPLE_RATE * NOTE_SECONDS)
 """Samples of one note: 64000 (4 s at 16 kHz)."""
@@ -42,7 +42,7 @@ def read_note(
     Returns:
         ``(audio float32 (64000,), None)`` or ``(None, reason)``. The length is checked from the
         header first, so a long file is refused without reading it.
-    Chapter: 01_data (through :func:`vaetone.data.nsynth.load_split`).
+    Chapter: 01_data (through :func:`read_note_file` and ``data-check``).
     """
     file = os.fspath(file)
     _, reason = _stat_file(file)
@@ -69,7 +69,7 @@ def read_note_file(
     file = os.fspath(file)
     st, reason = _stat_file(file)
     if reason is not None:
-        return None, reason, {"size": None, "mtime_ns": None, "sha256": None}
+        return None, reason, dict(NO_RECORD)
     record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": None}
     if st.st_size > MAX_READ_BYTES:  # hash it in blocks; its header refuses it below
         record["sha256"] = file_sha256(Path(file))

@@ -23,7 +23,7 @@ import soundfile as sf
 
 from vaetone import store
 from vaetone.config import FAMILIES, SAMPLE_RATE, SOURCES, Config
-from vaetone.data.nsynth import FIELDS, QUALITIES, SILENCE_PEAK
+from vaetone.data.nsynth import EXTRA_FIELDS, FIELDS, QUALITIES, SILENCE_PEAK
 from vaetone.data.splits import subset_instruments
 from vaetone.errors import DataError
 from vaetone.progress import tqdm
@@ -103,14 +103,20 @@ def write_wavs(folder: str | Path, names, audio: np.ndarray) -> None:
 
 
 def write_examples(folder: str | Path, notes: pd.DataFrame) -> None:
-    """Write a folder's ``examples.json`` (atomically): per note the :data:`FIELDS` and any ``factor_*`` columns.
+    """Write a folder's ``examples.json`` atomically, one entry at a time (no second copy of the table in memory).
 
+    Each entry holds the :data:`FIELDS`, any ``factor_*`` columns (synthetic source) and those of
+    :data:`~vaetone.data.nsynth.EXTRA_FIELDS` the table has (SoundFont corpus).
     Args:
         folder: the NSynth-format folder; notes: one row per note. Chapter: 01_data (rendered sources).
     """
-    columns = list(FIELDS) + [c for c in notes.columns if c.startswith("factor_")]
-    records = {row["note_str"]: row for row in notes[columns].to_dict("records")}  # numpy values: store.jsonable
-    store.write_json(Path(folder) / "examples.json", records)
+    columns = [*FIELDS, *(c for c in notes.columns if c.startswith("factor_") or c in EXTRA_FIELDS)]
+    with store.atomic_path(Path(folder) / "examples.json") as tmp, open(tmp, "w") as out:
+        out.write("{")
+        for i, row in enumerate(notes[columns].itertuples(index=False)):
+            entry = json.dumps(dict(zip(columns, row)), sort_keys=True, default=store.jsonable)
+            out.write(f"{',' if i else ''}\n  {json.dumps(row.note_str)}: {entry}")
+        out.write("\n}\n")
 
 
 def _write_wav(file: Path, y: np.ndarray) -> None:

@@ -21,9 +21,8 @@ import pandas as pd
 import torch
 
 from vaetone.config import Config
-from vaetone.data.dataset import notes_manifest, selection
 from vaetone.errors import ConfigError, DataError
-from vaetone.spectral.cache import LOGMEL, MANIFEST, cache_path, open_logmel, read_cache
+from vaetone.spectral.cache import LOGMEL, MANIFEST, open_logmel, read_cache
 from vaetone.spectral.prepare import ensure
 
 
@@ -156,12 +155,8 @@ def dataset_digest(cfg: Config) -> str:
         the folders' metadata when the cache is valid.
     Chapter: 01_data (the data summary's cache key).
     """
-    try:
-        recorded = json.loads((cache_path(cfg) / MANIFEST).read_text()).get("digest")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    now = notes_manifest(cfg, selection(cfg))["digest"]
-    return now if recorded == now else load_features(cfg).digest
+    folder, _ = ensure(cfg)  # checks the cache against the notes now, rebuilding it if stale
+    return str(json.loads((folder / MANIFEST).read_text())["digest"])
 
 
 def load_features(cfg: Config, refresh: bool = False) -> Features:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -111,7 +112,7 @@ def ensure(cfg: Config, refresh: bool = False) -> tuple[Path, list[Part]]:
     """
     final = cache_path(cfg)
     parts = selection(cfg)  # renders a rendered source first (atomically, outside the lock)
-    current = lambda: notes_manifest(cfg, parts)  # noqa: E731
+    current = functools.cache(lambda: notes_manifest(cfg, parts))  # the notes do not change in between: build it once
     problem = "is missing" if not final.is_dir() else ("is refreshed" if refresh else stale(final, cfg, current))
     if problem is None:
         log.info("features loaded from %s", final)

@@ -95,6 +95,8 @@ class Config:
     griffin_lim_iters: int = 32  # for audio played in the book
     n_eval_audio: int = 64  # test notes whose audio metrics are computed (seeded subset); 0: all
     n_audio_examples: int = 3
+    peak_tolerance_cents: float = 50.0  # spectral peaks of a reconstruction match the original's within this
+    bootstrap_n: int = 1000  # resamples of the instrument-level bootstrap intervals
 
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -256,6 +258,13 @@ def _check(cfg: Config) -> None:
                 f"{cfg.channels}): each halves the input, so it needs at least {step}; use fewer channels or a "
                 "larger input"
             )
+    if not 0 < cfg.peak_tolerance_cents <= 600:
+        raise ConfigError(
+            f"peak_tolerance_cents={cfg.peak_tolerance_cents!r} must be in (0, 600] cents (half an octave at most); "
+            "the default is 50 (a quarter tone)"
+        )
+    if not 100 <= cfg.bootstrap_n <= 1_000_000:
+        raise ConfigError(f"bootstrap_n={cfg.bootstrap_n!r} must be from 100 to 1000000 resamples; the default is 1000")
     if cfg.dataset == "nsynth" and not cfg.nsynth_path:
         raise ConfigError(
             "dataset='nsynth' needs nsynth_path, the folder of an NSynth split (e.g. -p nsynth_path /data/nsynth-test)"

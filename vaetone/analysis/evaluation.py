@@ -1,144 +1,167 @@
 """The training-evaluation stage: how the run trained, and how well it and two baselines reconstruct test notes.
 
-Per-note metrics (:func:`evaluate`, :func:`evaluate_models`), their summaries (:func:`summarise`,
-:func:`compare`), the findings the chapter quotes (built from the numbers, phrases included),
-and the stage result :class:`EvaluationResult` with :func:`result`.
+Every note is scored against its ORIGINAL: the log-mel metrics against the original's log-mel
+(every test note), the audio metrics against the original wav (a seeded subset of
+``cfg.n_eval_audio`` notes spread over the test instruments, :func:`audio_subset`). Beside the
+three models, the row "inversion only" scores Griffin-Lim of the original's own log-mel
+against the wav: the ceiling that separates inversion error from model error. Per-note scores
+(:func:`spectral_scores`, :func:`audio_scores`, :func:`evaluate_models`)
+and the stage result :class:`EvaluationResult` with :func:`result`; the summaries with
+intervals and paired comparisons are in :mod:`vaetone.analysis.scores`.
 
 Chapter: 03_training.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from vaetone import store
-from vaetone.analysis import generate
+from vaetone.analysis import curves, generate, scores
 from vaetone.analysis.baselines import pca_baseline
 from vaetone.analysis.metrics import (
     _pair,
+    align_lengths,
+    audio_log_spectral_distance,
     f0_error_cents,
     f0_range,
-    frequency_accuracy,
+    frequency_scores,
     log_spectral_distance,
     logmel_mse,
+    median_f0,
     multires_stft_distance,
     spectral_convergence,
+    spectral_peaks,
 )
 from vaetone.config import Config
+from vaetone.errors import DataError
 from vaetone.results import StageResult, cached
 from vaetone.spectral.inversion import mel_to_audio
 
+SPECTRAL_COLUMNS = ("logmel_mse_db2", "lsd_db", "spectral_convergence")
+"""Per-note log-mel metrics (every test note)."""
 
-def evaluate(
-    ref_db,
-    est_db,
-    cfg,
-    *,
-    n_iter: int | None = None,
-    index=None,
-    ref_audio=None,
-    f0_method: str = "yin",
-    audio: bool = True,
-) -> pd.DataFrame:
-    """All metrics of reconstructions against their originals, one row per note.
+AUDIO_COLUMNS = ("lsd_audio_db", "mrstft", "freq_precision", "freq_recall", "freq_f1", "ref_peaks", "est_peaks")
+AUDIO_COLUMNS = (*AUDIO_COLUMNS, "f0_error_cents")
+"""Per-note audio metrics against the original wav (the audio subset; NaN elsewhere)."""
 
-    Args:
-        ref_db, est_db: log-mel in dB ``(n, n_mels, frames)`` (originals, reconstructions).
-        cfg: the configuration (inversion parameters).
-        n_iter: Griffin-Lim iterations (default ``cfg.griffin_lim_iters``).
-        index: row labels (e.g. the notes' ``note_str``).
-        ref_audio: the originals' resynthesised audio if already computed (reuse across models).
-        f0_method: "yin" or "pyin" (see :func:`median_f0`); the search range is :func:`f0_range`.
-        audio: False skips the three audio metrics (resynthesis costs ~0.2 s per note on 2 CPU cores).
-    Returns:
-        DataFrame with ``logmel_mse_db2`` (dB²), ``lsd_db`` (dB), ``spectral_convergence``, and
-        with audio ``mrstft``, ``frequency_accuracy`` (0..1), ``f0_error_cents``. Chapter: 03_training.
+
+def spectral_scores(ref_db, est_db, index=None) -> pd.DataFrame:
+    """Log-mel metrics of reconstructions against the originals' log-mel, one row per note.
+
+    Args: ref_db, est_db: ``(n, n_mels, frames)`` dB; index: row labels (note_str).
+    Returns: :data:`SPECTRAL_COLUMNS`: ``logmel_mse_db2`` (dB²), ``lsd_db`` (dB), ``spectral_convergence``.
+    Chapter: 03_training.
     """
     ref_db, est_db = _pair(ref_db, est_db)
+    values = (logmel_mse(ref_db, est_db), log_spectral_distance(ref_db, est_db), spectral_convergence(ref_db, est_db))
+    return pd.DataFrame(dict(zip(SPECTRAL_COLUMNS, values)), index=index)
+
+
+def reference(original, cfg: Config, f0_method: str = "yin") -> dict:
+    """What every estimate is scored against, computed once: the originals' spectral peaks and median f0.
+
+    Args: original: ``(n, samples)`` the notes' wavs; cfg: the pitch range (``f0_range``); f0_method: as
+        :func:`~vaetone.analysis.metrics.median_f0`.
+    Returns: ``{"audio": (n, samples) float64, "peaks": list of Hz arrays, "f0": (n,) Hz}``. Chapter: 03_training.
+    """
+    audio = np.asarray(original, dtype=np.float64)
+    f0 = median_f0(audio, method=f0_method, **f0_range(cfg))
+    return {"audio": audio, "peaks": spectral_peaks(audio), "f0": f0}
+
+
+def audio_scores(original, est_audio, cfg: Config, index=None, f0_method: str = "yin", ref=None) -> pd.DataFrame:
+    """Audio metrics of resynthesised notes against the original wavs, one row per note.
+
+    Args:
+        original: ``(n, samples)`` the notes' original wavs; est_audio: ``(n, samples')`` their
+            resynthesis (``mel_to_audio``), trimmed together by :func:`~vaetone.analysis.metrics.align_lengths`.
+        cfg: ``n_fft``, ``hop_length``, ``log_floor``, ``peak_tolerance_cents`` and the pitch range
+            (:func:`~vaetone.analysis.metrics.f0_range`); index: row labels; f0_method: "yin" or "pyin";
+        ref: :func:`reference` of ``original`` when it is already computed and as long as ``est_audio``.
+    Returns: :data:`AUDIO_COLUMNS`: ``lsd_audio_db`` (dB, STFT power), ``mrstft``, ``freq_precision``,
+        ``freq_recall``, ``freq_f1`` (0..1), ``ref_peaks``, ``est_peaks`` (counts), ``f0_error_cents``
+        (|error|, cents). Chapter: 03_training.
+    """
+    wav, est = align_lengths(original, est_audio, cfg.hop_length)
+    ref = reference(wav, cfg, f0_method) if ref is None or ref["audio"].shape != wav.shape else ref
     table = pd.DataFrame(
         {
-            "logmel_mse_db2": logmel_mse(ref_db, est_db),
-            "lsd_db": log_spectral_distance(ref_db, est_db),
-            "spectral_convergence": spectral_convergence(ref_db, est_db),
+            "lsd_audio_db": audio_log_spectral_distance(wav, est, cfg.n_fft, cfg.hop_length, cfg.log_floor),
+            "mrstft": multires_stft_distance(wav, est),
         },
         index=index,
     )
-    if audio:
-        a = mel_to_audio(ref_db, cfg, n_iter).numpy() if ref_audio is None else np.asarray(ref_audio)
-        b = mel_to_audio(est_db, cfg, n_iter).numpy()
-        table["mrstft"] = multires_stft_distance(a, b)
-        table["frequency_accuracy"] = frequency_accuracy(a, b)
-        table["f0_error_cents"] = f0_error_cents(a, b, method=f0_method, **f0_range(cfg))
+    freq = frequency_scores(wav, est, tolerance_cents=cfg.peak_tolerance_cents, ref_peaks=ref["peaks"])
+    table[list(freq.columns)] = freq.to_numpy()
+    table = table.astype({"ref_peaks": np.int64, "est_peaks": np.int64})
+    table["f0_error_cents"] = f0_error_cents(wav, est, method=f0_method, ref_f0=ref["f0"], **f0_range(cfg))
     return table
 
 
-def summarise(per_note: pd.DataFrame, groups=None) -> pd.DataFrame:
-    """Mean, standard deviation and median over notes of each metric, per group and over all notes.
+def audio_subset(instruments: Sequence, n: int, seed: int) -> np.ndarray:
+    """Positions of ``n`` notes spread over as many instruments as possible, seeded.
 
-    Args:
-        per_note: a table from :func:`evaluate`.
-        groups: labels aligned with its rows (e.g. ``meta["instrument_family_str"]``), or None.
-    Returns:
-        Rows: the groups then "all"; columns: (metric, "mean" | "std" | "median"). NaN entries
-        (e.g. the frequency accuracy of a silent note) are left out. Chapter: 03_training.
+    The instruments are put in a seeded random order and so are the notes of each; then the
+    notes are taken round-robin (one note of every instrument, then a second of every
+    instrument, ...), so ``n`` notes span ``min(n, instruments)`` instruments.
+
+    Args: instruments: (N,) the instrument of each note; n: how many (0 or >= N: all); seed: of the draw.
+    Returns: sorted positions ``(min(n, N),)`` into ``instruments``. Chapter: 03_training.
     """
-    stats = ["mean", "std", "median"]
-    overall = per_note.agg(stats).T.stack().to_frame("all").T
-    if groups is None:
-        return overall
-    labels = np.asarray(groups)
-    by = per_note.groupby(labels).agg(stats)
-    return pd.concat([by, overall])
+    labels = np.asarray(instruments)
+    if n == 0 or n >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    queues = [rng.permutation(np.flatnonzero(labels == name)) for name in rng.permutation(pd.unique(labels))]
+    order = [q[depth] for depth in range(max(map(len, queues))) for q in queues if depth < len(q)]
+    return np.sort(np.asarray(order[:n], dtype=np.int64))
 
 
-def compare(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Side-by-side summary of several models' per-note tables (e.g. VAE, autoencoder, PCA).
+def evaluate_models(
+    models: Mapping[str, Callable], features, original, cfg: Config, split: str = "test"
+) -> dict[str, pd.DataFrame]:
+    """Per-note scores of several models' reconstructions of one split, and of inversion alone, against the originals.
 
-    Args:
-        tables: {model name: table from :func:`evaluate`} on the same notes.
-    Returns:
-        One row per model; columns (metric, "mean" | "std" | "median") over all notes. Chapter: 03_training.
-    """
-    return pd.concat({name: summarise(t).loc["all"] for name, t in tables.items()}, axis=1).T
-
-
-def evaluate_models(models: dict[str, Callable], features, cfg, split: str = "test") -> dict[str, pd.DataFrame]:
-    """Per-note metrics of several models' reconstructions of one split, against the same originals.
-
-    The spectral metrics cover every note of the split; the audio metrics (Griffin-Lim, about
-    0.25 s per note and model on 2 CPU cores) a seeded subset of ``cfg.n_eval_audio`` notes
-    (all when 0), NaN elsewhere. The originals are resynthesised once and shared.
+    The log-mel metrics cover every note of the split; the audio metrics (Griffin-Lim, about
+    0.25 s per note and model on 2 CPU cores) the :func:`audio_subset` of ``cfg.n_eval_audio``
+    notes, NaN elsewhere. The row :data:`~vaetone.analysis.scores.INVERSION` resynthesises the
+    original's log-mel (its log-mel metrics are 0 by definition, and are computed as such).
 
     Args:
         models: {name: reconstruct(x (n, 1, n_mels, frames) normalised) -> same shape}.
-        features: the Features; cfg: the configuration; split: which split to score.
+        features: the Features (``meta`` with ``instrument_str``); original: the notes' wavs,
+            indexable by row (``vaetone.data.dataset.dataset(cfg).audio``, meta order), ``(k, samples)``.
+        cfg: the configuration; split: which split to score.
     Returns:
-        {name: table of :func:`evaluate` indexed by note_str}. Chapter: 03_training.
+        {name: table indexed by note_str, :data:`SPECTRAL_COLUMNS` then :data:`AUDIO_COLUMNS`},
+        the models in order, then "inversion only". Chapter: 03_training.
     """
     rows = features.rows(split)
     index = features.meta.index[rows]
     x, ref_db = features.x(split), features.logmel[rows]
-    n_audio = len(rows) if cfg.n_eval_audio == 0 else min(cfg.n_eval_audio, len(rows))
-    sub = np.sort(np.random.default_rng(cfg.seed).choice(len(rows), n_audio, replace=False))
-    ref_audio = mel_to_audio(ref_db[sub], cfg).numpy()
+    sub = audio_subset(features.meta["instrument_str"].to_numpy()[rows], cfg.n_eval_audio, cfg.seed)
+    wav = np.asarray(original[rows[sub]], dtype=np.float32)
+    if wav.ndim != 2 or len(wav) != len(sub):
+        raise DataError(f"the original audio of {len(sub)} scored notes has shape {wav.shape}, not (notes, samples)")
+    inverted = np.zeros((len(wav), cfg.hop_length * (ref_db.shape[-1] - 1)))  # the length Griffin-Lim returns
+    wav = align_lengths(wav, inverted, cfg.hop_length)[0]  # checked and trimmed once, then scored against 4 rows
+    ref = reference(wav, cfg)
+    estimates = {name: generate.to_db(f(x), features) for name, f in models.items()}
+    estimates[scores.INVERSION] = ref_db
     tables = {}
-    for name, reconstruct in models.items():
-        est_db = generate.to_db(reconstruct(x), features)
-        table = evaluate(ref_db, est_db, cfg, index=index, audio=False)
-        audio = evaluate(ref_db[sub], est_db[sub], cfg, index=index[sub], ref_audio=ref_audio)
-        tables[name] = table.join(audio.drop(columns=table.columns))
+    for name, est_db in estimates.items():
+        audio = audio_scores(wav, mel_to_audio(est_db[sub], cfg).numpy(), cfg, index=index[sub], ref=ref)
+        tables[name] = spectral_scores(ref_db, est_db, index=index).join(audio)
     return tables
 
 
-# ----------------------------------------------------------------------------- findings
+# ----------------------------------------------------------------------------- the stage
 
-MODELS = ("VAE", "autoencoder", "PCA")
-"""The three models of the comparison, in the order the chapter shows them."""
 
 INTERPOLATION_STEPS = 5
 """Points of each interpolation path, both ends included."""
@@ -147,207 +170,113 @@ N_PRIOR_SAMPLES = 4
 """Notes decoded from the prior."""
 
 
-def gap_phrase(gap: float, unit: str = "dB", digits: int = 2) -> str:
-    """A signed difference in words: "0.04 dB higher", "1.20 dB lower", or "the same to within 0.005 dB".
-
-    Args:
-        gap: a difference (e.g. the VAE's mean error minus the autoencoder's), in ``unit``.
-        unit: its unit; digits: decimals shown.
-    Returns:
-        The phrase ("not measured" for NaN). Chapter: 03_training.
-    """
-    if not math.isfinite(gap):
-        return "not measured"
-    if round(abs(gap), digits) == 0:
-        return f"the same to within {0.5 * 10**-digits:g} {unit}"
-    return f"{abs(gap):.{digits}f} {unit} {'higher' if gap > 0 else 'lower'}"
-
-
-def trend_phrase(values: pd.Series, unit: str = "nats per note", digits: int = 1) -> str:
-    """How a curve moves from first to last point: "rises from 0.1 (epoch 1) to 5.1 nats per note (epoch 3)".
-
-    Args:
-        values: one value per epoch, indexed by epoch.
-        unit: the values' unit; digits: decimals shown (equal when rounded means "stays at").
-    Returns:
-        "rises from ...", "falls from ...", "stays at ..." or, for one epoch, "is ...". Chapter: 03_training.
-    """
-    (e0, v0), (e1, v1) = (values.index[0], values.iloc[0]), (values.index[-1], values.iloc[-1])
-    if len(values) == 1:
-        return f"is {v0:.{digits}f} {unit} (epoch {e0})"
-    if round(v0, digits) == round(v1, digits):
-        return f"stays at {v0:.{digits}f} {unit} (epochs {e0} to {e1})"
-    word = "rises" if v1 > v0 else "falls"
-    return f"{word} from {v0:.{digits}f} (epoch {e0}) to {v1:.{digits}f} {unit} (epoch {e1})"
-
-
-def warmup_phrase(kl_warmup_epochs: int) -> str:
-    """How the KL weight is scheduled, e.g. "is warmed up linearly from 0 over the first 5 epochs".
-
-    Chapter: 03_training.
-    """
-    if kl_warmup_epochs == 0:
-        return "is not warmed up (it is full from the first batch)"
-    span = "epoch" if kl_warmup_epochs == 1 else f"{kl_warmup_epochs} epochs"
-    return f"is warmed up linearly from 0 over the first {span}"
-
-
-def history_findings(history: pd.DataFrame, kl_warmup_epochs: int) -> dict:
-    """The phrases of the training-curve caption: the KL schedule and how the validation terms moved.
-
-    Args:
-        history: the run's history (indexed by epoch; columns ``valid_kl``, ``valid_recon``, nats per note).
-        kl_warmup_epochs: the warm-up length of the KL weight.
-    Returns:
-        ``{"kl_warmup", "kl_trend", "recon_trend"}`` (phrases). Chapter: 03_training.
-    """
-    return {
-        "kl_warmup": warmup_phrase(kl_warmup_epochs),
-        "kl_trend": trend_phrase(history["valid_kl"]),
-        "recon_trend": trend_phrase(history["valid_recon"]),
-    }
-
-
-def kl_per_dim(history: pd.DataFrame, epoch: int) -> pd.DataFrame:
-    """The validation KL of each latent dimension at one epoch.
-
-    Args:
-        history: the run's history (columns ``valid_kl_d00``, ...); epoch: e.g. the kept epoch.
-    Returns:
-        One row per dimension (index ``dimension``), column ``kl_nats`` (nats per note). Chapter: 03_training.
-    """
-    kl = history.loc[epoch].filter(like="valid_kl_d")
-    dims = pd.Index([int(c.removeprefix("valid_kl_d")) for c in kl.index], name="dimension")
-    return pd.DataFrame({"kl_nats": kl.to_numpy(dtype=float)}, index=dims)
-
-
-def per_family_lsd(tables: Mapping[str, pd.DataFrame], families: pd.Series) -> pd.DataFrame:
-    """Mean log-spectral distance per instrument family and over all notes, one column per model.
-
-    Args:
-        tables: {model: table of :func:`evaluate` indexed by note_str}; families: family per note_str.
-    Returns:
-        Rows: the families present, then "all" (index ``family``); values in dB. Chapter: 03_training.
-    """
-    means = {m: summarise(t, families.loc[t.index]).xs("mean", axis=1, level=1)["lsd_db"] for m, t in tables.items()}
-    return pd.DataFrame(means).rename_axis("family")
-
-
-def model_findings(tables: Mapping[str, pd.DataFrame]) -> dict:
-    """The quoted numbers of the comparison: every model's mean of every metric, and VAE against autoencoder.
-
-    Args:
-        tables: {model: table of :func:`evaluate`} on the same notes.
-    Returns:
-        ``<model>_<metric>`` (means over the test notes), ``n_audio`` (notes with audio metrics) and,
-        when both are present, ``vae_vs_ae_db`` (VAE minus autoencoder log-spectral distance, dB),
-        ``vae_vs_ae`` (that gap in words) and ``vae_vs_ae_reading`` (what it says). Chapter: 03_training.
-    """
-    means = compare(dict(tables)).xs("mean", axis=1, level=1)
-    findings = {f"{m}_{metric}": float(means.loc[m, metric]) for m in means.index for metric in means.columns}
-    first = next(iter(tables.values()))
-    findings["n_audio"] = int(first["mrstft"].notna().sum()) if "mrstft" in first else 0
-    if {"VAE", "autoencoder"} <= set(tables):
-        gap = float(means.loc["VAE", "lsd_db"] - means.loc["autoencoder", "lsd_db"])
-        phrase = gap_phrase(gap)
-        findings |= {
-            "vae_vs_ae_db": gap,
-            "vae_vs_ae": phrase,
-            "vae_vs_ae_reading": "the KL term trades reconstruction for a regular latent space"
-            if phrase.endswith("higher")
-            else "here the KL term costs no reconstruction accuracy",
-        }
-    return findings
-
-
-def compute_evaluation(
-    models: Mapping[str, Callable], features, cfg: Config, split: str = "test"
-) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Score several models on one split: the tables and quoted findings of the comparison.
-
-    Args:
-        models: {name: reconstruct(x (n, 1, n_mels, frames) normalised) -> same shape}, e.g. :data:`MODELS`.
-        features: the Features (``meta`` with ``instrument_family_str``); cfg: the configuration.
-        split: the split to score.
-    Returns:
-        Tables ``comparison`` (rows: models; columns (metric, mean | std | median)), ``per_family_lsd``
-        (:func:`per_family_lsd`) and ``per_note_<model>`` (:func:`evaluate`), and :func:`model_findings`.
-    Chapter: 03_training.
-    """
-    per_note = evaluate_models(dict(models), features, cfg, split)
-    tables = {
-        "comparison": compare(per_note),
-        "per_family_lsd": per_family_lsd(per_note, features.meta["instrument_family_str"]),
-        **{f"per_note_{m}": t for m, t in per_note.items()},
-    }
-    return tables, model_findings(per_note)
-
-
-# ----------------------------------------------------------------------------- the stage
-
-
 @dataclass(frozen=True)
 class EvaluationResult(StageResult):
-    """How the VAE trained, and how it, the autoencoder and PCA reconstruct the test notes.
+    """How the VAE trained, and how it, the autoencoder and PCA reconstruct the test notes against the originals.
 
-    Tables: ``history`` (the run's, per epoch), ``kl_per_dim``, ``comparison``, ``per_family_lsd``,
-    ``per_note_VAE``, ``per_note_autoencoder``, ``per_note_PCA``.
+    Tables: ``history`` (the run's, per epoch), ``kl_per_dim``, ``comparison`` (rows VAE, autoencoder,
+    PCA, inversion only; :func:`vaetone.analysis.scores.comparison`), ``paired``
+    (:func:`vaetone.analysis.scores.paired`), ``per_family_lsd``, and the per-note tables
+    ``per_note_VAE``, ``per_note_autoencoder``, ``per_note_PCA``, ``per_note_inversion``.
     Findings: the run summary (``run_id``, ``device``, ``parameters``, ``epochs_trained``, ``best_epoch``,
     ``stop_reason``, ``train_seconds``, ``seconds_per_epoch``, ``notes_per_s``, ``valid_total``,
     ``valid_recon``, ``valid_kl``, ``valid_mse``), ``autoencoder_run``, ``n_train``, ``latent_dim``,
-    :func:`history_findings`, :func:`model_findings`, and the notes shown: ``example_notes``,
-    ``example_models``, ``interpolation_from``, ``interpolation_to``, ``interpolation_t``.
-    Arrays: ``recon_db`` (n_examples, 4, n_mels, frames) dB and ``recon_audio`` (n_examples, 4, samples),
+    :func:`vaetone.analysis.curves.history_findings`, :func:`evaluation_findings`, and the notes
+    shown: ``example_notes``, ``example_models``, ``example_level`` (their loudest sample, in words),
+    ``interpolation_from``, ``interpolation_to``, ``interpolation_t``.
+    Arrays: ``recon_db`` (n_examples, 5, n_mels, frames) dB and ``recon_audio`` (n_examples, 5, samples),
     in the order of ``example_models``; ``prior_z``, ``prior_db``, ``prior_audio`` (4 draws);
     ``linear_*`` and ``spherical_*`` (``_z``, ``_db``, ``_audio``; 5 points each).
     Chapter: 03_training.
     """
 
     stage = "evaluation"
-    version = 1
-    params = ("griffin_lim_iters", "n_eval_audio", "n_audio_examples")
+    version = 3
+    params = ("griffin_lim_iters", "n_eval_audio", "n_audio_examples", "peak_tolerance_cents", "bootstrap_n")
 
 
-def training_findings(run, n_train: int, kl_warmup_epochs: int) -> dict:
-    """The quoted numbers of a training run: its summary, the train size, latent size and curve phrases.
+def table_name(model: str) -> str:
+    """The per-note table of a row of the comparison: ``per_note_VAE``, ..., ``per_note_inversion``."""
+    return f"per_note_{scores.PREFIX[model]}"
+
+
+def evaluation_findings(per_note: Mapping[str, pd.DataFrame], meta: pd.DataFrame, cfg: Config) -> tuple[dict, dict]:
+    """The comparison tables and the quoted numbers of the evaluation, from the per-note scores.
 
     Args:
-        run: a ``vaetone.model.runs.Run``; n_train: notes in the train split; kl_warmup_epochs: the schedule.
+        per_note: {row: per-note table} of :func:`evaluate_models`; meta: the features' meta
+            (``instrument_str``, ``instrument_family_str``); cfg: ``bootstrap_n``, ``seed``.
     Returns:
-        ``vaetone.model.runs.run_summary(run)`` with ``n_train``, ``latent_dim`` and :func:`history_findings`.
-    Chapter: 03_training.
+        Tables ``comparison``, ``paired``, ``per_family_lsd`` and findings: those of
+        :func:`~vaetone.analysis.scores.comparison` and :func:`~vaetone.analysis.scores.paired`,
+        ``vae_vs_ae_reading``, ``summary``, ``n_test``, ``n_test_instruments``, ``n_audio``,
+        ``n_audio_instruments``, ``peak_tolerance_cents``, ``gross_cents``, ``bootstrap_n``. Chapter: 03_training.
     """
-    from vaetone.model.runs import run_summary
-
-    return {
-        **run_summary(run),
-        "n_train": int(n_train),
-        "latent_dim": int(run.model.latent_dim),
-        **history_findings(run.history, kl_warmup_epochs),
+    groups = meta["instrument_str"]
+    table, findings = scores.comparison(per_note, groups, cfg)
+    pairs, paired = scores.paired(per_note, groups, cfg)
+    models = {k: v for k, v in per_note.items() if k in scores.MODELS}
+    first = next(iter(per_note.values()))
+    scored = first.index[first["lsd_audio_db"].notna()]
+    key = ("VAE", "autoencoder", "lsd_db")
+    lsd = [row for _, row in pairs.iterrows() if (row.model_a, row.model_b, row.metric) == key]
+    findings |= paired | {
+        "vae_vs_ae_reading": scores.vae_vs_ae_reading(lsd[0] if lsd else None),
+        "n_test": len(first),
+        "n_test_instruments": int(groups.loc[first.index].nunique()),
+        "n_audio": len(scored),
+        "n_audio_instruments": int(groups.loc[scored].nunique()),
+        "peak_tolerance_cents": float(cfg.peak_tolerance_cents),
+        "gross_cents": scores.GROSS_CENTS,
+        "bootstrap_n": int(cfg.bootstrap_n),
     }
+    findings["summary"] = scores.summary_sentence(findings)
+    tables = {"comparison": table, "paired": pairs, "per_family_lsd": scores.per_family_lsd(models, meta)}
+    return tables, findings
 
 
-def compute_result(cfg: Config, run, autoencoder, features, mu: np.ndarray) -> EvaluationResult:
-    """The stage's result from a trained VAE, its autoencoder twin, the features and the VAE's latents.
+def compute_evaluation(
+    models: Mapping[str, Callable], features, original, cfg: Config, split: str = "test"
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Score several models and inversion alone on one split: the tables and quoted findings of the comparison.
+
+    Args:
+        models: {name: reconstruct(x (n, 1, n_mels, frames) normalised) -> same shape}, e.g. ``scores.MODELS``.
+        features: the Features (``meta`` with ``instrument_str``, ``instrument_family_str``);
+        original: the notes' wavs by row (:func:`evaluate_models`); cfg: the configuration; split: the split.
+    Returns:
+        The tables of :func:`evaluation_findings` and the per-note tables (:func:`table_name`), and the
+        findings. Chapter: 03_training.
+    """
+    per_note = evaluate_models(dict(models), features, original, cfg, split)
+    tables, findings = evaluation_findings(per_note, features.meta, cfg)
+    return tables | {table_name(m): t for m, t in per_note.items()}, findings
+
+
+def compute_result(cfg: Config, run, autoencoder, features, mu: np.ndarray, original) -> EvaluationResult:
+    """The stage's result from a trained VAE, its autoencoder twin, the features, the VAE's latents and the wavs.
 
     Args:
         cfg: the configuration; run, autoencoder: ``vaetone.model.runs.Run`` (β = cfg.beta and β = 0);
-        features: the Features; mu: the VAE's posterior means ``(n_notes, latent_dim)`` in meta order.
+        features: the Features; mu: the VAE's posterior means ``(n_notes, latent_dim)`` in meta order;
+        original: the notes' original wavs, indexable by row in meta order (``dataset(cfg).audio``).
     Returns:
         An :class:`EvaluationResult` (not yet cached; :func:`result` caches it). Chapter: 03_training.
     """
     pca = pca_baseline(features.x("train"), cfg.latent_dim, seed=cfg.seed)
     models = {"VAE": run.reconstruct, "autoencoder": autoencoder.reconstruct, "PCA": pca.reconstruct}
-    tables, findings = compute_evaluation(models, features, cfg)
+    tables, findings = compute_evaluation(models, features, original, cfg)
     picks = generate.pick_examples(tables["per_note_VAE"], cfg.n_audio_examples)
-    x = features.normalise(features.logmel[[features.meta.index.get_loc(k) for k in picks]])[:, None]
-    recon_db, recon_audio = generate.reconstruction_examples(models, x, features, cfg)
+    rows = [features.meta.index.get_loc(k) for k in picks]
+    x = features.normalise(features.logmel[rows])[:, None]
+    recon_db, recon_audio = generate.reconstruction_examples(models, x, original[rows], features, cfg)
     a, b = generate.pick_pair(features.meta, "test", seed=cfg.seed)
     za, zb = (mu[features.meta.index.get_loc(k)] for k in (a, b))
-    findings |= training_findings(run, len(features.rows("train")), cfg.kl_warmup_epochs) | {
+    findings |= curves.training_findings(run, len(features.rows("train")), cfg.kl_warmup_epochs) | {
         "autoencoder_run": autoencoder.path.name,
         "example_notes": picks,
-        "example_models": ["original", *models],
+        "example_models": ["original", scores.INVERSION, *models],
+        "example_level": generate.level_phrase(recon_audio),
         "interpolation_from": a,
         "interpolation_to": b,
         "interpolation_t": np.linspace(0, 1, INTERPOLATION_STEPS).tolist(),
@@ -358,7 +287,7 @@ def compute_result(cfg: Config, run, autoencoder, features, mu: np.ndarray) -> E
         **generate.prior_examples(run.decode, cfg.latent_dim, features, cfg, N_PRIOR_SAMPLES),
         **generate.interpolation_examples(run.decode, za, zb, features, cfg, INTERPOLATION_STEPS),
     }
-    tables |= {"history": run.history, "kl_per_dim": kl_per_dim(run.history, run.best_epoch)}
+    tables |= {"history": run.history, "kl_per_dim": curves.kl_per_dim(run.history, run.best_epoch)}
     return EvaluationResult(tables=tables, findings=findings, arrays=arrays)
 
 
@@ -366,7 +295,8 @@ def result(cfg: Config) -> EvaluationResult:
     """The training-evaluation stage of ``cfg``: computed once (training what is missing), then loaded.
 
     Trains or loads the VAE (``vaetone.model.runs.trained_model``) and the autoencoder
-    (``runs.autoencoder``), fits PCA, scores the three on the test notes and decodes the examples;
+    (``runs.autoencoder``), fits PCA, scores the three and inversion alone on the test notes
+    against the originals (``vaetone.data.dataset.dataset(cfg).audio``) and decodes the examples;
     cached in the run's folder under ``results/evaluation-<key>/``.
 
     Args:
@@ -382,10 +312,18 @@ def result(cfg: Config) -> EvaluationResult:
 
 def _compute(cfg: Config) -> EvaluationResult:
     """Load (or train) what the stage needs, then :func:`compute_result`."""
+    from vaetone.data.dataset import dataset
     from vaetone.model import runs
     from vaetone.spectral.features import load_features
 
     features = load_features(cfg)
+    notes = dataset(cfg)
+    if not notes.meta.index.equals(features.meta.index):
+        raise DataError(
+            "the dataset's notes and the features' notes differ in order or content; rebuild the features "
+            "(python -m vaetone prepare) for this configuration"
+        )
     run = runs.trained_model(cfg, features)
     autoencoder = runs.autoencoder(cfg, features)
-    return compute_result(cfg, run, autoencoder, features, runs.latents(cfg, run, features).mu)
+    mu = runs.latents(cfg, run, features).mu
+    return compute_result(cfg, run, autoencoder, features, mu, notes.audio)

@@ -121,7 +121,7 @@ def pick_examples(per_note: pd.DataFrame, n: int, column: str = "lsd_db") -> lis
     """``n`` notes spread over the range of one model's errors, from best to worst.
 
     Args:
-        per_note: a per-note table of :func:`vaetone.analysis.evaluation.evaluate` (indexed by note_str).
+        per_note: a per-note table of :func:`vaetone.analysis.evaluation.evaluate_models` (indexed by note_str).
         n: how many notes (0: none).
         column: the error that orders them (lower is better).
     Returns:
@@ -133,26 +133,55 @@ def pick_examples(per_note: pd.DataFrame, n: int, column: str = "lsd_db") -> lis
     return [str(k) for k in order[:: max(1, len(order) // n)][:n]]
 
 
-def reconstruction_examples(models: dict[str, Callable], x, features, cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Originals beside each model's reconstruction, as dB spectrograms and audio (all inverted alike).
+def reconstruction_examples(models: dict[str, Callable], x, original, features, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The original, its inversion alone and each model's reconstruction, as dB spectrograms and audio.
+
+    Column 0 is the original: its log-mel (``x``) and its wav. Column 1 is "inversion only":
+    Griffin-Lim of the original's log-mel, shown as the log-mel of that audio
+    (``vaetone.spectral.melspec.log_mel``), so its difference from column 0 is what the
+    inversion alone loses. Then one column per model: its log-mel and that log-mel inverted the
+    same way.
 
     Args:
         models: {name: reconstruct(x (n, 1, n_mels, frames) normalised) -> same shape}.
-        x: the notes, normalised ``(n, 1, n_mels, frames)``.
+        x: the notes, normalised ``(n, 1, n_mels, frames)``; original: their wavs ``(n, samples')``.
         features: the Features (for :func:`to_db`); cfg: the configuration (inversion parameters).
     Returns:
-        ``db (n, 1 + len(models), n_mels, frames)`` in dB (the original first, then the models in
-        order) and ``audio (n, 1 + len(models), samples)`` at 16 kHz. Chapter: 03_training.
+        ``db (n, 2 + len(models), n_mels, frames)`` in dB and ``audio (n, 2 + len(models), samples)``
+        at 16 kHz, ``samples = hop_length * (frames - 1)`` (the wav trimmed to it). Chapter: 03_training.
     """
+    from vaetone.analysis.metrics import align_lengths
+    from vaetone.spectral.melspec import log_mel
+
     x = torch.as_tensor(x).float()
-    n, m = len(x), 1 + len(models)
+    n, m, samples = len(x), 2 + len(models), cfg.hop_length * (x.shape[-1] - 1)
     if n == 0:
-        samples = cfg.hop_length * (x.shape[-1] - 1)
         return np.zeros((0, m, *x.shape[-2:]), np.float32), np.zeros((0, m, samples), np.float32)
-    outs = [x] + [torch.as_tensor(f(x)).float().cpu() for f in models.values()]
-    db = torch.stack([to_db(v, features) for v in outs], 1)
-    audio = mel_to_audio(db.flatten(0, 1), cfg).reshape(n, m, -1)
-    return db.numpy(), audio.numpy()
+    outs = [to_db(v, features) for v in [x] + [torch.as_tensor(f(x)).float().cpu() for f in models.values()]]
+    audio = mel_to_audio(torch.stack(outs, 1).flatten(0, 1), cfg).reshape(n, m - 1, -1)
+    wav = torch.as_tensor(align_lengths(original, audio[:, 0], cfg.hop_length)[0]).float()
+    inverted = log_mel(audio[:, 0], cfg, device="cpu")
+    db = torch.stack([outs[0], inverted[..., : outs[0].shape[-1]], *outs[1:]], 1)
+    return db.numpy(), torch.cat([wav[:, None], audio], 1).numpy()
+
+
+def level_phrase(audio) -> str:
+    """The level of a set of sounds played as they are, in words, from its loudest sample (dBFS).
+
+    Args: audio: the waveforms of any shape (samples at full scale 1.0).
+    Returns: e.g. "The loudest sample of these sounds is at -8.3 dBFS, so none is clipped"; a peak
+        above 0 dBFS says that the samples beyond full scale are clipped when played. Chapter: 03_training.
+    """
+    from vaetone.spectral.inversion import peak_dbfs
+
+    if np.asarray(audio).size == 0:
+        return "No sound is played"
+    peak = peak_dbfs(audio)
+    if not np.isfinite(peak):
+        return "These sounds are silent"
+    if peak > 0:
+        return f"The loudest sample of these sounds is at +{peak:.1f} dBFS: samples beyond full scale are clipped"
+    return f"The loudest sample of these sounds is at {peak:.1f} dBFS, so none is clipped"
 
 
 def prior_examples(decode: Callable, latent_dim: int, features, cfg, n: int = 4) -> dict[str, np.ndarray]:

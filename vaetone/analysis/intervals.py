@@ -49,7 +49,10 @@ class Interval:
         return bool(value < self.low or value > self.high)
 
     def text(self, digits: int = 2, unit: str = "") -> str:
-        """The interval in words, e.g. "4.52 dB (95 % interval 4.31 to 4.70)". Chapters: 03-06."""
+        """The interval in words, e.g. "4.52 dB (95 % interval 4.31 to 4.70)".
+
+        Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics.
+        """
         u = f" {unit}" if unit else ""
         return (
             f"{self.estimate:.{digits}f}{u} ({round(100 * self.level)} % interval "
@@ -119,7 +122,8 @@ def bootstrap(
         where: what is measured, for error messages (e.g. "LSD of the VAE").
     Returns:
         :class:`Interval` (estimate on all finite notes). Raises ConfigError for fewer than
-        :data:`MIN_GROUPS` instruments or a bad ``n_boot``. Chapters: 03_training, 04-06.
+        :data:`MIN_GROUPS` instruments or a bad ``n_boot``.
+    Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics.
     """
     check_bootstrap(n_boot, level)
     x, codes = _groups(np.asarray(values, dtype=np.float64), groups, where)

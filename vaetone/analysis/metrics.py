@@ -1,20 +1,24 @@
-"""Reconstruction metrics, per note, (chapter 03).
+"""Reconstruction metrics, per note, against the original (chapter 03).
 
 Spectrogram metrics take log-mel in dB, ``(n, n_mels, frames)`` or ``(n, 1, n_mels, frames)``
-(numpy or torch); audio metrics take ``(n, samples)``. Every metric returns a float64 numpy
-array ``(n,)``: 0 (or 100 % for frequency accuracy) for a note against itself.
-``vaetone.analysis.evaluation.evaluate`` resynthesises both sides with the same Griffin-Lim inversion, so the audio
-metrics compare like with like.
+(numpy or torch); audio metrics take ``(n, samples)``, the reference first: the ORIGINAL wav of
+each note, the estimate second (a reconstruction resynthesised by Griffin-Lim, or the inversion
+of the original's own log-mel, the "inversion only" ceiling). :func:`align_lengths` trims the
+two to one length first. Every metric returns a float64 numpy array ``(n,)`` (or, for
+:func:`frequency_scores`, a DataFrame of n rows): 0 (or 1 for the frequency scores) for a note
+against itself.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy.optimize import linear_sum_assignment
 from scipy.signal import find_peaks
 
 from vaetone.config import SAMPLE_RATE
-from vaetone.errors import ConfigError
+from vaetone.errors import ConfigError, DataError
 
 EPS = 1e-7
 
@@ -100,6 +104,43 @@ def multires_stft_distance(ref_audio, est_audio, fft_sizes=(512, 1024, 2048)) ->
     return (total / len(fft_sizes)).numpy()
 
 
+def align_lengths(ref_audio, est_audio, max_difference: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides trimmed to the shorter length, after checking that they differ by at most ``max_difference`` samples.
+
+    Griffin-Lim returns ``hop_length * (frames - 1)`` samples, the original wav has
+    ``samples >= that`` (64000 against 64000 with the defaults; up to ``hop_length - 1`` more
+    otherwise); both start at the note's onset (``center=True`` on both sides), so trimming the
+    end aligns them sample for sample.
+
+    Args: ref_audio, est_audio: ``(n, samples_ref)``, ``(n, samples_est)``; max_difference: samples
+        (``cfg.hop_length``). Returns: both as float64 ``(n, min(samples_ref, samples_est))``.
+    Raises: DataError when the lengths or note counts disagree by more. Chapter: 03_training.
+    """
+    ref, est = _audio(ref_audio).numpy(), _audio(est_audio).numpy()
+    if len(ref) != len(est) or abs(ref.shape[1] - est.shape[1]) > max_difference:
+        raise DataError(
+            f"the original audio {ref.shape} and its resynthesis {est.shape} differ by more than "
+            f"{max_difference} samples; resynthesise with the configuration the features were made with"
+        )
+    n = min(ref.shape[1], est.shape[1])
+    return ref[:, :n], est[:, :n]
+
+
+def audio_log_spectral_distance(
+    ref_audio, est_audio, n_fft: int = 1024, hop_length: int = 512, floor: float = 1e-6
+) -> np.ndarray:
+    """Log-spectral distance in dB on audio: RMS over STFT bins of the power dB difference, averaged over frames.
+
+    Power ``|STFT|²`` (Hann window, ``center=True``) in dB, floored at ``floor`` (the features'
+    ``log_floor``, on the same scale as the log-mel), per note.
+    Args: ref_audio, est_audio: ``(n, samples)``; n_fft, hop_length: samples; floor: power.
+    Returns: ``(n,)`` dB. Chapter: 03_training.
+    """
+    ref, est = _pair(ref_audio, est_audio, _audio)
+    a, b = (10 * torch.log10(_magnitude(y, n_fft, hop_length).pow(2).clamp(min=floor)) for y in (ref, est))
+    return (a - b).pow(2).mean(1).sqrt().mean(1).numpy()
+
+
 def spectral_peaks(
     audio,
     sr: int = SAMPLE_RATE,
@@ -130,28 +171,63 @@ def spectral_peaks(
     return out
 
 
-def frequency_accuracy(
-    ref_audio, est_audio, sr: int = SAMPLE_RATE, tolerance_cents: float = 50.0, **peak_args
-) -> np.ndarray:
-    """Share of the reference's spectral peaks (harmonics) that the estimate reproduces, per note.
+def match_peaks(ref_hz, est_hz, tolerance_cents: float = 50.0) -> int:
+    """Number of one-to-one pairs of reference and estimate peaks within ``tolerance_cents`` of each other.
 
-    In the spirit of the authors' earlier study (arXiv 2301.07665): a reference peak counts as
-    reproduced when the estimate has a peak within ``tolerance_cents`` of it (see
-    :func:`spectral_peaks` for the peak picking; ``peak_args`` go there).
-    Args: ref_audio, est_audio: ``(n, samples)``; sr: Hz.
-    Returns: ``(n,)`` in [0, 1]; NaN for a reference without peaks (silence). Chapter: 03_training.
+    The most pairs possible (each peak used at most once), the closest among equally many
+    (Hungarian assignment on the distance in cents, with pairs beyond the tolerance priced
+    out). Args: ref_hz, est_hz: peak frequencies (Hz, > 0); tolerance_cents: cents.
+    Returns: the number of matched pairs. Chapter: 03_training.
+    """
+    ref, est = np.asarray(ref_hz, dtype=np.float64), np.asarray(est_hz, dtype=np.float64)
+    if len(ref) == 0 or len(est) == 0:
+        return 0
+    cents = np.abs(1200 * np.log2(est[None, :] / ref[:, None]))
+    inside = cents <= tolerance_cents
+    if not inside.any():
+        return 0
+    outside_cost = tolerance_cents * (min(cents.shape) + 1) + 1.0  # dearer than all pairs inside together
+    rows, cols = linear_sum_assignment(np.where(inside, cents, outside_cost))
+    return int(inside[rows, cols].sum())
+
+
+FREQUENCY_COLUMNS = ("freq_precision", "freq_recall", "freq_f1", "ref_peaks", "est_peaks")
+"""Columns of :func:`frequency_scores`."""
+
+
+def frequency_scores(
+    ref_audio, est_audio, sr: int = SAMPLE_RATE, tolerance_cents: float = 50.0, ref_peaks=None, **peak_args
+) -> pd.DataFrame:
+    """Frequency precision, recall and F1 of the estimate's spectral peaks against the reference's, per note.
+
+    In the spirit of the authors' earlier study (arXiv 2301.07665), which scored the accuracy of
+    generated frequencies against the real notes. Peaks (:func:`spectral_peaks`; ``peak_args``
+    go there) are matched one to one within ``tolerance_cents`` (:func:`match_peaks`).
+    Precision = matched / estimate peaks, recall = matched / reference peaks, F1 their
+    harmonic mean. Edge cases: a reference without peaks (silence) cannot be scored, so its
+    three scores are NaN (left out of means and intervals); an estimate without peaks against a
+    reference with peaks scores 0, 0, 0 (it reproduces none of them).
+
+    Args: ref_audio, est_audio: ``(n, samples)`` (the reference is the original); sr: Hz;
+        tolerance_cents: cents (``cfg.peak_tolerance_cents``); ref_peaks: the reference's
+        :func:`spectral_peaks` if already computed (scoring several estimates against one reference).
+    Returns: DataFrame of n rows, :data:`FREQUENCY_COLUMNS` (scores in [0, 1], peak counts).
+    Chapter: 03_training.
     """
     ref, est = _pair(ref_audio, est_audio, _audio)
-    acc = []
-    for p, q in zip(spectral_peaks(ref, sr, **peak_args), spectral_peaks(est, sr, **peak_args)):
+    rows = []
+    ref_peaks = spectral_peaks(ref, sr, **peak_args) if ref_peaks is None else ref_peaks
+    for p, q in zip(ref_peaks, spectral_peaks(est, sr, **peak_args), strict=True):
         if len(p) == 0:
-            acc.append(np.nan)
-        elif len(q) == 0:
-            acc.append(0.0)
-        else:
-            cents = np.abs(1200 * np.log2(q[None, :] / p[:, None])).min(1)
-            acc.append(float(np.mean(cents <= tolerance_cents)))
-    return np.asarray(acc, dtype=np.float64)
+            rows.append((np.nan, np.nan, np.nan, 0, len(q)))
+            continue
+        matched = match_peaks(p, q, tolerance_cents)
+        precision = matched / len(q) if len(q) else 0.0
+        recall = matched / len(p)
+        f1 = 2 * precision * recall / (precision + recall) if matched else 0.0
+        rows.append((precision, recall, f1, len(p), len(q)))
+    table = pd.DataFrame(rows, columns=list(FREQUENCY_COLUMNS))
+    return table.astype({c: np.float64 for c in FREQUENCY_COLUMNS[:3]} | {c: np.int64 for c in FREQUENCY_COLUMNS[3:]})
 
 
 def median_f0(
@@ -182,14 +258,18 @@ def median_f0(
         return np.array([np.nanmedian(f) if np.isfinite(f).any() else np.nan for f in f0])
 
 
-def f0_error_cents(ref_audio, est_audio, sr: int = SAMPLE_RATE, method: str = "yin", **f0_args) -> np.ndarray:
+def f0_error_cents(
+    ref_audio, est_audio, sr: int = SAMPLE_RATE, method: str = "yin", ref_f0=None, **f0_args
+) -> np.ndarray:
     """Absolute difference of the median f0 of estimate and reference, in cents, per note (NaN if unvoiced).
 
-    Args: ref_audio, est_audio: ``(n, samples)``; method and ``f0_args``: see :func:`median_f0`.
+    Args: ref_audio, est_audio: ``(n, samples)``; method and ``f0_args``: see :func:`median_f0`;
+        ref_f0: the reference's :func:`median_f0` ``(n,)`` Hz if already computed (scoring several estimates).
     Returns: ``(n,)`` cents (a semitone is 100). Chapter: 03_training.
     """
     ref, est = _pair(ref_audio, est_audio, _audio)
-    f_ref, f_est = median_f0(ref, sr, method=method, **f0_args), median_f0(est, sr, method=method, **f0_args)
+    f_ref = median_f0(ref, sr, method=method, **f0_args) if ref_f0 is None else np.asarray(ref_f0, np.float64)
+    f_est = median_f0(est, sr, method=method, **f0_args)
     with np.errstate(all="ignore"):
         return np.abs(1200 * np.log2(f_est / f_ref))
 

@@ -177,9 +177,9 @@ DESCRIPTOR_LABELS = {
     "f0_hz": "f0 (Hz)",
     "inharmonicity": "inharmonicity (ratio)",
     "attack_s": "attack time (s)",
-    "decay_s": "decay time (s)",
+    "decay_db_per_s": "decay rate (dB/s)",
 }
-"""Axis labels, with units, of the audio descriptors of :mod:`vaetone.audio`."""
+"""Axis labels, with units, of the audio descriptors of :mod:`vaetone.spectral.descriptors`."""
 
 
 def descriptor_label(name: str) -> str:
@@ -423,15 +423,16 @@ def training_curves(history: pd.DataFrame, title: str = "Training curves"):
     return fig
 
 
-def mean_std_table(comparison: pd.DataFrame, mean_format: str = "{:.3g}", std_format: str = "{:.2g}") -> pd.DataFrame:
-    """A comparison of models as text "mean ± std", one row per metric and one column per model.
+def family_bars(per_family: pd.DataFrame, title: str, ylabel: str):
+    """Bars of each model's error per family, the x labels stating each family's notes and instruments.
 
     Args:
-        comparison: rows = models; columns (metric, "mean" | "std" | ...), e.g. ``evaluation.compare``.
-        mean_format, std_format: how the two numbers are written.
+        per_family: rows = families; one column per model, then ``n_notes`` and ``n_instruments``
+            (``vaetone.analysis.scores.per_family_lsd``, without its "all" row).
     Returns:
-        A DataFrame of strings indexed by ``metric`` (for ``display``). Chapter: 03_training.
+        The Figure (:func:`bars`). Chapter: 03_training.
     """
-    means = comparison.xs("mean", axis=1, level=1)
-    stds = comparison.xs("std", axis=1, level=1)
-    return (means.map(mean_format.format) + " ± " + stds.map(std_format.format)).T.rename_axis("metric")
+    counts = per_family[["n_notes", "n_instruments"]]
+    names = [f"{f}\n{n} notes, {i} inst." for f, (n, i) in zip(per_family.index, counts.to_numpy())]
+    values = per_family.drop(columns=counts.columns).set_axis(names)
+    return bars(values, title, "instrument family", ylabel)

@@ -16,27 +16,40 @@ from vaetone.results import result_key, table_from_json, table_to_json
 FACTORS = ["pitch", "loudness", "brightness", "attack", "decay", "inharmonicity", "noise"]
 
 
+N = 1000
+GROUPS = np.repeat(np.arange(N // 8), 8)
+"""125 instruments of 8 notes (DCI's folds keep each on one side)."""
+
+
 @pytest.fixture(scope="module")
 def factors() -> pd.DataFrame:
-    """2000 notes of seven independent factors, named as the synthetic source names them."""
+    """1000 notes of seven independent factors, named as the synthetic source names them."""
     rng = np.random.default_rng(0)
-    cols = {f"factor_{name}": rng.uniform(0, 1, 2000) for name in FACTORS}
-    cols["factor_pitch"] = rng.integers(40, 77, 2000).astype(float)
+    cols = {f"factor_{name}": rng.uniform(0, 1, N) for name in FACTORS}
+    cols["factor_pitch"] = rng.integers(40, 77, N).astype(float)
     return pd.DataFrame(cols)
 
 
 def test_a_perfect_code_scores_near_one_and_has_one_carrier_per_factor(factors):
     mu = factors.to_numpy() * np.arange(1, 8)  # z_k = a rescaled factor k
-    res = gt.compute_ground_truth(mu, factors, list(range(7)), list(range(7)), seed=0)
+    res = gt.compute_ground_truth(mu, factors, GROUPS, list(range(7)), list(range(7)), seed=0)
     f = res.findings
     assert f["mig"] > 0.9 and f["dci_disentanglement"] > 0.9 and f["dci_completeness"] > 0.9
     assert f["carrier_list"] == list(range(7)) and f["carriers"] == "z0, z1, z2, z3, z4, z5, z6"
     assert f["n_carriers"] == 7 and f["carrier_dims"] == "7 distinct dimensions"
     assert f["in_top_sens"] == 7 and f["in_top_sens_verb"] == "7 are" and f["in_top_abl"] == 7
     assert f["oat_agree"] == "0 of 0"  # no sweep moves given
-    assert f["n_syn"] == 2000 and f["n_factors"] == 7 and f["n_dims_syn"] == 7 and f["n_active_syn"] == 7
-    assert f["syn_line"] == "synthetic: 2000 notes, 7 factors; 7 of 7 units active"
-    assert f["scores_line"].startswith(f"MIG = {f['mig']:.3f}; DCI: disentanglement ")
+    assert f["n_syn"] == N and f["n_factors"] == 7 and f["n_dims_syn"] == 7 and f["n_active_syn"] == 7
+    assert f["syn_line"] == f"synthetic: {N} notes of 125 instruments, 7 factors; 7 of 7 units active"
+    assert f["scores_line"] == (
+        f"MIG = {f['mig']:.3f}; DCI: disentanglement {f['dci_disentanglement']:.3f}, completeness "
+        f"{f['dci_completeness']:.2f}, informativeness {f['dci_informativeness']:.3f}"
+    )
+    assert f["dci_completeness_text"] == f"{f['dci_completeness']:.2f}" and f["n_complete_defined"] == 7
+    assert f["n_syn_instruments"] == 125 and f["dci_split"].startswith("5 folds of the 125 instruments")
+    per_factor = res.table("dci_factors")
+    assert list(per_factor.index) == FACTORS and (per_factor["r2"] > 0.9).all()
+    assert per_factor["completeness"].mean() == pytest.approx(f["dci_completeness"])
     check = res.table("check")
     assert list(check.index) == FACTORS and check["carrier"].tolist() == list(range(7))
     assert check["dci_dim"].tolist() == list(range(7)) and check["sensitivity_rank"].tolist() == list(range(1, 8))
@@ -46,23 +59,24 @@ def test_a_perfect_code_scores_near_one_and_has_one_carrier_per_factor(factors):
 def test_a_shuffled_code_scores_near_chance(factors):
     rng = np.random.default_rng(1)
     mu = np.stack([rng.permutation(factors[c].to_numpy()) for c in factors.columns], 1)
-    f = gt.compute_ground_truth(mu, factors, list(range(7)), list(range(7)), seed=0).findings
+    f = gt.compute_ground_truth(mu, factors, GROUPS, list(range(7)), list(range(7)), seed=0).findings
     assert f["mig"] < 0.05 and f["dci_informativeness"] < 0.1
 
 
 def test_orders_and_sweep_moves_are_checked_against_the_carriers(factors):
     mu = factors.to_numpy()
-    moves = pd.DataFrame(0.1, index=range(7), columns=["rms_db", "centroid_hz", "attack_s", "decay_s", "flatness"])
-    for desc, dim in {"rms_db": 1, "centroid_hz": 0, "attack_s": 3, "decay_s": 4, "flatness": 6}.items():
+    descriptors = ["rms_db", "centroid_hz", "attack_s", "decay_db_per_s", "flatness"]
+    moves = pd.DataFrame(0.1, index=range(7), columns=descriptors)
+    for desc, dim in {"rms_db": 1, "centroid_hz": 0, "attack_s": 3, "decay_db_per_s": 4, "flatness": 6}.items():
         moves.loc[dim, desc] = 1.0  # the brightness descriptor points at z0, not at its carrier z2
-    res = gt.compute_ground_truth(mu, factors, [6, 5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5, 6], moves, seed=0)
+    res = gt.compute_ground_truth(mu, factors, GROUPS, [6, 5, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5, 6], moves, seed=0)
     f = res.findings
     assert f["oat_agree"] == "4 of 5" and f["oat_agree_n"] == 4 and f["oat_checked"] == 5
     assert f["in_top_sens"] == 7 and f["sensitivity_order"] == [6, 5, 4, 3, 2, 1, 0]
     check = res.table("check")
     assert check.loc["loudness", "oat_agrees"] is True and check.loc["brightness", "oat_agrees"] is False
     assert check.loc["pitch", "oat_agrees"] is None and np.isnan(check.loc["pitch", "oat_dim"])
-    assert check.loc["noise", "oat_dim"] == 6.0
+    assert check.loc["noise", "oat_dim"] == 6.0 and check.loc["decay", "oat_agrees"] is True
     pd.testing.assert_frame_equal(table_from_json(table_to_json(check)), check)  # stored as it was computed
 
 
@@ -70,10 +84,10 @@ def test_one_carrier_is_quoted_in_the_singular():
     rng = np.random.default_rng(2)
     one = pd.DataFrame({"factor_loudness": rng.uniform(0, 1, 500)})
     mu = np.stack([rng.normal(size=500), one["factor_loudness"].to_numpy()], 1)
-    f = gt.compute_ground_truth(mu, one, [0, 1], [1, 0], seed=0).findings
+    f = gt.compute_ground_truth(mu, one, np.arange(500), [0, 1], [1, 0], seed=0).findings
     assert f["carrier_list"] == [1] and f["carrier_dims"] == "1 distinct dimension"
     assert f["in_top_sens"] == 0 and f["in_top_sens_verb"] == "0 are" and f["in_top_abl"] == 1
-    f = gt.compute_ground_truth(mu, one, [1, 0], [1, 0], seed=0).findings
+    f = gt.compute_ground_truth(mu, one, np.arange(500), [1, 0], [1, 0], seed=0).findings
     assert f["in_top_sens_verb"] == "1 is"
 
 
@@ -104,7 +118,8 @@ def test_result_trains_on_the_synthetic_source_and_is_cached(tiny_cfg, stage_sto
     f = first.findings
     assert f["n_dims_syn"] == tiny_cfg.latent_dim and f["n_factors"] == 7 and set(f["carrier_list"]) <= set(range(4))
     assert sorted(f["sensitivity_order"]) == sorted(f["ablation_order"]) == list(range(tiny_cfg.latent_dim))
-    assert set(first.tables) == {"mig", "dci_importance", "check"} and len(first.table("check")) == 7
+    assert set(first.tables) == {"mig", "dci_importance", "dci_factors", "check"} and len(first.table("check")) == 7
+    assert f["n_syn_instruments"] == tiny_cfg.synthetic_instruments
     assert 0 <= f["mig"] <= 1 and f["n_carriers"] == len(f["carrier_list"])
 
 
@@ -114,3 +129,19 @@ def test_result_key_changes_with_the_sweep_parameters(tiny_cfg):
     for change in ({"n_anchors": 5}, {"sweep_sigma": 2.0}, {"sweep_steps": 7}):
         assert result_key(gt.GroundTruthResult, dataclasses.replace(tiny_cfg, **change), up) != key
     assert result_key(gt.GroundTruthResult, dataclasses.replace(tiny_cfg, sobol_n=64), up) == key
+
+
+def test_a_factor_no_dimension_predicts_is_undefined_in_the_findings():
+    """A constant factor gets zero importance from every tree: completeness undefined, left out and named."""
+    rng = np.random.default_rng(3)
+    two = pd.DataFrame({"factor_loudness": rng.uniform(0, 1, 400), "factor_noise": np.full(400, -30.0)})
+    mu = np.stack([two["factor_loudness"].to_numpy(), rng.normal(size=400)], 1)
+    res = gt.compute_ground_truth(mu, two, np.repeat(np.arange(50), 8), [0, 1], [0, 1], seed=0)
+    f = res.findings
+    assert f["n_complete_defined"] == 1
+    assert f["dci_completeness"] == pytest.approx(res.table("dci_factors").loc["loudness", "completeness"])
+    assert f["dci_completeness_text"] == (
+        f"{f['dci_completeness']:.2f} (over 1 of 2 factors; undefined for noise: no dimension predicts it)"
+    )
+    assert f"completeness {f['dci_completeness_text']}," in f["scores_line"]
+    assert np.isnan(res.table("check").loc["noise", "dci_dim"]) and res.table("check").loc["loudness", "dci_dim"] == 0

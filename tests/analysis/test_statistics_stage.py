@@ -1,13 +1,16 @@
 """Tests of the statistics stage (vaetone.analysis.statistics_stage, ``statistics.result``)."""
 
 import dataclasses
+import re
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from vaetone import store
-from vaetone.analysis import statistics
+from vaetone.analysis import nesting, statistics
 from vaetone.analysis import statistics_stage as stage
 from vaetone.errors import VaetoneError
 from vaetone.results import result_key
@@ -41,7 +44,7 @@ def one_active():
     mu[:, 0] = (meta["pitch"].to_numpy() - 60) / 4
     std = np.full((N, 4), STD)
     with pytest.warns(Warning):  # the constant dimensions have undefined correlations
-        res = stage.compute_statistics(mu, std, meta, seed=0, run_id="run-x")
+        res = stage.compute_statistics(mu, std, meta, seed=0, run_id="run-x", n_boot=200)
     return mu, std, meta, res
 
 
@@ -54,7 +57,7 @@ def test_one_active_dimension_is_found_and_named(one_active):
     assert res.dimension_order == (0, 1, 2, 3)
     assert f["run_id"] == "run-x" and f["n_test"] == N and f["n_test_instruments"] == 6
     # every dimension fails the KS test against N(0, 1): z0 is uniform-like with std ≈ 1.9, the others constant
-    assert f["n_rejected"] == 4
+    assert f["n_rejected"] == 4 and f["n_rejected_notes"] == 4
     assert f["family_dim"] == "z0" and f["source_dim"] == "z0" and f["source_eta"] == 0.0
     assert f["n_families"] == 3
     fam = meta["instrument_family_str"].to_numpy()
@@ -76,13 +79,68 @@ def test_quoted_phrases_are_built_from_the_numbers(one_active):
     assert np.isnan(f["max_corr"]) and f["max_corr_pair"] == "none" and np.isnan(f["mean_corr"])
 
 
+def test_tests_take_the_instrument_as_unit_and_say_so(one_active):
+    mu, _, meta, res = one_active
+    f, normal = res.findings, res.table("normality")
+    assert list(normal.columns) == ["ks_stat", "icc", "ks_p", "ks_p_notes"]
+    assert (normal["ks_p"] < 0.05 / 4).all() and normal.loc[0, "icc"] < 0.2  # z0 follows pitch, not the instrument
+    assert f["normality_test"] == (
+        "4 of 4 dimensions differ from N(0, 1) (Kolmogorov–Smirnov against nested N(0, 1) notes of 6 instruments, "
+        f"320 simulations, Bonferroni-corrected 5 %); counting the {N} notes as independent, 4 would"
+    )
+    tests = res.table("group_tests")
+    assert list(tests.columns) == [f"{a}_{c}" for a in ("family", "source") for c in ("F", "p", "p_notes")]
+    # z0 does not depend on the family (3 families of 2 instruments): defined on 6 instrument means
+    p_family = tests.loc[0, "family_p"]
+    assert 0 < p_family <= 1 and tests.loc[[1, 2, 3], "family_p"].isna().all()  # constant dims: undefined
+    assert f["n_family_differ"] == int(p_family < 0.05 / 4)
+    assert f["family_test"].startswith(f"{f['n_family_differ']} of 4 dimensions differ between families (one-way ANOVA")
+    assert "on the means of 6 instruments in 3 families" in f["family_test"]
+    assert f["source_test"] == (
+        f"undefined: the 6 instruments all belong to one of the sources; counting the {N} notes as independent, 0 would"
+    )
+    assert np.isnan(f["n_source_differ"]) and f["n_source_differ_notes"] == 0
+    eta = res.table("eta_squared")
+    assert list(eta.columns) == ["family", "source", "instrument"] and eta.loc[0, "instrument"] >= eta.loc[0, "family"]
+    assert f["instrument_eta"] == pytest.approx(eta.loc[0, "instrument"])
+
+
+def test_headline_numbers_carry_instrument_level_intervals(one_active):
+    _, _, _, res = one_active
+    f, spans = res.findings, res.table("intervals")
+    assert list(spans.index) == ["kl_total", "max_corr", "pitch_rho", "velocity_rho", "family_eta", "source_eta"]
+    assert (spans["n_instruments"] == 6).all() and (spans["n_notes"] == N).all()
+    kl = spans.loc["kl_total"]
+    assert kl["estimate"] == pytest.approx(f["kl_total"]) and kl["low"] <= f["kl_total"] <= kl["high"]
+    assert f["kl_total_ci"] == f"{f['kl_total']:.2f} (95 % interval {kl['low']:.2f} to {kl['high']:.2f})"
+    assert spans.loc["pitch_rho", "estimate"] == pytest.approx(f["pitch_rho"])
+    assert f["pitch_rho_low"] == pytest.approx(1.0) and f["pitch_rho_high"] == pytest.approx(1.0)  # z0 is pitch
+    assert f["max_corr_ci"] == "undefined: no pair of dimensions has a defined correlation"
+    assert np.isnan(f["max_corr_low"]) and f["n_boot"] == 200
+
+
+def test_two_instruments_give_undefined_intervals_and_the_stage_still_runs():
+    rng = np.random.default_rng(3)
+    meta = _notes(rng).assign(instrument_str=lambda m: np.where(m["instrument_str"] < "inst3", "a", "b"))
+    meta["instrument_family_str"] = np.where(meta["instrument_str"] == "a", "brass", "reed")
+    mu = rng.normal(size=(N, 3))
+    res = stage.compute_statistics(mu, np.full((N, 3), 0.5), meta, n_boot=200)
+    f = res.findings
+    assert res.table("intervals")["interval"].str.startswith("undefined: the notes come from 2 instrument(s)").all()
+    assert f["kl_total_ci"].startswith("undefined: ") and np.isnan(f["kl_total_low"])
+    assert f["family_test"].startswith("undefined: 2 instruments in 2 families leave no instrument to compare")
+    assert f["normality_test"].startswith("0 of 3 dimensions differ from N(0, 1)")
+
+
 def test_tables_and_arrays(one_active):
     mu, std, meta, res = one_active
     pd.testing.assert_frame_equal(res.table("dimensions"), statistics.dimension_table(mu, std))
+    groups = meta["instrument_str"].to_numpy()
+    assert nesting.simulations(200, 4) == 320  # 4 dims: p must resolve 0.05 / 4
+    pd.testing.assert_frame_equal(res.table("normality"), nesting.nested_normality(mu, groups, 320, seed=0))
     split = res.table("variance_split")
     np.testing.assert_allclose(split.sum(axis=1), mu.var(0, ddof=1) + STD**2)
     assert list(res.table("rank_correlation").columns) == ["pitch", "velocity"]
-    assert list(res.table("eta_squared").columns) == ["family", "source"]
     assert res.table("family_means")["n"].sum() == N
     assert list(res.table("notes").columns) == ["family", "source", "instrument", "pitch", "velocity"]
     assert (res.table("pca").index == meta.index).all() and res.table("tsne").shape == (N, 2)
@@ -132,7 +190,32 @@ def test_result_is_cached_in_the_run_folder_and_keyed_by_the_run(tiny_cfg, stage
 
 def test_result_key_follows_the_run_not_the_other_analyses(tiny_cfg):
     cls, up = statistics.StatisticsResult, store.key("train", tiny_cfg)
-    assert stage.StatisticsResult.params == ()
+    assert stage.StatisticsResult.params == ("bootstrap_n",)
     assert result_key(cls, dataclasses.replace(tiny_cfg, n_anchors=7), up) == result_key(cls, tiny_cfg, up)
+    assert result_key(cls, dataclasses.replace(tiny_cfg, bootstrap_n=500), up) != result_key(cls, tiny_cfg, up)
     other = dataclasses.replace(tiny_cfg, beta=0.5)
     assert result_key(cls, other, store.key("train", other)) != result_key(cls, tiny_cfg, up)
+
+
+def test_chapter_06_quotes_only_findings_the_stages_compute(one_active):
+    """Every {glue:text} of chapter 06 is a finding of its stages; a formatted one is a number, not a phrase."""
+    from vaetone.analysis import ground_truth, seeds_stage
+
+    mu, std, _, res = one_active
+    rng = np.random.default_rng(0)
+    factors = pd.DataFrame({"factor_loudness": rng.uniform(0, 1, N), "factor_decay": rng.uniform(0, 1, N)})
+    truth = ground_truth.compute_ground_truth(
+        np.column_stack([factors.to_numpy(), rng.normal(size=N)]), factors, np.arange(N) // 4, [0, 1, 2], [0, 1, 2]
+    )
+    table = statistics.dimension_table(mu, std)
+    with warnings.catch_warnings():  # constant dimensions: undefined correlations when matching seeds
+        warnings.simplefilter("ignore")
+        across = seeds_stage.compute("statistics", [mu, mu], [table, table], [0, 1])
+    findings = {**res.findings, **truth.findings, **across.findings}
+    text = (Path(__file__).resolve().parents[2] / "chapters" / "06_statistics.md").read_text()
+    quoted = re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)(:[^`]*)?`", text)
+    assert len(quoted) > 40
+    missing = sorted({name for name, _ in quoted if name not in findings})
+    assert not missing, f"chapter 06 quotes findings no stage computes: {missing}"
+    formatted = sorted({name for name, spec in quoted if spec and not isinstance(findings[name], (int, float))})
+    assert not formatted, f"chapter 06 formats phrases as numbers: {formatted}"

@@ -101,51 +101,122 @@ def mig(mu, factors, n_bins: int = 20) -> tuple[float, pd.DataFrame]:
 
 
 def _entropy_weights(p: np.ndarray, base: int) -> np.ndarray:
-    """1 − entropy (in base ``base``) of each row of a non-negative matrix, rows normalised."""
-    p = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+    """1 − entropy (in base ``base``) of each row of a non-negative matrix, rows normalised; NaN for a zero row."""
+    total = p.sum(1, keepdims=True)
+    p = np.divide(p, total, out=np.zeros_like(p, dtype=float), where=total > 0)
     logs = np.log(np.where(p > 0, p, 1.0)) / np.log(base)
-    return 1.0 + (p * logs).sum(1)
+    return np.where(total[:, 0] > 0, 1.0 + (p * logs).sum(1), np.nan)
+
+
+def instrument_folds(groups, n: int, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Train/test folds that keep every instrument on one side (scikit-learn's ``GroupKFold``, shuffled).
+
+    Args:
+        groups: (n,) the instrument of each note; n: the number of notes;
+        n_folds: folds (at most the number of instruments); seed: of the shuffle.
+    Returns:
+        [(train rows, test rows)] for min(n_folds, instruments) folds. Raises VaetoneError with fewer
+        than 2 instruments. Chapter: 06_statistics.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise VaetoneError(f"DCI needs the instrument of each of the {n} notes, got {labels.shape[0]} labels")
+    k = len(pd.unique(labels))
+    if k < 2:
+        raise VaetoneError(
+            f"DCI splits its notes by instrument, and the {n} notes come from {k} instrument; "
+            "use data with at least 2 instruments (raise synthetic_instruments or max_instruments)"
+        )
+    split = GroupKFold(n_splits=min(n_folds, k), shuffle=True, random_state=seed)
+    return list(split.split(np.zeros(n), groups=labels))
 
 
 def dci(
-    mu, factors, method: str = "gbt", seed: int = 0, test_fraction: float = 0.3, alpha: float = 0.01
+    mu, factors, groups, method: str = "gbt", seed: int = 0, n_folds: int = 5, alpha: float = 0.01
 ) -> tuple[dict, pd.DataFrame]:
-    """DCI disentanglement, completeness and informativeness (Eastwood & Williams, 2018).
+    """DCI disentanglement, completeness and informativeness (Eastwood & Williams, 2018), split by instrument.
 
     One regressor per (standardised) factor predicts it from the latents: "gbt" uses
     scikit-learn's ``GradientBoostingRegressor`` (importance: impurity-based
     ``feature_importances_``), "lasso" uses ``Lasso(alpha)`` on standardised latents
-    (importance: |coefficient|). From the importance matrix R (D × K): disentanglement =
-    Σ_j ρ_j (1 − H_K(R_j·)), ρ_j = each dimension's share of total importance; completeness =
-    mean_k (1 − H_D(R_·k)); informativeness = mean test-set R² of the regressors (higher is better).
+    (importance: |coefficient|). The notes are split into folds by instrument
+    (:func:`instrument_folds`), so that a regressor is always scored on instruments it never
+    saw: a code that only names the instrument cannot predict a factor of a new one. R (D × K)
+    is the mean importance over the folds. Disentanglement = Σ_j ρ_j (1 − H_K(R_j·)),
+    ρ_j = each dimension's share of total importance; completeness = mean over factors of
+    (1 − H_D(R_·k)), where a factor that no dimension predicts (zero importance everywhere) is
+    *undefined* (NaN) and left out of the mean; informativeness = mean over factors of the R²
+    of the out-of-fold predictions, floored at 0 (chance: a prediction no better than the mean
+    scores 0, and a worse one counts as no information; the raw R² is in the attrs).
 
+    Args:
+        mu: (n, D) posterior means; factors: (n, K) known factors; groups: (n,) the instrument of
+        each note (pass ``np.arange(n)`` for notes that are independent draws);
+        method: "gbt" or "lasso"; seed: folds and trees; n_folds: instrument folds; alpha: Lasso's.
     Returns:
-        ({"disentanglement", "completeness", "informativeness"}, importance DataFrame dims × factors).
+        ({"disentanglement", "completeness", "informativeness": float (completeness NaN when
+        every factor is undefined)}, DataFrame dims × factors of importance, with attrs
+        "completeness" ({factor: value}, NaN where undefined), "r2" ({factor: raw out-of-fold R²})
+        and "n_folds").
     Chapter: 06_statistics.
     """
-    from sklearn.model_selection import train_test_split
-
     mu = _as_2d(mu)
     mu = (mu - mu.mean(0)) / np.where(mu.std(0) > 0, mu.std(0), 1.0)
     frame = _factor_frame(factors, len(mu))
     y = _codes_of(frame)
     y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1.0)
-    tr, te = train_test_split(np.arange(len(mu)), test_size=test_fraction, random_state=seed)
-    imp, r2 = np.zeros((mu.shape[1], y.shape[1])), []
+    folds = instrument_folds(groups, len(mu), n_folds, seed)
+    imp, pred = np.zeros((mu.shape[1], y.shape[1])), np.zeros_like(y)
     for k in range(y.shape[1]):
-        model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
-        imp[:, k] = model.feature_importances_ if method == "gbt" else np.abs(model.coef_)
-        r2.append(model.score(mu[te], y[te, k]))
-    imp = np.abs(imp)
+        for tr, te in folds:
+            model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
+            imp[:, k] += np.abs(model.feature_importances_ if method == "gbt" else model.coef_) / len(folds)
+            pred[te, k] = model.predict(mu[te])
+    r2 = [_r2(y[:, k], pred[:, k]) for k in range(y.shape[1])]
     d_j = _entropy_weights(imp, max(2, y.shape[1])) if y.shape[1] > 1 else np.ones(len(imp))
-    rho = imp.sum(1) / max(imp.sum(), 1e-12)
+    rho = imp.sum(1) / imp.sum() if imp.sum() > 0 else np.zeros(len(imp))
     c_k = _entropy_weights(imp.T, max(2, mu.shape[1]))
     scores = {
-        "disentanglement": float((rho * d_j).sum()),
-        "completeness": float(c_k.mean()),
-        "informativeness": float(np.mean(r2)),
+        "disentanglement": float((rho * np.nan_to_num(d_j)).sum()) if imp.sum() > 0 else float("nan"),
+        "completeness": float(np.nanmean(c_k)) if np.isfinite(c_k).any() else float("nan"),
+        "informativeness": float(np.mean(np.maximum(r2, 0.0))),
     }
-    return scores, pd.DataFrame(imp, columns=list(frame.columns)).rename_axis(index="dim")
+    table = pd.DataFrame(imp, columns=list(frame.columns)).rename_axis(index="dim")
+    table.attrs.update(
+        completeness=dict(zip(frame.columns, map(float, c_k))), r2=dict(zip(frame.columns, r2)), n_folds=len(folds)
+    )
+    return scores, table
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination of out-of-fold predictions (0 for a constant target)."""
+    total = ((y - y.mean()) ** 2).sum()
+    return float(1.0 - ((y - pred) ** 2).sum() / total) if total > 0 else 0.0
+
+
+def completeness_text(completeness: dict, overall: float) -> str:
+    """DCI completeness in words, with the factors it is undefined for.
+
+    Args:
+        completeness: {factor: completeness, NaN where no dimension predicts the factor};
+        overall: their mean over the defined factors.
+    Returns:
+        "0.34", "0.34 (over 6 of 7 factors; undefined for inharmonicity: no dimension predicts it)"
+        or "undefined (no dimension predicts any factor)". Chapter: 06_statistics.
+    """
+    undefined = [str(f).removeprefix("factor_") for f, c in completeness.items() if not np.isfinite(c)]
+    if not undefined:
+        return f"{overall:.2f}"
+    if len(undefined) == len(completeness):
+        return "undefined (no dimension predicts any factor)"
+    it = "it" if len(undefined) == 1 else "them"
+    n_def = len(completeness) - len(undefined)
+    return (
+        f"{overall:.2f} (over {n_def} of {len(completeness)} factors; undefined for "
+        f"{', '.join(undefined)}: no dimension predicts {it})"
+    )
 
 
 def _dci_regressor(method: str, seed: int, alpha: float):
@@ -166,7 +237,7 @@ FACTOR_DESCRIPTORS = {
     "factor_loudness": "rms_db",
     "factor_brightness": "centroid_hz",
     "factor_attack": "attack_s",
-    "factor_decay": "decay_s",
+    "factor_decay": "decay_db_per_s",
     "factor_inharmonicity": None,
     "factor_noise": "flatness",
 }
@@ -203,7 +274,8 @@ def ground_truth_check(
         oat_matrix: dims × descriptors sensitivity (:func:`vaetone.analysis.sensitivity.sensitivity_matrix`), optional.
         factor_descriptors: {factor: descriptor that follows it, or None}.
     Returns:
-        DataFrame indexed by factor: carrier, mi_gap (normalised), dci_dim, sensitivity_rank,
+        DataFrame indexed by factor: carrier, mi_gap (normalised), dci_dim (<NA> where no dimension
+        predicts the factor), sensitivity_rank,
         ablation_rank, descriptor, oat_dim (the dimension whose sweep moves that descriptor
         most), oat_agrees (oat_dim == carrier). Chapter: 06_statistics.
     """
@@ -219,7 +291,7 @@ def ground_truth_check(
                 "factor": r["factor"],
                 "carrier": carrier,
                 "mi_gap": float(r["gap"]),
-                "dci_dim": int(dci_importance[r["factor"]].idxmax()),
+                "dci_dim": _top(dci_importance[r["factor"]]),
                 "sensitivity_rank": sens_rank[carrier],
                 "ablation_rank": abl_rank[carrier],
                 "descriptor": desc or "",
@@ -228,7 +300,12 @@ def ground_truth_check(
             }
         )
     frame = pd.DataFrame(rows).set_index("factor")
-    return frame.astype({"oat_dim": "Int64", "oat_agrees": "boolean"})
+    return frame.astype({"dci_dim": "Int64", "oat_dim": "Int64", "oat_agrees": "boolean"})
+
+
+def _top(importance: pd.Series) -> int | None:
+    """The most important dimension for a factor, or None when no dimension predicts it (all zero)."""
+    return int(importance.idxmax()) if (importance > 0).any() else None
 
 
 def carriers_singled_out(check: pd.DataFrame) -> dict:

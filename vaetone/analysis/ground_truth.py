@@ -2,7 +2,8 @@
 
 :func:`result` trains (or loads) the model of a configuration on the ``synthetic`` source,
 whose notes come from seven known factors, and asks two questions of it: how disentangled
-is its code (MIG and DCI on all its notes, :mod:`vaetone.analysis.disentanglement`), and do
+is its code (MIG and DCI on all its notes, DCI's regressors scored on instruments they were not
+trained on; :mod:`vaetone.analysis.disentanglement`), and do
 the sensitivity sweeps and gradients of chapter 04 (no Sobol indices) and the zero-baseline
 ablation of chapter 05 single out the dimensions that carry the factors
 (:func:`~vaetone.analysis.disentanglement.ground_truth_check`)? :func:`compute_ground_truth`
@@ -25,7 +26,7 @@ import pandas as pd
 from vaetone import store
 from vaetone.analysis import ablation, sensitivity
 from vaetone.analysis.decoding import Decoder, Describe, db_decoder
-from vaetone.analysis.disentanglement import carriers_singled_out, dci, ground_truth_check, mig
+from vaetone.analysis.disentanglement import carriers_singled_out, completeness_text, dci, ground_truth_check, mig
 from vaetone.analysis.statistics import active_units
 from vaetone.config import Config
 from vaetone.errors import DataError
@@ -42,7 +43,9 @@ class GroundTruthResult(StageResult):
     Tables (factor names without the ``factor_`` prefix): ``mig`` (indexed by factor:
     entropy, top_dim, top_mi, second_dim, second_mi, gap; see
     :func:`~vaetone.analysis.disentanglement.mig`), ``dci_importance`` (dim × factor
-    importance of gradient-boosted trees), ``check`` (indexed by factor: carrier, mi_gap,
+    importance of gradient-boosted trees, mean over the instrument folds), ``dci_factors``
+    (indexed by factor: completeness, NaN where no dimension predicts the factor; r2, the
+    out-of-fold R² on held-out instruments), ``check`` (indexed by factor: carrier, mi_gap,
     dci_dim, sensitivity_rank, ablation_rank, descriptor, oat_dim, oat_agrees; see
     :func:`~vaetone.analysis.disentanglement.ground_truth_check`).
     Findings: see :func:`ground_truth_findings`.
@@ -50,7 +53,7 @@ class GroundTruthResult(StageResult):
     """
 
     stage: ClassVar[str] = "ground_truth"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     params: ClassVar[tuple[str, ...]] = ("n_anchors", "sweep_sigma", "sweep_steps")
 
 
@@ -98,18 +101,24 @@ def method_orders(
     return [int(d) for d in sens.ranking.index], [int(d) for d in ablation.importance_order(effects)], moves
 
 
-def ground_truth_findings(score: float, scores: dict, found: dict, mu: np.ndarray, n_factors: int) -> dict:
+def ground_truth_findings(
+    score: float, scores: dict, found: dict, mu: np.ndarray, n_factors: int, dci_info: dict
+) -> dict:
     """The numbers and phrases the chapter quotes about the ground truth.
 
     Args:
-        score: MIG; scores: DCI's {"disentanglement", "completeness", "informativeness"};
-        found: :func:`~vaetone.analysis.disentanglement.carriers_singled_out`;
-        mu: (n, D) the posterior means that were scored; n_factors: the number of factors.
+        score: MIG; scores: DCI's {"disentanglement", "completeness", "informativeness"} (completeness
+        NaN when undefined for every factor); found: :func:`~vaetone.analysis.disentanglement.carriers_singled_out`;
+        mu: (n, D) the posterior means that were scored; n_factors: the number of factors;
+        dci_info: {"completeness": {factor: value or NaN}, "n_folds", "n_instruments"}.
     Returns:
         {"mig", "dci_disentanglement", "dci_completeness", "dci_informativeness": float;
-         "scores_line": "MIG = 0.015; DCI: disentanglement 0.349, completeness ..., informativeness ...";
+         "dci_completeness_text": "0.34" or "0.34 (over 6 of 7 factors; undefined for ...)";
+         "n_complete_defined": factors with a defined completeness; "dci_split": "5 folds of the
+         22 instruments (each regressor scored on instruments it was not trained on)";
+         "n_syn_instruments"; "scores_line": "MIG = 0.015; DCI: disentanglement 0.349, completeness ...";
          "n_syn": notes; "n_factors"; "n_dims_syn"; "n_active_syn": active units of those notes;
-         "syn_line": "synthetic: 176 notes, 7 factors; 16 of 16 units active";
+         "syn_line": "synthetic: 176 notes of 22 instruments, 7 factors; 16 of 16 units active";
          "n_carriers": distinct carrier dimensions k; "carrier_dims": "6 distinct dimensions"
          (singular for one); "carriers": "z0, z1, ..."; "carrier_list": list of ints;
          "in_top_sens", "in_top_abl": carriers among the first k by sensitivity, by ablation;
@@ -118,16 +127,31 @@ def ground_truth_findings(score: float, scores: dict, found: dict, mu: np.ndarra
     Chapter: 06_statistics.
     """
     k, sens = found["k"], found["in_top_sensitivity"]
-    n_active, dci_text = int(active_units(mu).sum()), ", ".join(f"{name} {v:.3f}" for name, v in scores.items())
+    n_active, n_inst = int(active_units(mu).sum()), int(dci_info["n_instruments"])
+    complete = completeness_text(dci_info["completeness"], scores["completeness"])
+    dci_text = (
+        f"disentanglement {scores['disentanglement']:.3f}, completeness {complete}, "
+        f"informativeness {scores['informativeness']:.3f}"
+    )
     return {
         "mig": float(score),
         **{f"dci_{name}": float(v) for name, v in scores.items()},
+        "dci_completeness_text": complete,
+        "n_complete_defined": int(np.isfinite(list(dci_info["completeness"].values())).sum()),
+        "dci_split": (
+            f"{dci_info['n_folds']} folds of the {n_inst} instruments (each regressor scored on instruments "
+            "it was not trained on)"
+        ),
+        "n_syn_instruments": n_inst,
         "scores_line": f"MIG = {score:.3f}; DCI: {dci_text}",
         "n_syn": int(len(mu)),
         "n_factors": int(n_factors),
         "n_dims_syn": int(mu.shape[1]),
         "n_active_syn": n_active,
-        "syn_line": f"synthetic: {len(mu)} notes, {n_factors} factors; {n_active} of {mu.shape[1]} units active",
+        "syn_line": (
+            f"synthetic: {len(mu)} notes of {n_inst} instruments, {n_factors} factors; "
+            f"{n_active} of {mu.shape[1]} units active"
+        ),
         "n_carriers": k,
         "carrier_dims": f"{k} distinct dimension{'s' if k != 1 else ''}",
         "carriers": ", ".join(f"z{d}" for d in found["carriers"]),
@@ -149,18 +173,22 @@ def _short(name) -> str:
 def _without_na(check: pd.DataFrame) -> pd.DataFrame:
     """The check table without pd.NA, which a result table (stored as JSON) cannot hold.
 
-    ``oat_dim`` becomes float (NaN where no descriptor follows the factor), ``oat_agrees`` an
-    object column of True, False or None; both load back as they were saved.
+    ``dci_dim`` and ``oat_dim`` become float (NaN where no dimension predicts the factor, where
+    no descriptor follows it), ``oat_agrees`` an object column of True, False or None; all load
+    back as they were saved.
     """
     agrees = [None if pd.isna(v) else bool(v) for v in check["oat_agrees"]]
     return check.assign(
-        oat_dim=check["oat_dim"].astype("float64"), oat_agrees=pd.Series(agrees, index=check.index, dtype=object)
+        dci_dim=check["dci_dim"].astype("float64"),
+        oat_dim=check["oat_dim"].astype("float64"),
+        oat_agrees=pd.Series(agrees, index=check.index, dtype=object),
     )
 
 
 def compute_ground_truth(
     mu,
     factors: pd.DataFrame,
+    groups,
     sensitivity_order: Sequence[int],
     ablation_order: Sequence[int],
     moves: pd.DataFrame | None = None,
@@ -171,24 +199,33 @@ def compute_ground_truth(
     Args:
         mu: (n, D) posterior means of the notes (all the synthetic notes).
         factors: (n, K) their generative factors (``factor_*`` columns, :func:`known_factors`).
+        groups: (n,) the instrument of each note: DCI's folds keep each instrument on one side.
         sensitivity_order, ablation_order: dimensions most important first (:func:`method_orders`).
         moves: dims × descriptors sweep moves (:func:`method_orders`), optional.
-        seed: seed of DCI's train/test split and trees.
+        seed: seed of DCI's instrument folds and trees.
     Returns:
         A :class:`GroundTruthResult`. Chapter: 06_statistics.
     """
     mu = np.asarray(mu)
     score, mig_table = mig(mu, factors)
-    scores, importance = dci(mu, factors, seed=seed)
+    scores, importance = dci(mu, factors, groups, seed=seed)
     check = ground_truth_check(mig_table, importance, sensitivity_order, ablation_order, moves)
     found = carriers_singled_out(check)
+    per_factor = pd.DataFrame({"completeness": importance.attrs["completeness"], "r2": importance.attrs["r2"]})
+    info = {
+        "completeness": importance.attrs["completeness"],
+        "n_folds": importance.attrs["n_folds"],
+        "n_instruments": int(pd.Series(np.asarray(groups)).nunique()),
+    }
+    importance.attrs.clear()
     tables = {
         "mig": mig_table.set_index("factor").rename(index=_short),
         "dci_importance": importance.rename(columns=_short).rename_axis(columns="factor"),
+        "dci_factors": per_factor.rename(index=_short).rename_axis(index="factor"),
         "check": _without_na(check).rename(index=_short),
     }
     findings = {
-        **ground_truth_findings(score, scores, found, mu, factors.shape[1]),
+        **ground_truth_findings(score, scores, found, mu, factors.shape[1], info),
         "sensitivity_order": [int(d) for d in sensitivity_order],
         "ablation_order": [int(d) for d in ablation_order],
     }
@@ -198,7 +235,7 @@ def compute_ground_truth(
 def result(cfg: Config) -> GroundTruthResult:
     """The ground truth of ``cfg``: its model trained on the synthetic source, scored and checked, computed once.
 
-    MIG and DCI use all synthetic notes; the sweeps start from ``cfg.n_anchors`` test notes
+    MIG and DCI use all synthetic notes (DCI in folds by instrument); the sweeps start from ``cfg.n_anchors`` test notes
     (and the prior mean) and the ablation uses the test notes, as in chapters 04 and 05.
 
     Args:
@@ -220,7 +257,8 @@ def result(cfg: Config) -> GroundTruthResult:
         test, rows = syn.split("test"), feats.rows("test")
         decode = db_decoder(run.decode, feats.denormalise)
         orders = method_orders(decode, test.mu, feats.logmel[rows], syn_cfg, seed=syn_cfg.seed)
-        return compute_ground_truth(syn.mu, known_factors(syn.meta), *orders, seed=syn_cfg.seed)
+        groups = syn.meta["instrument_str"].to_numpy()
+        return compute_ground_truth(syn.mu, known_factors(syn.meta), groups, *orders, seed=syn_cfg.seed)
 
     folder, upstream = store.run_dir(syn_cfg), store.key("train", syn_cfg)
     return cached(GroundTruthResult, syn_cfg, compute, folder=folder, upstream=upstream)

@@ -10,7 +10,8 @@ Fisher's *excess* kurtosis (0 for a Gaussian); KL is the analytic
 ``KL(N(mu, std²) || N(0, 1)) = ½(mu² + std² − 1 − ln std²)`` in nats, averaged over notes (std² floored
 at 1e-12 inside the logarithm, so that the std = 0 of a β = 0 autoencoder gives a finite KL); a unit is
 *active* when the variance over notes of its posterior mean exceeds 0.01 (Burda et al., 2016);
-mutual information is in nats.
+mutual information is in nats. Tests take the nesting of notes in instruments into account
+(:mod:`vaetone.analysis.nesting`): notes of one instrument are not independent observations.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vaetone.analysis.nesting import nested_anova
 from vaetone.errors import ConfigError, VaetoneError
 
 ACTIVE_THRESHOLD = 0.01
@@ -73,9 +75,20 @@ def kl_per_dimension(mu, std) -> np.ndarray:
     Returns:
         (D,) nats. Chapters: 05_ablation, 06_statistics.
     """
+    return kl_terms(mu, std).mean(0)
+
+
+def kl_terms(mu, std) -> np.ndarray:
+    """Analytic KL of each note's posterior to N(0, 1), per dimension (variance floored as in :func:`kl_per_dimension`).
+
+    Args:
+        mu, std: (n, D) posterior means and standard deviations.
+    Returns:
+        (n, D) nats; ``.sum(1)`` is each note's total KL. Chapter: 06_statistics.
+    """
     mu, std = _as_2d(mu), _as_2d(std, "std")
     var = std**2
-    return (0.5 * (mu**2 + var - 1.0 - np.log(np.maximum(var, VAR_FLOOR)))).mean(0)
+    return 0.5 * (mu**2 + var - 1.0 - np.log(np.maximum(var, VAR_FLOOR)))
 
 
 def kl_order(mu, std) -> np.ndarray:
@@ -95,19 +108,6 @@ def active_units(mu, threshold: float = ACTIVE_THRESHOLD) -> np.ndarray:
     return _as_2d(mu).var(0, ddof=1) > threshold
 
 
-def normality(mu) -> pd.DataFrame:
-    """Kolmogorov–Smirnov test of each dimension's posterior means against N(0, 1).
-
-    Returns:
-        DataFrame indexed by dim: ks_stat, ks_p (small p: not standard normal). Chapter: 06_statistics.
-    """
-    mu = _as_2d(mu)
-    res = [stats.kstest(mu[:, j], "norm") for j in range(mu.shape[1])]
-    frame = pd.DataFrame({"ks_stat": [r.statistic for r in res], "ks_p": [r.pvalue for r in res]})
-    frame.index.name = "dim"
-    return frame
-
-
 def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.DataFrame:
     """Per-dimension descriptive statistics of the posterior means.
 
@@ -116,8 +116,9 @@ def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.Dat
         std: (n, D) posterior standard deviations, optional.
     Returns:
         DataFrame indexed by dim: mean, std, min, max, skewness, excess_kurtosis (Fisher,
-        0 for a Gaussian), variance, active, ks_stat, ks_p, and with ``std`` also
-        posterior_std (mean over notes) and kl (nats). Chapter: 06_statistics.
+        0 for a Gaussian), variance, active, and with ``std`` also posterior_std (mean over
+        notes) and kl (nats). The normality test, which needs the instruments, is
+        :func:`vaetone.analysis.nesting.nested_normality`. Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
     table = pd.DataFrame(
@@ -136,7 +137,7 @@ def dimension_table(mu, std=None, threshold: float = ACTIVE_THRESHOLD) -> pd.Dat
     if std is not None:
         table["posterior_std"] = _as_2d(std, "std").mean(0)
         table["kl"] = kl_per_dimension(mu, std)
-    return table.join(normality(mu))
+    return table
 
 
 def correlation_matrix(mu, method: str = "pearson") -> pd.DataFrame:
@@ -193,26 +194,32 @@ def eta_squared(mu, labels) -> np.ndarray:
     return np.divide(between, total, out=np.full_like(total, np.nan), where=total > 0)
 
 
-def categorical_association(mu, factors) -> pd.DataFrame:
-    """η² and one-way ANOVA of each dimension with categorical attributes (family, source).
+def categorical_association(mu, factors, groups) -> pd.DataFrame:
+    """η² of each dimension with instrument-level categories (family, source), and their ANOVA on instrument means.
+
+    The test takes the instrument as its unit (:func:`vaetone.analysis.nesting.nested_anova`):
+    notes of one instrument are not independent, so counting them would call differences
+    between a few instruments significant. The note-level p-value is given beside.
 
     Args:
         mu: (n, D) posterior means.
-        factors: DataFrame / dict of (n,) categories, e.g. ``meta[["instrument_family_str", "instrument_source_str"]]``.
+        factors: DataFrame / dict of (n,) categories constant within each instrument, e.g.
+            ``meta[["instrument_family_str", "instrument_source_str"]]``.
+        groups: (n,) the instrument of each note (``meta["instrument_str"]``).
     Returns:
-        Tidy DataFrame: dim, factor, eta_squared, anova_F, anova_p (NaN with fewer than 2 groups).
-    Chapter: 06_statistics.
+        Tidy DataFrame: dim, factor, eta_squared (over notes), anova_F, anova_p (one-way ANOVA
+        on the instrument means; NaN where undefined), anova_p_notes (notes as independent),
+        n_instruments, n_groups. Chapter: 06_statistics.
     """
     mu = _as_2d(mu)
-    frame, rows = _factor_frame(factors, len(mu)), []
+    frame, parts = _factor_frame(factors, len(mu)), []
     for name in frame.columns:
         labels = frame[name].to_numpy()
-        eta = eta_squared(mu, labels)
-        groups = [mu[labels == g] for g in pd.unique(labels)]
-        for j in range(mu.shape[1]):
-            f, p = stats.f_oneway(*[g[:, j] for g in groups]) if len(groups) > 1 else (np.nan, np.nan)
-            rows.append({"dim": j, "factor": name, "eta_squared": eta[j], "anova_F": f, "anova_p": p})
-    return pd.DataFrame(rows)
+        test = nested_anova(mu, labels, groups, name).reset_index()
+        test.insert(1, "factor", name)
+        test.insert(2, "eta_squared", eta_squared(mu, labels))
+        parts.append(test)
+    return pd.concat(parts, ignore_index=True)
 
 
 def group_means(mu, labels) -> pd.DataFrame:

@@ -3,8 +3,10 @@
 :func:`result` encodes the test notes with the trained run of a configuration and describes
 their posterior means with the functions of :mod:`vaetone.analysis.statistics`: per dimension
 (against the N(0, 1) prior), between dimensions, and against pitch, velocity, family and
-source; plus two 2-D maps. :func:`compute_statistics` does the same from arrays, with no run.
-It is re-exported as ``vaetone.analysis.statistics.result``.
+source; plus two 2-D maps. Its tests take the instrument as the unit
+(:mod:`vaetone.analysis.nesting`) and its headline numbers carry instrument-level bootstrap
+intervals (:mod:`vaetone.analysis.statistics_intervals`). :func:`compute_statistics` does the
+same from arrays, with no run. It is re-exported as ``vaetone.analysis.statistics.result``.
 
 Chapter: 06_statistics.
 """
@@ -18,16 +20,19 @@ import numpy as np
 import pandas as pd
 
 from vaetone import store
+from vaetone.analysis.nesting import count_phrase, nested_normality, simulations, undefined_anova
 from vaetone.analysis.statistics import (
     _as_2d,
     categorical_association,
     correlation_matrix,
     dimension_table,
     embed_2d,
+    eta_squared,
     factor_association,
     group_means,
     kl_order,
 )
+from vaetone.analysis.statistics_intervals import headline_intervals
 from vaetone.config import Config
 from vaetone.errors import VaetoneError
 from vaetone.results import StageResult, cached
@@ -41,34 +46,39 @@ NOTE_COLUMNS = {
 }
 """The metadata columns the stage reads, and their names in the ``notes`` table."""
 
-KS_LEVEL = 0.05
-"""Significance level of the Kolmogorov–Smirnov tests, Bonferroni-corrected over the dimensions."""
+GROUP_PLURALS = {"family": "families", "source": "sources"}
+"""The instrument-level attributes tested on instrument means, and their plurals in phrases."""
 
 
 @dataclass(frozen=True)
 class StatisticsResult(StageResult):
-    """Descriptive statistics of the posterior means of the test notes.
+    """Descriptive statistics of the posterior means of the test notes, tested with the instrument as unit.
 
     Tables: ``dimensions`` (:func:`~vaetone.analysis.statistics.dimension_table` of the test
-    notes' mu and std, indexed by dim), ``variance_split`` (dim × {variance of the posterior
-    mean, mean posterior variance}), ``correlation`` (dim × dim Pearson r),
-    ``factor_association`` (tidy: dim, factor, pearson_r, spearman_rho, mutual_info),
-    ``rank_correlation`` and ``mutual_info`` (dim × {pitch, velocity}: Spearman ρ, MI in nats),
-    ``categorical_association`` (tidy: dim, factor, eta_squared, anova_F, anova_p),
-    ``eta_squared`` (dim × {family, source}), ``family_means`` (family × {n, 0..D-1}),
-    ``notes`` (the test notes: family, source, instrument, pitch, velocity), ``pca`` and
-    ``tsne`` (x, y per test note, in the order of ``notes``).
+    notes' mu and std, indexed by dim), ``normality`` (dim: ks_stat, icc, ks_p with the nested
+    null, ks_p_notes; :func:`~vaetone.analysis.nesting.nested_normality`), ``variance_split``
+    (dim × {variance of the posterior mean, mean posterior variance}), ``correlation`` (dim ×
+    dim Pearson r), ``factor_association`` (tidy: dim, factor, pearson_r, spearman_rho,
+    mutual_info), ``rank_correlation`` and ``mutual_info`` (dim × {pitch, velocity}: Spearman
+    ρ, MI in nats), ``categorical_association`` (tidy: dim, factor, eta_squared, anova_F,
+    anova_p on instrument means, anova_p_notes, n_instruments, n_groups), ``group_tests``
+    (dim × {family, source}_{F, p, p_notes}), ``eta_squared`` (dim × {family, source,
+    instrument}), ``family_means`` (family × {n, 0..D-1}), ``intervals`` (see
+    :func:`~vaetone.analysis.statistics_intervals.headline_intervals`), ``notes`` (the test
+    notes: family, source, instrument, pitch, velocity), ``pca`` and ``tsne`` (x, y per test
+    note, in the order of ``notes``).
     Findings: see :func:`dimension_findings`, :func:`correlation_findings`,
-    :func:`attribute_findings`, :func:`group_findings`; plus run_id, n_test,
-    n_test_instruments and pca_explained_variance (list of 2 ratios).
+    :func:`attribute_findings`, :func:`group_findings`, :func:`nested_test_findings` and the intervals'
+    ``<key>_ci``, ``<key>_low``, ``<key>_high``; plus run_id, n_test, n_test_instruments,
+    n_boot and pca_explained_variance (list of 2 ratios).
     Arrays: ``mu`` (n_test, D) posterior means of the test notes.
     dimension_order: the dimensions by decreasing KL to the prior.
     Chapter: 06_statistics.
     """
 
     stage: ClassVar[str] = "statistics"
-    version: ClassVar[int] = 1
-    params: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[int] = 2
+    params: ClassVar[tuple[str, ...]] = ("bootstrap_n",)
 
 
 def dim_list(dims) -> str:
@@ -103,7 +113,6 @@ def dimension_findings(table: pd.DataFrame, split: pd.DataFrame, order) -> dict:
     Returns:
         {"n_active", "n_dims": int; "inactive": "z3, z9" or "none"; "active": list of bool per dim;
          "kl_total": nats per note; "kl_top": the three largest, "z5 (1.3 nats), ...";
-         "n_rejected": dimensions whose KS test rejects N(0, 1) at 5 %, Bonferroni-corrected;
          "var_range", "total_var_range": "0.04 to 1.13" (variance of the posterior mean; and plus
          the mean posterior variance)}. Chapter: 06_statistics.
     """
@@ -115,7 +124,6 @@ def dimension_findings(table: pd.DataFrame, split: pd.DataFrame, order) -> dict:
         "active": [bool(a) for a in table["active"]],
         "kl_total": float(table["kl"].sum()),
         "kl_top": ", ".join(f"z{d} ({table.loc[d, 'kl']:.1f} nats)" for d in order[:3]),
-        "n_rejected": int((table["ks_p"] < KS_LEVEL / len(table)).sum()),
         "var_range": f"{table['variance'].min():.2f} to {table['variance'].max():.2f}",
         "total_var_range": f"{total.min():.2f} to {total.max():.2f}",
     }
@@ -166,12 +174,14 @@ def attribute_findings(mi: pd.DataFrame, rho: pd.DataFrame) -> dict:
 
 
 def group_findings(eta: pd.DataFrame, means: pd.DataFrame) -> dict:
-    """The dimension each categorical attribute explains most of, and the number of families.
+    """The dimension each categorical attribute explains most of, instrument identity there, and the families.
 
     Args:
-        eta: dim × {family, source} η²; means: the family means (one row per family).
+        eta: dim × {family, source, instrument} η²; means: the family means (one row per family).
     Returns:
-        {"family_dim": "z10", "family_eta", "source_dim", "source_eta", "n_families"}. Chapter: 06_statistics.
+        {"family_dim": "z10", "family_eta", "source_dim", "source_eta", "instrument_eta" (η² of
+        instrument identity on the family's dimension: the family's share is at most this),
+        "n_families"}. Chapter: 06_statistics.
     """
     fam, src = strongest(eta["family"]), strongest(eta["source"])
     return {
@@ -179,8 +189,56 @@ def group_findings(eta: pd.DataFrame, means: pd.DataFrame) -> dict:
         "family_eta": float(eta.loc[fam, "family"]),
         "source_dim": f"z{src}",
         "source_eta": float(eta.loc[src, "source"]),
+        "instrument_eta": float(eta.loc[fam, "instrument"]),
         "n_families": int(len(means)),
     }
+
+
+def group_tests(cats: pd.DataFrame) -> pd.DataFrame:
+    """The ANOVAs of :func:`~vaetone.analysis.statistics.categorical_association` side by side.
+
+    Returns:
+        DataFrame indexed by dim: {factor}_F, {factor}_p (on instrument means), {factor}_p_notes
+        (notes counted as independent) for each factor. Chapter: 06_statistics.
+    """
+    cols = {"anova_F": "F", "anova_p": "p", "anova_p_notes": "p_notes"}
+    parts = [
+        sub.set_index("dim")[list(cols)].rename(columns=lambda c, f=f: f"{f}_{cols[c]}")
+        for f, sub in cats.groupby("factor", sort=False)
+    ]
+    return pd.concat(parts, axis=1)
+
+
+def nested_test_findings(
+    normal: pd.DataFrame, cats: pd.DataFrame, n_notes: int, n_instruments: int, n_sim: int
+) -> dict:
+    """The counts and phrases of the nesting-aware tests (Bonferroni-corrected 5 % over the dimensions).
+
+    Args:
+        normal: :func:`~vaetone.analysis.nesting.nested_normality`; cats:
+        :func:`~vaetone.analysis.statistics.categorical_association` (family and source);
+        n_notes, n_instruments: the test notes and their instruments; n_sim: simulations of the KS null.
+    Returns:
+        {"n_rejected", "n_rejected_notes", "normality_test": "13 of 16 dimensions differ from
+        N(0, 1) (KS against nested N(0, 1) notes of 60 instruments, ...); counting the 480 notes as
+        independent, 15 would"; per attribute a in {family, source}: "n_{a}_differ" (NaN when
+        undefined), "n_{a}_differ_notes", "{a}_test" (the phrase, or "undefined: ...; counting ...")}.
+    Chapter: 06_statistics.
+    """
+    unit = f"Kolmogorov–Smirnov against nested N(0, 1) notes of {n_instruments} instruments, {n_sim} simulations"
+    counts, phrase = count_phrase(normal["ks_p"], normal["ks_p_notes"], "differ from N(0, 1)", n_notes, unit)
+    if np.isnan(counts["n"]):
+        phrase = f"undefined: the notes come from {n_instruments} instrument; {phrase}"
+    out = {"n_rejected": counts["n"], "n_rejected_notes": counts["n_notes"], "normality_test": phrase}
+    for name, plural in GROUP_PLURALS.items():
+        sub = cats[cats["factor"] == name]
+        k, g = int(sub["n_instruments"].iloc[0]), int(sub["n_groups"].iloc[0])
+        unit = f"one-way ANOVA on the means of {k} instruments in {g} {plural}"
+        counts, phrase = count_phrase(sub["anova_p"], sub["anova_p_notes"], f"differ between {plural}", n_notes, unit)
+        if np.isnan(counts["n"]):
+            phrase = f"{undefined_anova(k, g, plural)}; {phrase}"
+        out |= {f"n_{name}_differ": counts["n"], f"n_{name}_differ_notes": counts["n_notes"], f"{name}_test": phrase}
+    return out
 
 
 def note_table(meta: pd.DataFrame) -> pd.DataFrame:
@@ -199,56 +257,70 @@ def note_table(meta: pd.DataFrame) -> pd.DataFrame:
     return meta[list(NOTE_COLUMNS)].rename(columns=NOTE_COLUMNS)
 
 
-def compute_statistics(mu, std, meta: pd.DataFrame, seed: int = 0, run_id: str = "") -> StatisticsResult:
+def compute_statistics(
+    mu, std, meta: pd.DataFrame, seed: int = 0, run_id: str = "", n_boot: int = 1000
+) -> StatisticsResult:
     """Every statistic of chapter 06's first part from posterior means and standard deviations.
 
     Args:
         mu, std: (n, D) posterior means and standard deviations of the notes (e.g. the test split).
         meta: (n rows) the notes' metadata with the columns of :data:`NOTE_COLUMNS`.
-        seed: seed of the k-NN mutual information and of the PCA / t-SNE maps.
+        seed: seed of the k-NN mutual information, the PCA / t-SNE maps, the KS null and the bootstrap.
         run_id: the name of the run folder, quoted as ``run_id``.
+        n_boot: bootstrap resamples of the intervals (``bootstrap_n``); the nested KS null is simulated
+            :func:`~vaetone.analysis.nesting.simulations` times (at least ``n_boot``).
     Returns:
         A :class:`StatisticsResult`. Chapter: 06_statistics.
     """
     mu, notes = _as_2d(mu), note_table(meta)
     if len(notes) != len(mu):
         raise VaetoneError(f"{len(notes)} rows of metadata for {len(mu)} latent vectors; pass the same notes")
-    table = dimension_table(mu, std)
+    groups = notes["instrument"].to_numpy()
+    n_sim = simulations(n_boot, mu.shape[1])
+    table, normal = dimension_table(mu, std), nested_normality(mu, groups, n_sim, seed)
     order = [int(d) for d in kl_order(mu, std)]
     split = variance_split(table, std)
     corr = correlation_matrix(mu)
     assoc = factor_association(mu, notes[["pitch", "velocity"]], seed=seed)
     rho = assoc.pivot(index="dim", columns="factor", values="spearman_rho").rename_axis(columns="attribute")
     mi = assoc.pivot(index="dim", columns="factor", values="mutual_info").rename_axis(columns="attribute")
-    cats = categorical_association(mu, notes[["family", "source"]])
+    cats = categorical_association(mu, notes[["family", "source"]], groups)
     eta = cats.pivot(index="dim", columns="factor", values="eta_squared").rename_axis(columns="attribute")
+    eta["instrument"] = eta_squared(mu, groups)
     means = group_means(mu, notes["family"].to_numpy())
     pca, tsne = embed_2d(mu, "pca", seed=seed), embed_2d(mu, "tsne", seed=seed)
+    n_inst = int(notes["instrument"].nunique())
     findings = {
         "run_id": run_id,
         "n_test": len(notes),
-        "n_test_instruments": int(notes["instrument"].nunique()),
+        "n_test_instruments": n_inst,
+        "n_boot": int(n_boot),
         **dimension_findings(table, split, order),
         **correlation_findings(corr),
         **attribute_findings(mi, rho),
         **group_findings(eta, means),
+        **nested_test_findings(normal, cats, len(notes), n_inst, n_sim),
         "pca_explained_variance": [float(v) for v in pca.attrs.pop("explained_variance_ratio")],
     }
+    spans, quoted = headline_intervals(mu, std, notes, findings, n_boot, seed)
     tables = {
         "dimensions": table,
+        "normality": normal,
         "variance_split": split,
         "correlation": corr,
         "factor_association": assoc,
         "rank_correlation": rho,
         "mutual_info": mi,
         "categorical_association": cats,
+        "group_tests": group_tests(cats),
         "eta_squared": eta,
         "family_means": means,
+        "intervals": spans,
         "notes": notes,
         "pca": pca.set_axis(notes.index),
         "tsne": tsne.set_axis(notes.index),
     }
-    return StatisticsResult(tables, findings, {"mu": mu.astype(np.float32)}, tuple(order))
+    return StatisticsResult(tables, findings | quoted, {"mu": mu.astype(np.float32)}, tuple(order))
 
 
 def load_test_latents(cfg: Config):
@@ -269,7 +341,8 @@ def result(cfg: Config) -> StatisticsResult:
     """The descriptive statistics of the test notes' posterior under the run of ``cfg``, computed once.
 
     Args:
-        cfg: the configuration; its data, feature, model and training parameters pick the run.
+        cfg: the configuration; its data, feature, model and training parameters pick the run;
+            ``bootstrap_n`` sizes the intervals and the nested KS null.
     Returns:
         A :class:`StatisticsResult`, cached in ``<run folder>/results/statistics-<key>/``.
     Chapter: 06_statistics.
@@ -277,6 +350,8 @@ def result(cfg: Config) -> StatisticsResult:
 
     def compute() -> StatisticsResult:
         run, test = load_test_latents(cfg)
-        return compute_statistics(test.mu, test.std, test.meta, seed=cfg.seed, run_id=run.path.name)
+        return compute_statistics(
+            test.mu, test.std, test.meta, seed=cfg.seed, run_id=run.path.name, n_boot=cfg.bootstrap_n
+        )
 
     return cached(StatisticsResult, cfg, compute, folder=store.run_dir(cfg), upstream=store.key("train", cfg))

@@ -39,8 +39,24 @@ def test_baseline_values():
     )
     with pytest.raises(ConfigError):
         abl.baseline_values(z, "median")
+    with pytest.raises(ConfigError, match="reference notes"):
+        abl.baseline_values(z, "mean", reference=torch.zeros(5, 2))
     ablated = abl.ablate(z, [1], abl.baseline_values(z, "zero"))
     assert torch.equal(ablated[:, 1], torch.zeros(4)) and torch.equal(ablated[:, [0, 2]], z[:, [0, 2]])
+
+
+def test_mean_and_permute_baselines_from_reference_notes():
+    """The "mean" and "permute" baselines read the reference notes (e.g. the training notes), not the ablated ones."""
+    z = torch.zeros(5, 2)
+    reference = torch.tensor([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
+    assert torch.equal(abl.baseline_values(z, "mean", reference=reference), torch.tensor([[2.0, 20.0]] * 5))
+    drawn = abl.baseline_values(z, "permute", seed=1, reference=reference)
+    assert drawn.shape == (5, 2) and torch.equal(drawn, abl.baseline_values(z, "permute", seed=1, reference=reference))
+    for j in range(2):  # a permutation of the reference, cycled to 5 notes: each value at least once
+        assert sorted(drawn[:3, j].tolist()) == reference[:, j].tolist() and torch.equal(drawn[3:, j], drawn[:2, j])
+    assert torch.equal(abl.baseline_values(z, "zero", reference=reference), z)
+    many = torch.randn(7, 3)  # without a reference: the ablated notes themselves, as before
+    assert torch.equal(abl.baseline_values(many, "permute", seed=4), abl.baseline_values(many, "permute", 4, many))
 
 
 @pytest.mark.parametrize("baseline", ["zero", "mean", "permute"])
@@ -118,6 +134,22 @@ def test_cumulative_ablation(case):
     assert cum.query("order == 'good' and k == 2")["kept"].item() == "0,1"
     with pytest.raises(ConfigError):
         abl.cumulative_ablation(decode, z, ref, {"broken": [0, 0, 1, 2]})
+
+
+def test_kept_errors_per_note_and_their_curves(case):
+    decode, z, ref = case
+    base = abl.reconstruction_errors(decode, z, ref)["logmel_mse"].to_numpy()
+    errors = abl.kept_errors(decode, z, ref, [0, 1, 2, 3])
+    assert list(errors.columns) == [0, 1, 2, 3, 4] and errors.shape == (N, D + 1)
+    assert np.allclose(errors[1], base) and np.allclose(errors[4], base) and errors[0].mean() > base.mean() + 0.05
+    some = abl.kept_errors(decode, z, ref, [3, 2, 1, 0], ks=[0, 3])
+    assert list(some.columns) == [0, 3] and np.allclose(some[3], errors[0])  # z_0 is still ablated
+    table = abl.cumulative_table({"good": errors}, {"good": [0, 1, 2, 3]})
+    assert table["error_mean"].tolist() == pytest.approx(errors.mean().tolist())
+    assert table["error_sem"].tolist() == pytest.approx(errors.sem().tolist())
+    assert table["kept"].tolist() == ["", "0", "0,1", "0,1,2", "0,1,2,3"]
+    with pytest.raises(ConfigError, match="every dimension"):
+        abl.kept_errors(decode, z, ref, [0, 1, 2])
 
 
 def test_shape_mismatch_is_a_clear_error(case):

@@ -1,16 +1,19 @@
 """Feature ablation of the latent dimensions (chapter 05_ablation).
 
 :mod:`~.methods`: ablation effects, baselines, Captum cross-check, cumulative ablation;
-:mod:`~.effects`: what an ablation changes in descriptors and audio metrics;
+:mod:`~.effects`: what an ablation changes in the descriptors, and the name of each dimension;
+:mod:`~.choice`: what the stage chooses, on the validation notes (order, free dimensions, k90);
+:mod:`~.scores`: the test scores of those choices, with instrument-level intervals;
 :mod:`~.stage`: the stage result, ``result(cfg) -> AblationResult``, every number chapter 05 quotes.
 """
 
 from vaetone.analysis.ablation.effects import (
     ablation_descriptor_effects,
-    audio_ablation_effects,
-    audio_metrics,
+    ablation_labels,
     descriptor_effects,
+    descriptor_labels,
     descriptor_metric,
+    descriptor_rho,
 )
 from vaetone.analysis.ablation.methods import (
     BASELINES,
@@ -21,31 +24,38 @@ from vaetone.analysis.ablation.methods import (
     baseline_values,
     captum_ablation,
     cumulative_ablation,
+    cumulative_table,
     importance_order,
+    kept_errors,
     pitch_ranges,
     reconstruction_errors,
     summarise_ablation,
 )
 from vaetone.analysis.ablation.stage import AblationInputs, AblationResult, compute_ablation, result
+from vaetone.analysis.sensitivity.labels import MIXED
 
 __all__ = [
     "BASELINES",
+    "MIXED",
     "AblationInputs",
     "AblationResult",
     "Metric",
     "ablate",
     "ablation_descriptor_effects",
     "ablation_effects",
+    "ablation_labels",
     "ablation_matrix",
-    "audio_ablation_effects",
-    "audio_metrics",
     "baseline_values",
     "captum_ablation",
     "compute_ablation",
     "cumulative_ablation",
+    "cumulative_table",
     "descriptor_effects",
+    "descriptor_labels",
     "descriptor_metric",
+    "descriptor_rho",
     "importance_order",
+    "kept_errors",
     "pitch_ranges",
     "reconstruction_errors",
     "result",

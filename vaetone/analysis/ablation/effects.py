@@ -1,20 +1,20 @@
-"""What ablating a dimension changes: descriptors of the ablated decodes, and audio metrics.
+"""What ablating a dimension changes: the net change of the descriptors of the ablated decodes, and its name.
 
 Chapter: 05_ablation.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import rankdata
 
-from vaetone.analysis import metrics
 from vaetone.analysis.ablation import methods as ablation
 from vaetone.analysis.decoding import Decoder, decode_batched, default_describe
+from vaetone.analysis.sensitivity.labels import NONE, dimension_labels
 from vaetone.config import Config
 from vaetone.errors import VaetoneError
 
@@ -44,20 +44,10 @@ def descriptor_metric(cfg: Config | None, describe: Callable | None = None) -> C
     return descriptors
 
 
-def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.DataFrame:
-    """How much ablating each dimension moves each descriptor, from effects that include :func:`descriptor_metric`.
+def _changes(effects: pd.DataFrame, shift, name: str):
+    """(descriptor names, their scales, {dim: (shift (n,), changes (n, k))}) of the descriptor rows of ablation effects.
 
-    For dimension j: the mean over notes of |descriptor(decode(z with z_j ablated)) −
-    descriptor(decode(z))|, divided by the descriptor's standard deviation (ddof=0) over the
-    unablated decodes (unitless, comparable across descriptors; a descriptor constant up to
-    rounding, standard deviation below 1e-6 of its magnitude, gives NaN).
-
-    Args:
-        effects: from :func:`vaetone.analysis.ablation.ablation_effects` with ``{name: descriptor_metric(cfg)}``
-            among its metrics.
-        name: the name the descriptor metric was given.
-    Returns:
-        DataFrame indexed by dim, one column per descriptor. Chapter: 05_ablation.
+    The scales are those of the unablated decodes (NaN for a descriptor constant up to rounding).
     """
     rows = effects[effects["metric"].str.startswith(f"{name}:")]
     if rows.empty:
@@ -65,15 +55,111 @@ def descriptor_effects(effects: pd.DataFrame, name: str = "descriptors") -> pd.D
             f"no {name!r} metrics in the ablation effects; pass "
             f"{{{name!r}: vaetone.analysis.ablation.descriptor_metric(cfg)}} among the metrics"
         )
+    notes = pd.Index(pd.unique(rows["note"]))
+    shift = np.asarray(torch.as_tensor(shift, dtype=torch.float64))
+    if shift.shape[0] != len(notes):
+        raise VaetoneError(f"descriptor effects: {shift.shape[0]} shifts for {len(notes)} notes; pass one row per note")
     columns = list(pd.unique(rows["metric"]))
     base = rows[rows["dim"] == rows["dim"].iloc[0]].pivot(index="note", columns="metric", values="base")[columns]
     scale = base.std(ddof=0)
     scale = scale.where(scale > 1e-6 * np.maximum(1.0, base.abs().mean()))  # constant up to rounding: NaN
-    change = rows.assign(change=rows["increase"].abs()).groupby(["dim", "metric"])["change"].mean()
-    frame = (change.unstack("metric")[columns] / scale).rename(columns=lambda c: c[len(name) + 1 :])
-    frame.columns.name = None
+    per_dim = {
+        int(dim): (shift[:, int(dim)], g.pivot(index="note", columns="metric", values="increase").loc[notes, columns])
+        for dim, g in rows.groupby("dim")
+    }
+    return (
+        [c[len(name) + 1 :] for c in columns],
+        scale.to_numpy(),
+        {d: (s, c.to_numpy()) for d, (s, c) in per_dim.items()},
+    )
+
+
+def _frame(values: dict[int, np.ndarray], names: list[str]) -> pd.DataFrame:
+    """dims × descriptors from {dim: (k,) values}."""
+    frame = pd.DataFrame.from_dict(values, orient="index", columns=names)
     frame.index.name = "dim"
     return frame
+
+
+def descriptor_effects(effects: pd.DataFrame, shift, name: str = "descriptors") -> pd.DataFrame:
+    """The net signed change of each descriptor per unit of a dimension, from effects with :func:`descriptor_metric`.
+
+    For dimension j an ablation shifts each note's ``z_j`` by ``s = baseline − z_j`` (``shift``) and
+    its descriptor by ``Δ``; the least-squares slope through the origin ``b = Σ Δ·s / Σ s²`` is the
+    net change per unit of ``z_j``: positive when the descriptor grows with ``z_j``, near 0 when the
+    changes of the notes cancel (no monotonic relation), whatever their size. It is reported
+    standardised, ``b · std(s) / std(descriptor)``: descriptor standard deviations (over the
+    unablated decodes, ddof=0) per standard deviation of the shift (of ``z_j`` for the "zero" and
+    "mean" baselines). A descriptor linear in ``z_j`` alone scores ±1; a descriptor constant up to
+    rounding (standard deviation below 1e-6 of its magnitude) or a dimension that never moves gives NaN.
+
+    Args:
+        effects: from :func:`vaetone.analysis.ablation.ablation_effects` with ``{name: descriptor_metric(cfg)}``
+            among its metrics.
+        shift: (n, D) ablated minus original latents (``baseline_values(z, ...) − z``), in the
+            order of the effects' notes.
+        name: the name the descriptor metric was given.
+    Returns:
+        DataFrame indexed by dim, one column per descriptor (signed, unitless). Chapter: 05_ablation.
+    """
+    names, scale, per_dim = _changes(effects, shift, name)
+    out = {}
+    for dim, (s, change) in per_dim.items():
+        power = float((s**2).sum())
+        slope = (s @ change) / power if power > 0 else np.full(len(names), np.nan)
+        out[dim] = slope * s.std() / scale
+    return _frame(out, names)
+
+
+def descriptor_rho(effects: pd.DataFrame, shift, name: str = "descriptors") -> pd.DataFrame:
+    """How monotonic each descriptor's change is in the shift of a dimension: Spearman ρ over the notes.
+
+    Args:
+        effects, shift, name: as :func:`descriptor_effects`.
+    Returns:
+        DataFrame indexed by dim, one column per descriptor: Spearman ρ of the notes' shifts
+        ``s`` and changes ``Δ`` (+1: the descriptor rises with ``z_j`` note by note; NaN where
+        either is constant). Chapter: 05_ablation.
+    """
+    names, _, per_dim = _changes(effects, shift, name)
+    out = {}
+    for dim, (s, change) in per_dim.items():
+        rs = rankdata(s) - (len(s) + 1) / 2
+        rc = rankdata(change, axis=0) - (len(s) + 1) / 2
+        norm = np.sqrt((rs**2).sum() * (rc**2).sum(axis=0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[dim] = np.where(norm > 0, rs @ rc / np.where(norm > 0, norm, 1.0), np.nan)
+    return _frame(out, names)
+
+
+def ablation_labels(moved: pd.DataFrame, rho: pd.DataFrame) -> pd.DataFrame:
+    """Name each dimension by the descriptor its ablation changes dominantly and monotonically, "mixed" otherwise.
+
+    The rule of :func:`vaetone.analysis.sensitivity.labels.dimension_labels` (the sweeps' rule of
+    chapter 04), on the ablation's net changes: the descriptor of largest |net change| names the
+    dimension if that change is at least ``LABEL_MIN_CHANGE``, at least ``LABEL_RATIO`` times the
+    runner-up's, and monotonic (|ρ| at least ``LABEL_MIN_RHO``); else the dimension is "mixed", or
+    "none" when it moves no descriptor.
+
+    Args:
+        moved: dims × descriptors, :func:`descriptor_effects`; rho: the same of :func:`descriptor_rho`.
+    Returns:
+        DataFrame indexed by dim: label, label_descriptor, label_change, label_runner_up, label_rho
+        (see :func:`~vaetone.analysis.sensitivity.labels.dimension_labels`). Chapter: 05_ablation.
+    """
+    return dimension_labels(moved, rho.reindex(index=moved.index, columns=moved.columns))
+
+
+def descriptor_labels(moved: pd.DataFrame, rho: pd.DataFrame) -> dict[int, str]:
+    """The names of :func:`ablation_labels` as ``{dim: descriptor or "mixed"}``, dimensions that move nothing left out.
+
+    Args:
+        moved: dims × descriptors, :func:`descriptor_effects`; rho: the same of :func:`descriptor_rho`.
+    Returns:
+        {dim: name}. Chapter: 05_ablation.
+    """
+    labels = ablation_labels(moved, rho)["label"]
+    return {int(d): str(label) for d, label in labels.items() if label != NONE}
 
 
 def ablation_descriptor_effects(
@@ -85,7 +171,7 @@ def ablation_descriptor_effects(
     describe: Callable | None = None,
     batch_size: int = 512,
 ) -> pd.DataFrame:
-    """How much ablating each dimension moves each descriptor of the decoded output.
+    """The net signed change of each descriptor of the decoded output when a dimension is ablated.
 
     The table of :func:`descriptor_effects` on its own ablation pass (when the reconstruction
     errors are needed too, add :func:`descriptor_metric` to their metrics instead and decode once).
@@ -97,7 +183,8 @@ def ablation_descriptor_effects(
         baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
         describe: outputs (n, n_mels, frames) → DataFrame of n rows (default the spectral descriptors).
     Returns:
-        DataFrame indexed by dim, one column per descriptor. Chapter: 05_ablation.
+        DataFrame indexed by dim, one column per descriptor (signed, unitless; see
+        :func:`descriptor_effects`). Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     ref = decode_batched(decode, z, batch_size)  # only sets the layout: the descriptor metric ignores it
@@ -110,77 +197,4 @@ def ablation_descriptor_effects(
         seed=seed,
         batch_size=batch_size,
     )
-    return descriptor_effects(effects, "descriptors")
-
-
-def audio_metrics(cfg: Config) -> dict[str, Callable]:
-    """Frequency accuracy and f0 error (cents) of audio, as in chapter 03, for :func:`audio_ablation_effects`.
-
-    Returns:
-        {"frequency_accuracy": metric (higher is better, 0..1), "f0_error_cents": metric (f0 search
-        range of :func:`vaetone.analysis.metrics.f0_range`)}, each ``metric(ref_audio, est_audio) -> (n,)``.
-    Chapter: 05_ablation.
-    """
-    return {
-        "frequency_accuracy": metrics.frequency_accuracy,
-        "f0_error_cents": functools.partial(metrics.f0_error_cents, **metrics.f0_range(cfg)),
-    }
-
-
-def audio_ablation_effects(
-    decode: Decoder,
-    z,
-    ref_audio,
-    to_audio: Callable,
-    audio_metrics: Mapping[str, Callable],
-    baseline="zero",
-    seed: int = 0,
-    higher_is_better: Sequence[str] = (),
-    index=None,
-    batch_size: int = 512,
-) -> pd.DataFrame:
-    """Per note and dimension, the change of audio metrics when that dimension is ablated, in one batch.
-
-    The same quantities as :func:`vaetone.analysis.ablation.ablation_effects` with each metric applied to
-    ``to_audio`` of the decoded log-mels, but the unablated and the D ablated versions of every
-    note are decoded and turned into audio in a single batch (one Griffin-Lim run instead of D + 1).
-
-    Args:
-        decode: latent (n, D) → dB output.
-        z: (n, D) posterior means.
-        ref_audio: (n, samples) reference waveforms (best the references' own resynthesis).
-        to_audio: dB log-mels (m, n_mels, frames) → audio (m, samples), e.g.
-            ``lambda db: mel_to_audio(db, cfg).numpy()``.
-        audio_metrics: {name: metric(ref_audio, est_audio) -> (m,)} (see :func:`audio_metrics`).
-        baseline, seed: as in :func:`vaetone.analysis.ablation.baseline_values`.
-        higher_is_better: metric names whose ``degradation`` is ``-increase``.
-        index: (n,) note labels.
-    Returns:
-        Tidy DataFrame: note, dim, metric, base, ablated, increase, degradation (as
-        :func:`vaetone.analysis.ablation.ablation_effects`). Chapter: 05_ablation.
-    """
-    z = torch.as_tensor(z, dtype=torch.float32)
-    n, d = z.shape
-    values = ablation.baseline_values(z, baseline, seed)
-    variants = torch.cat([z] + [ablation.ablate(z, [j], values) for j in range(d)])  # ((d+1)·n, D)
-    est = np.asarray(to_audio(decode_batched(decode, variants, batch_size)))
-    ref = np.concatenate([np.asarray(ref_audio)] * (d + 1))
-    index = np.arange(n) if index is None else np.asarray(index)
-    frames = []
-    for name, metric in audio_metrics.items():
-        score = np.asarray(metric(ref, est), dtype=float).reshape(d + 1, n)
-        inc = score[1:] - score[0]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "note": np.tile(index, d),
-                    "dim": np.repeat(np.arange(d), n),
-                    "metric": name,
-                    "base": np.tile(score[0], d),
-                    "ablated": score[1:].ravel(),
-                    "increase": inc.ravel(),
-                    "degradation": (-inc if name in higher_is_better else inc).ravel(),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
+    return descriptor_effects(effects, ablation.baseline_values(z, baseline, seed) - z, "descriptors")

@@ -4,9 +4,11 @@ Used in chapter ``05_ablation``. For each dimension ``j`` the posterior means ``
 get column ``j`` replaced by a baseline, are decoded, and each reconstruction metric is
 compared with that of the unablated reconstruction, note by note:
 
-* baselines (:data:`BASELINES`): ``"zero"`` (the prior mean), ``"mean"`` (the data mean of
-  ``z_j``), ``"permute"`` (the values of ``z_j`` permuted across notes, seeded: keeps the
-  marginal, breaks the link to the note);
+* baselines (:data:`BASELINES`): ``"zero"`` (the prior mean), ``"mean"`` (the mean of ``z_j``
+  over reference notes), ``"permute"`` (values of ``z_j`` of reference notes in a seeded random
+  order: keeps the marginal, breaks the link to the note). The reference notes are the ablated
+  notes themselves unless ``reference`` is given; the book passes the training notes, so that no
+  baseline is computed from the notes it is scored on;
 * ``increase = metric(ref, decode(z_ablated)) - metric(ref, decode(z))`` per note, where ``ref`` is
   the note's own (input) spectrogram; ``degradation`` is the increase with its sign flipped for
   metrics where higher is better (frequency accuracy);
@@ -56,29 +58,39 @@ def _as_ref(ref) -> torch.Tensor:
     return ref[:, 0] if ref.dim() == 4 else ref
 
 
-def baseline_values(z, baseline: str | torch.Tensor = "zero", seed: int = 0) -> torch.Tensor:
+def baseline_values(z, baseline: str | torch.Tensor = "zero", seed: int = 0, reference=None) -> torch.Tensor:
     """The value each entry of z takes when its dimension is ablated.
 
     Args:
         z: (n, D) latents (posterior means).
-        baseline: "zero" (prior mean), "mean" (each dimension's mean over the notes),
-            "permute" (each column permuted across notes independently, seeded), or a tensor
+        baseline: "zero" (prior mean), "mean" (each dimension's mean over the reference notes),
+            "permute" (each column of the reference notes in its own seeded random order, its
+            first n values; cycled when the reference has fewer than n notes), or a tensor
             broadcastable to (n, D).
         seed: seed of the permutations.
+        reference: (r, D) latents the "mean" and "permute" baselines are taken from (e.g. the
+            training notes'); default ``z`` itself.
     Returns:
         (n, D) float32 tensor. Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
     if isinstance(baseline, (torch.Tensor, np.ndarray)):
         return torch.as_tensor(baseline, dtype=torch.float32).expand_as(z).clone()
+    ref = z if reference is None else torch.as_tensor(reference, dtype=torch.float32)
+    if baseline != "zero" and (ref.dim() != 2 or ref.shape[1] != z.shape[1] or len(ref) == 0):
+        raise ConfigError(
+            f"the ablation baseline's reference notes have shape {tuple(ref.shape)}; they must be (r >= 1, "
+            f"{z.shape[1]}) latents of the same model as the ablated notes"
+        )
     if baseline == "zero":
         return torch.zeros_like(z)
     if baseline == "mean":
-        return z.mean(0, keepdim=True).expand_as(z).clone()
+        return ref.mean(0, keepdim=True).expand_as(z).clone()
     if baseline == "permute":
         gen = torch.Generator().manual_seed(seed)
-        perms = torch.stack([torch.randperm(len(z), generator=gen) for _ in range(z.shape[1])], 1)
-        return torch.gather(z, 0, perms)
+        rows = torch.arange(len(z)) % len(ref)
+        perms = torch.stack([torch.randperm(len(ref), generator=gen)[rows] for _ in range(z.shape[1])], 1)
+        return torch.gather(ref, 0, perms)
     raise ConfigError(f"unknown ablation baseline {baseline!r}; use one of {list(BASELINES)} or a tensor")
 
 
@@ -134,12 +146,13 @@ def ablation_effects(
     index=None,
     batch_size: int = 512,
     device=None,
+    reference=None,
 ) -> pd.DataFrame:
     """Per note and dimension, the change of each metric when that one dimension is ablated.
 
     Args:
         decode, z, ref, metrics: as in :func:`reconstruction_errors`.
-        baseline, seed: as in :func:`baseline_values`.
+        baseline, seed, reference: as in :func:`baseline_values`.
         dims: dimensions to ablate (default all).
         higher_is_better: metric names whose ``degradation`` is ``-increase``.
         index: (n,) note labels (e.g. ``meta.index``); default 0..n-1.
@@ -148,7 +161,7 @@ def ablation_effects(
         the unablated reconstruction), ablated, increase (ablated − base), degradation. Chapter: 05_ablation.
     """
     z = torch.as_tensor(z, dtype=torch.float32)
-    values = baseline_values(z, baseline, seed)
+    values = baseline_values(z, baseline, seed, reference)
     base = reconstruction_errors(decode, z, ref, metrics, batch_size, device)
     dims = range(z.shape[1]) if dims is None else dims
     index = np.arange(len(z)) if index is None else np.asarray(index)
@@ -298,6 +311,64 @@ def captum_ablation(
     return -attr.double().numpy()
 
 
+def kept_errors(
+    decode: Decoder,
+    z,
+    ref,
+    order: Sequence[int],
+    ks: Sequence[int] | None = None,
+    metric: Metric | None = None,
+    baseline="zero",
+    seed: int = 0,
+    batch_size: int = 512,
+    device=None,
+) -> pd.DataFrame:
+    """Each note's error with only the first k dimensions of ``order`` kept (the others ablated), for each k.
+
+    Args:
+        decode, z, ref: as in :func:`ablation_effects`.
+        order: every dimension once, most important first.
+        ks: the numbers of kept dimensions (default 0..D).
+        metric: one metric (default :func:`vaetone.analysis.metrics.logmel_mse`).
+        baseline, seed: as in :func:`baseline_values`.
+    Returns:
+        DataFrame (n notes, one column per k, named k), in the metric's units. Chapter: 05_ablation.
+    """
+    z = torch.as_tensor(z, dtype=torch.float32)
+    values, metric, n_dims = baseline_values(z, baseline, seed), metric or _logmel_mse, z.shape[1]
+    order = [int(d) for d in order]
+    if sorted(order) != list(range(n_dims)):
+        raise ConfigError(f"an ablation order must list every dimension 0..{n_dims - 1} once, got {order}")
+    ks = range(n_dims + 1) if ks is None else [int(k) for k in ks]
+    cols = {}
+    for k in tqdm(ks, desc="cumulative ablation", leave=False):
+        kept = ablate(z, order[k:], values)
+        cols[k] = reconstruction_errors(decode, kept, ref, {"e": metric}, batch_size, device)["e"].to_numpy()
+    return pd.DataFrame(cols)
+
+
+def cumulative_table(errors: Mapping[str, pd.DataFrame], orders: Mapping[str, Sequence[int]]) -> pd.DataFrame:
+    """The tidy curves of :func:`cumulative_ablation` from each order's :func:`kept_errors`.
+
+    Args:
+        errors: {order name: kept_errors table (n notes × k)}; orders: {order name: its dimensions}.
+    Returns:
+        Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter: 05_ablation.
+    """
+    rows = [
+        {
+            "order": name,
+            "k": int(k),
+            "kept": ",".join(str(int(d)) for d in list(orders[name])[: int(k)]),
+            "error_mean": float(table[k].mean()),
+            "error_sem": float(table[k].sem()),
+        }
+        for name, table in errors.items()
+        for k in table.columns
+    ]
+    return pd.DataFrame(rows)
+
+
 def cumulative_ablation(
     decode: Decoder,
     z,
@@ -320,23 +391,12 @@ def cumulative_ablation(
     Returns:
         Tidy DataFrame: order, k, kept (dims as "3,0,5"), error_mean, error_sem (over notes). Chapter: 05_ablation.
     """
-    z = torch.as_tensor(z, dtype=torch.float32)
-    values, metric, n_dims, rows = baseline_values(z, baseline, seed), metric or _logmel_mse, z.shape[1], []
     for name, order in orders.items():
-        order = [int(d) for d in order]
-        if sorted(order) != list(range(n_dims)):
-            raise ConfigError(f"order {name!r} must list every dimension 0..{n_dims - 1} once, got {order}")
-        for k in tqdm(range(n_dims + 1), desc=f"cumulative ablation ({name})", leave=False):
-            err = reconstruction_errors(decode, ablate(z, order[k:], values), ref, {"e": metric}, batch_size, device)[
-                "e"
-            ]
-            rows.append(
-                {
-                    "order": name,
-                    "k": k,
-                    "kept": ",".join(map(str, order[:k])),
-                    "error_mean": err.mean(),
-                    "error_sem": err.sem(),
-                }
-            )
-    return pd.DataFrame(rows)
+        n_dims = torch.as_tensor(z).shape[1]
+        if sorted(int(d) for d in order) != list(range(n_dims)):
+            raise ConfigError(f"order {name!r} must list every dimension 0..{n_dims - 1} once, got {list(order)}")
+    errors = {
+        name: kept_errors(decode, z, ref, order, None, metric, baseline, seed, batch_size, device)
+        for name, order in orders.items()
+    }
+    return cumulative_table(errors, orders)

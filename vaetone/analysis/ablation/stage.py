@@ -13,23 +13,23 @@ import functools
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from vaetone import store
-from vaetone.analysis.ablation.effects import audio_metrics, descriptor_effects
-from vaetone.analysis.ablation.methods import importance_order
+from vaetone.analysis.ablation.choice import choice_findings, choose_on_valid
+from vaetone.analysis.ablation.effects import ablation_labels, descriptor_effects, descriptor_rho
+from vaetone.analysis.ablation.methods import baseline_values
+from vaetone.analysis.ablation.scores import cumulative_errors, cumulative_findings, error_bars, score
 from vaetone.analysis.ablation.steps import (
     AblationInputs,
-    audio_findings,
     audio_pick,
-    audio_subset_effects,
     baseline_effects,
     captum_findings,
-    cumulative_curves,
-    cumulative_findings,
     descriptor_findings,
     effect_findings,
     effect_tables,
     listening_examples,
+    listening_findings,
     summary_table,
 )
 from vaetone.analysis.decoding import db_decoder, default_describe
@@ -40,68 +40,93 @@ from vaetone.results import StageResult, cached
 class AblationResult(StageResult):
     """What ablating latent dimensions costs the reconstruction, every number chapter 05 quotes.
 
-    Tables: ``summary`` (:func:`~.steps.summary_table`), ``zero_overall`` (its zero-baseline,
-    overall, log-mel MSE rows indexed by ``dim``: base_mean, increase_mean, increase_sem,
-    relative_increase, ... in dB²), ``logmel_increase`` and ``logmel_increase_sem`` (dim ×
-    baseline, dB²), ``lsd_increase`` (dim in ablation order × baseline, dB), ``by_family`` and
-    ``by_pitch_range`` (group × dim, relative increase), ``audio_effects`` (tidy) and
-    ``audio_subset`` (dim in ablation order × audio metric), ``cumulative`` (order, k, kept,
-    error_mean, error_sem in dB²), ``descriptor_effects`` (dim in ablation order × descriptor, in
-    descriptor standard deviations), ``listening`` (note, variant, label of each listening example).
+    The order of the dimensions, the free dimensions, k90 and the KL order are chosen on the
+    validation notes; every score is measured on the test notes, the quoted ones with a 95 %
+    instrument-level bootstrap interval; the "mean" and "permute" baselines come from the
+    training notes.
 
-    Findings: run_id, n_test, n_dims, n_baselines; base_mse, top_abl, n_free, free_pct, baseline_costs,
-    costliest_baseline, rho_baselines, baselines_rank (:func:`~.steps.effect_findings`);
-    captum_max_abs_diff, captum_diff, captum_agrees, captum_largest; n_sub, sub_notes,
-    audio_subset, base_fa, base_f0; k90, recovered_pct, vae_k90, pca_k90, vae_full, pca_full, kl_gap;
-    dimension_descriptor ({str(dim): descriptor}), top_desc; kl_order; listen_columns.
+    Tables: ``summary`` (:func:`~.steps.summary_table`, test), ``zero_overall`` (its zero-baseline,
+    overall, log-mel MSE rows indexed by ``dim``: base_mean, increase_mean, increase_sem,
+    relative_increase, ... in dB², and ``label``: the dimension's name, a descriptor, "mixed" or
+    "none", :func:`~.effects.ablation_labels`), ``valid_overall`` (the same on the validation notes, from which
+    the order is chosen), ``logmel_increase``, ``logmel_increase_sem`` and ``logmel_increase_ci``
+    (dim × baseline, dB²; the last: half the width of the 95 % interval), ``lsd_increase`` (dim in
+    ablation order × baseline, dB), ``by_family`` and ``by_pitch_range`` (group with its notes and
+    instruments × dim, relative increase), ``cumulative`` (order, k, kept, error_mean, error_sem in
+    dB², test), ``intervals`` (quantity × unit, estimate, "95 % interval", notes, instruments),
+    ``descriptor_effects`` (dim in ablation order × descriptor, signed net change in descriptor
+    standard deviations per standard deviation of z_j), ``descriptor_rho`` (the same × Spearman ρ
+    of shift and change over the notes), ``listening`` (note, variant, label).
+
+    Findings: run_id, n_dims, n_baselines, n_reference (training notes of the baselines),
+    inversions_per_note (D + 1: what scoring every ablation on audio would cost);
+    choices on the validation notes (:func:`~.choice.choice_findings`): n_valid,
+    n_valid_instruments, n_free, free_pct, free_dims, k90, recovered_pct, kl_order; test scores
+    (:func:`~.scores.score`): n_test, n_test_instruments, base_mse_ci, top_abl, free_cost,
+    recovered_test, vae_vs_pca, order_rho; base_mse, baseline_costs, costliest_baseline,
+    rho_baselines, baselines_rank (:func:`~.steps.effect_findings`); error_bars; captum_max_abs_diff,
+    captum_diff, captum_agrees, captum_largest; vae_k90, pca_k90, vae_full, pca_full, kl_gap;
+    dimension_descriptor ({str(dim): descriptor or "mixed"}), top_desc, label_ratio, label_min_rho,
+    label_min_change (the naming rule of :func:`~.effects.descriptor_labels`); listen_columns, n_listen,
+    listen_notes, listen_peak_dbfs (the measured peak of ``listen_audio``), listen_target_dbfs.
 
     Arrays: ``listen_db`` (m, n_mels, frames) dB and ``listen_audio`` (m, samples) at one gain.
-    ``dimension_order``: dimensions by their zero-baseline log-mel ablation effect, costliest first.
+    ``dimension_order``: dimensions by their zero-baseline log-mel ablation effect on the
+    validation notes, costliest first.
     Chapter: 05_ablation.
     """
 
     stage: ClassVar[str] = "ablation"
-    version: ClassVar[int] = 1
-    params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters", "n_audio_examples")
+    version: ClassVar[int] = 2
+    params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters", "n_audio_examples", "bootstrap_n")
 
 
 def compute_ablation(inp: AblationInputs) -> AblationResult:
-    """Every number, table and example of the ablation chapter, from a decoder and the test notes.
+    """Every number, table and example of the ablation chapter: choices on the validation notes, scores on test.
 
     Args:
         inp: the decoders, latents, references and tools (:class:`AblationInputs`).
     Returns:
         :class:`AblationResult`. Chapter: 05_ablation.
     """
+    choice = choose_on_valid(inp)
+    order = choice.order
     effects = baseline_effects(inp)
     summary = summary_table(effects, inp.meta)
-    order = importance_order(effects["zero"], "logmel_mse")
+    errors, cumulative = cumulative_errors(inp, choice)
+    scores, intervals = score(inp, effects["zero"], choice, errors)
+    widths, bars = error_bars(effects, inp)
+    shift = baseline_values(inp.mu, "zero") - torch.as_tensor(inp.mu, dtype=torch.float32)
+    moved = descriptor_effects(effects["zero"], shift).loc[order]
+    rho = descriptor_rho(effects["zero"], shift).loc[order]
     pick = audio_pick(inp)
-    audio_effects = audio_subset_effects(inp, pick)
-    audio, audio_table = audio_findings(audio_effects, order)
-    cumulative, kl = cumulative_curves(inp, order)
-    moved = descriptor_effects(effects["zero"]).loc[order]
     listen_db, listen_audio, listening = listening_examples(inp, order, pick)
     findings = {
         "run_id": inp.run_id,
-        "n_test": len(inp.meta),
         "n_dims": int(inp.mu.shape[1]),
         "n_baselines": len(effects),
-        **effect_findings(summary, order),
+        "n_reference": len(inp.reference_mu),
+        "inversions_per_note": int(inp.mu.shape[1]) + 1,
+        **choice_findings(choice),
+        **scores,
+        **effect_findings(summary),
+        "error_bars": bars,
         **captum_findings(inp, effects["zero"]),
-        **audio,
-        **cumulative_findings(cumulative),
-        **descriptor_findings(moved, order),
-        "kl_order": [int(d) for d in kl],
-        "listen_columns": int(listening["variant"].nunique()),
+        **cumulative_findings(errors, choice.k90),
+        **descriptor_findings(moved, rho, order),
+        **listening_findings(listening, listen_audio),
     }
+    shown = effect_tables(summary, order, inp.meta)
+    shown["zero_overall"] = shown["zero_overall"].assign(label=ablation_labels(moved, rho)["label"])
     tables = {
         "summary": summary,
-        **effect_tables(summary, order),
-        "audio_effects": audio_effects,
-        "audio_subset": audio_table,
+        **shown,
+        "valid_overall": choice.overall,
+        "logmel_increase_ci": widths,
         "cumulative": cumulative,
+        "intervals": intervals,
         "descriptor_effects": moved,
+        "descriptor_rho": rho,
         "listening": listening,
     }
     arrays = {"listen_db": listen_db, "listen_audio": listen_audio}
@@ -109,7 +134,7 @@ def compute_ablation(inp: AblationInputs) -> AblationResult:
 
 
 def inputs(cfg: Config) -> AblationInputs:
-    """The trained run's decoder and test notes, the PCA baseline fitted on the train notes, and the audio tools.
+    """The trained run's decoder, its test, validation and training latents, PCA fitted on the train notes, audio tools.
 
     Args:
         cfg: the configuration (trains the run, or loads it from ``runs/``).
@@ -122,7 +147,8 @@ def inputs(cfg: Config) -> AblationInputs:
 
     feats = load_features(cfg)
     run = trained_model(cfg, feats)
-    test = latents(cfg, run, feats).split("test")
+    every = latents(cfg, run, feats)
+    test, valid = every.split("test"), every.split("valid")
     pca = pca_baseline(feats.x("train"), cfg.latent_dim, seed=cfg.seed)
     return AblationInputs(
         decode=db_decoder(run.decode, feats.denormalise),
@@ -130,13 +156,18 @@ def inputs(cfg: Config) -> AblationInputs:
         std=test.std,
         ref=feats.logmel[feats.rows("test")],
         meta=test.meta,
+        valid_mu=valid.mu,
+        valid_std=valid.std,
+        valid_ref=feats.logmel[feats.rows("valid")],
+        valid_meta=valid.meta,
+        reference_mu=every.split("train").mu,
         pca_decode=db_decoder(pca.decode, feats.denormalise, device="cpu"),
         pca_mu=pca.encode(feats.x("test"))[0],
         describe=default_describe(cfg),
         to_audio=functools.partial(_to_audio, cfg=cfg),
-        audio_metrics=audio_metrics(cfg),
         seed=cfg.seed,
         n_audio_examples=cfg.n_audio_examples,
+        n_boot=cfg.bootstrap_n,
         run_id=run.path.name,
     )
 
@@ -153,7 +184,7 @@ def result(cfg: Config) -> AblationResult:
 
     Args:
         cfg: the configuration; the result is keyed by the trained run and ``griffin_lim_iters``,
-            ``n_audio_examples`` (:attr:`AblationResult.params`).
+            ``n_audio_examples``, ``bootstrap_n`` (:attr:`AblationResult.params`).
     Returns:
         :class:`AblationResult`, as stored under ``runs/<run>/results/ablation-<key>/``.
     Chapter: 05_ablation.

@@ -69,6 +69,45 @@ def test_compute_sensitivity_sees_a_disagreeing_seed():
     assert f["top_counts"] == {"0": 1, "1": 2, "2": 2, "3": 1}
 
 
+NAMES = ["centroid_hz", "rms_db", "mixed", "none"]
+"""The reference seed's names of its dimensions 0..3."""
+
+
+def named_ranks(seed: int, names=NAMES) -> pd.DataFrame:
+    """Seed ``seed``'s table in its own dims: :func:`spread_ranks` and each dim's name (the reference's, moved)."""
+    table = spread_ranks(seed_mu(seed))
+    own = [""] * D
+    for i, j in enumerate(PERMS[seed]):
+        own[j] = names[i]
+    return table.assign(label=own)
+
+
+def test_names_that_every_seed_shares_hold_and_the_others_become_mixed():
+    mus = [seed_mu(s) for s in range(3)]
+    r = seeds_stage.compute("sensitivity", mus, [named_ranks(s) for s in range(3)], [0, 1, 2])
+    labels, f = r.table("labels"), r.findings
+    assert list(labels.columns) == ["seed 0", "seed 1", "seed 2", "held_in", "min_abs_r", "label"]
+    assert labels["label"].tolist() == NAMES and (labels["held_in"] == 3).all()  # permuted and flipped, same names
+    assert f["seed_labels"] == {"0": "centroid_hz", "1": "rms_db", "2": "mixed", "3": "none"}
+    assert f["labels_held"] == "z0 (centroid_hz), z1 (rms_db)" and f["n_labels_held"] == 2
+    assert (f["n_labels_reference"], f["n_labels_lost"]) == (2, 0)
+    # seed 2 names the partner of reference dim 1 after flatness, and of dim 3 after rms_db
+    other = named_ranks(2, ["centroid_hz", "flatness", "mixed", "rms_db"])
+    r = seeds_stage.compute("sensitivity", mus, [named_ranks(0), named_ranks(1), other], [0, 1, 2])
+    labels, f = r.table("labels"), r.findings
+    assert labels["label"].tolist() == ["centroid_hz", "mixed", "mixed", "mixed"]
+    assert labels["held_in"].tolist() == [3, 2, 3, 2] and labels.loc[1, "seed 2"] == "flatness"
+    assert f["labels_held"] == "z0 (centroid_hz)" and (f["n_labels_reference"], f["n_labels_lost"]) == (2, 1)
+    assert labels["min_abs_r"].to_numpy() == pytest.approx(1.0)
+
+
+def test_with_one_seed_every_name_holds_and_analyses_without_names_have_no_label_table():
+    r = seeds_stage.compute("sensitivity", [seed_mu(0)], [named_ranks(0)], [0])
+    assert r.table("labels")["label"].tolist() == NAMES and r.findings["n_labels_held"] == 2
+    plain = seeds_stage.compute("sensitivity", [seed_mu(0)], [spread_ranks(seed_mu(0))], [0])
+    assert "labels" not in plain.tables and "seed_labels" not in plain.findings
+
+
 def statistics_table(seed: int) -> pd.DataFrame:
     mu = seed_mu(seed)
     return seeds.statistics_per_run()(None, None, model_runs.Latents(mu, np.full_like(mu, 0.5), pd.DataFrame()))
@@ -274,6 +313,11 @@ def test_sensitivity_over_two_trained_seeds(tiny_cfg, stage_store):
     pd.testing.assert_series_equal(
         r.table("per_seed")[tiny_cfg.seed], reference["mean_rank"].astype(float), check_names=False
     )
+    labels = r.table("labels")
+    assert labels["seed 0"].tolist() == reference["label"].tolist() and set(f["seed_labels"]) == {"0", "1", "2", "3"}
+    both = labels["seed 0"] == labels["seed 1"]
+    assert (labels["held_in"] == np.where(both, 2, 1)).all()
+    assert labels["label"].tolist() == labels["seed 0"].where(both, "mixed").tolist()
     assert seeds.result(tiny_cfg, "sensitivity").findings == f  # loaded, not recomputed
     folders = list((store.run_dir(tiny_cfg) / "results").glob("seeds-sensitivity-*"))
     assert len(folders) == 1

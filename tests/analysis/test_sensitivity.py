@@ -159,7 +159,11 @@ def test_rank_dimensions_puts_dimension_0_first(anchors):
     sob = sens.sobol_indices(bump_decoder, D, CFG, describe=fake_describe, n=32)
     ranks = sens.rank_dimensions(sweeps, jac, sob)
     assert ranks.index[0] == 0 and ranks.loc[0, "mean_rank"] == 1
-    assert {"oat_logmel", "jacobian", "sobol_ST", "top_descriptor"} <= set(ranks.columns)
+    assert {"oat_logmel", "jacobian", "sobol_ST", "label", "sobol_label"} <= set(ranks.columns)
+    assert (
+        ranks.loc[0, "sobol_label"] in ("centroid", "level") and (ranks.loc[[1, 2, 3], "sobol_label"] == "none").all()
+    )
+    assert (ranks.loc[[1, 2, 3], "label"] == "none").all()  # they move nothing
     with pytest.raises(VaetoneError):
         sens.rank_dimensions()
 
@@ -169,13 +173,16 @@ def test_top_descriptor_skips_all_nan_rows():
     assert sens.top_descriptor(frame) == {4: "b", 6: "a"}
 
 
-def test_normalised_moves_divide_the_slopes_by_the_spread_over_notes(anchors):
+def test_normalised_moves_divide_the_net_slopes_by_the_spread_over_notes(anchors):
     z, rows = anchors
     sweeps = sens.one_at_a_time(bump_decoder, z, sens.sweep_grid(3.0, 5), CFG, describe=fake_describe, rows=rows)
     moves = sens.normalised_moves(sweeps, bump_decoder, z, CFG, describe=fake_describe)
     spread = fake_describe(decoding.decode_batched(bump_decoder, z)).astype(float).std()
-    expected = sens.sensitivity_matrix(sweeps, "slope") / spread
+    expected = sens.sensitivity_matrix(sweeps, "net_slope").abs() / spread
     pd.testing.assert_frame_equal(moves, expected)
+    signed = sens.net_change(sweeps, spread)
+    assert signed.loc[0, "centroid"] > 0.1  # the bump moves up with z_0: the centroid rises
+    pd.testing.assert_frame_equal(signed.abs(), moves)
     assert moves.loc[0, "centroid"] > 0.1 and np.all(moves.loc[[1, 2, 3]] == 0)
     constant = sens.normalised_moves(sweeps, bump_decoder, torch.zeros(3, D), CFG, describe=fake_describe)
     assert constant.isna().all().all()  # no spread over identical notes: NaN, not inf
@@ -209,3 +216,111 @@ def test_decode_throughput_and_errors():
         )
     with pytest.raises(ConfigError):
         sens.sweep_grid(3.0, 1)
+
+
+# --------------------------------------------------------------------------- net change and labels
+
+
+def halves_decoder(z: torch.Tensor) -> torch.Tensor:
+    """Low mel half at z0 + z1² + z3 + 0.2 z4 + sin(2 z4) dB, high half at z2 + z3 dB; constant in time."""
+    low = z[:, 0] + z[:, 1] ** 2 + z[:, 3] + 0.2 * z[:, 4] + torch.sin(2 * z[:, 4])
+    high = z[:, 2] + z[:, 3]
+    halves = torch.stack([low, high], 1).repeat_interleave(N_MELS // 2, dim=1)  # (n, n_mels)
+    return halves[:, None, :, None].expand(-1, 1, -1, N_FRAMES)
+
+
+def halves_describe(x: torch.Tensor) -> pd.DataFrame:
+    """The mean level (dB) of the low and of the high half of the mel bins."""
+    half = x.shape[1] // 2
+    return pd.DataFrame({"low": x[:, :half].mean((1, 2)).numpy(), "high": x[:, half:].mean((1, 2)).numpy()})
+
+
+@pytest.fixture(scope="module")
+def halves_sweeps():
+    z = torch.randn(6, 5, generator=torch.Generator().manual_seed(2)) * 0.7
+    return sens.one_at_a_time(halves_decoder, z, sens.sweep_grid(3.0, 9), CFG, describe=halves_describe)
+
+
+def test_the_net_change_of_a_linear_sweep_is_its_slope_and_a_symmetric_bump_has_none(halves_sweeps):
+    net = sens.sensitivity_matrix(halves_sweeps, "net_slope")
+    rho = sens.sensitivity_matrix(halves_sweeps, "rho")
+    assert net.loc[0, "low"] == pytest.approx(1.0) and rho.loc[0, "low"] == pytest.approx(1.0)
+    assert net.loc[2, "high"] == pytest.approx(1.0) and net.loc[2, "low"] == pytest.approx(0.0, abs=1e-6)
+    assert rho.loc[2, "low"] == 0.0  # constant along the sweep: no monotonic change
+    # z1 moves "low" as z1²: a large mean |slope|, but no net change and ρ = 0
+    mean_abs = sens.sensitivity_matrix(halves_sweeps, "slope")
+    assert mean_abs.loc[1, "low"] > 2.0 and net.loc[1, "low"] == pytest.approx(0.0, abs=1e-5)
+    assert rho.loc[1, "low"] == pytest.approx(0.0, abs=1e-9)
+    trends = sens.anchor_trends(halves_sweeps.curves)
+    assert len(trends) == 5 * 6 * 2 and set(trends.columns) == {
+        "dim",
+        "anchor",
+        "row",
+        "descriptor",
+        "net_slope",
+        "rho",
+    }
+    per_anchor = trends.query("dim == 0 and descriptor == 'low'")["net_slope"]
+    assert np.allclose(per_anchor, 1.0) and len(per_anchor) == 6
+
+
+def test_labels_rest_on_net_monotonic_change_never_on_mean_absolute_slope(halves_sweeps):
+    spread = pd.Series({"low": 1.0, "high": 1.0})
+    labels = sens.rank_dimensions(halves_sweeps, spread=spread)["label"].sort_index()
+    # z0 moves low alone; z1 moves low back and forth (no net change); z2 moves high alone;
+    # z3 moves both equally; z4 moves low with a net trend but not monotonically (sin ripple)
+    assert labels.tolist() == ["low", "none", "high", "mixed", "mixed"]
+    table = sens.dimension_labels(sens.net_change(halves_sweeps, spread), sens.sensitivity_matrix(halves_sweeps, "rho"))
+    assert table.loc[4, "label_descriptor"] == "low" and table.loc[4, "label_runner_up"] == 0.0
+    assert abs(table.loc[4, "label_rho"]) < sens.labels.LABEL_MIN_RHO <= abs(table.loc[0, "label_rho"])
+    assert table.loc[3, "label_runner_up"] == pytest.approx(1.0) and table.loc[0, "label_change"] == pytest.approx(1.0)
+    # halving the spread of "high" doubles its net change in spread units: z3 becomes "high"
+    assert sens.rank_dimensions(halves_sweeps, spread=spread * [1.0, 0.5])["label"][3] == "high"
+
+
+def test_the_dominance_rule_follows_its_constants():
+    change = pd.DataFrame({"a": [1.0, 1.0, 0.04, -1.0], "b": [0.6, 0.7, 0.0, 0.2]})
+    rho = pd.DataFrame({"a": [0.9, 0.9, 1.0, -0.95], "b": [0.9, 0.9, 0.0, 0.9]})
+    labels = sens.dimension_labels(change, rho)
+    assert labels["label"].tolist() == ["a", "mixed", "none", "a"]  # 1/0.6 >= 1.5 > 1/0.7; 0.04 < 0.05; sign-free
+    assert labels.loc[3, "label_change"] == -1.0
+    assert sens.dimension_labels(change, rho, ratio=1.2)["label"].tolist() == ["a", "a", "none", "a"]
+
+
+def interaction_decoder(z: torch.Tensor) -> torch.Tensor:
+    """Both halves at z0·z1 dB: no first-order effect, only the interaction of z0 and z1."""
+    level = (z[:, 0] * z[:, 1])[:, None, None, None]
+    return level.expand(-1, 1, N_MELS, N_FRAMES)
+
+
+def test_sobol_names_only_significant_first_order_indices_and_sums_show_interactions():
+    additive = sens.sobol_indices(halves_decoder, 5, CFG, describe=halves_describe, n=256, seed=0)
+    assert sens.sobol_labels(additive).tolist() == ["low", "low", "high", "high", "low"]
+    sums = sens.sobol_sums(additive)
+    assert list(sums.index) == ["low", "high"] and (sums["n_dims"] == 5).all()
+    assert sums.loc["high", "sum_S1"] == pytest.approx(1.0, abs=0.1) and sums.loc["high", "interaction_share"] < 0.1
+    product = sens.sobol_indices(interaction_decoder, D, CFG, describe=halves_describe, n=256, seed=0)
+    assert sens.sobol_labels(product).tolist() == ["interactions", "interactions", "none", "none"]
+    sums = sens.sobol_sums(product)
+    assert (sums["sum_S1"].abs() < 0.3).all() and (sums["sum_ST"] > 0.8).all()  # ΣS1 = 0 up to estimator noise
+    assert (sums["interaction_share"] > 0.7).all() and (sums["significant_S1"] == 0).all()
+
+
+def test_sobol_sums_count_negative_first_order_indices_and_those_within_noise():
+    sobol = pd.DataFrame(
+        {
+            "descriptor": ["a"] * 3 + ["flat"] * 3,
+            "dim": [0, 1, 2] * 2,
+            "S1": [0.7, -0.05, -0.3, np.nan, np.nan, np.nan],
+            "S1_conf": [0.1, 0.1, 0.1, np.nan, np.nan, np.nan],
+            "ST": [0.9, 0.2, 0.05, np.nan, np.nan, np.nan],
+            "ST_conf": [0.1, 0.1, 0.1, np.nan, np.nan, np.nan],
+        }
+    )
+    sums = sens.sobol_sums(sobol)
+    assert list(sums.index) == ["a"]  # a descriptor without variance has no sums
+    row = sums.loc["a"]
+    assert row["sum_S1"] == pytest.approx(0.35) and row["sum_ST"] == pytest.approx(1.15)
+    assert row["interaction_share"] == pytest.approx(0.65)
+    assert (row["negative_S1"], row["negative_S1_noise"], row["significant_S1"]) == (2, 1, 1)
+    assert sens.sobol_labels(sobol).tolist() == ["a", "interactions", "none"]

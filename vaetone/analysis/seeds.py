@@ -285,25 +285,30 @@ def _split_rows(feats, lat) -> torch.Tensor:
 
 
 def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
-    """The per-run analysis of chapter 04: the ranking of :func:`vaetone.analysis.sensitivity.analysis` of one seed.
+    """The per-run analysis of chapter 04: the labelled ranking of :func:`~vaetone.analysis.sensitivity.analysis`.
 
     One-at-a-time sweeps from the same anchor notes in every seed (``anchor_seed``, the
-    reference seed), decoder Jacobian norms at those anchors, and (``sobol``) Sobol indices
-    of the same Saltelli sample (seeded by ``anchor_seed``).
+    reference seed), decoder Jacobian norms at those anchors, (``sobol``) Sobol indices of the
+    same Saltelli sample (seeded by ``anchor_seed``), and the dimensions' labels from their net
+    changes in units of the descriptors' spread over the seed's notes themselves (their log-mels
+    in ``feats``: the same notes, hence the same unit, in every seed; no decoding).
 
     Args:
-        feats: the Features (its ``denormalise`` gives dB).
+        feats: the Features (its ``denormalise`` gives dB, its ``logmel`` the notes' own dB log-mels).
         anchor_seed: seed of the anchor choice and of the Sobol sample.
         sobol: include Sobol indices (the slowest part).
     Returns:
         ``fn(seed_cfg, run, latents) -> DataFrame`` indexed by dim: the scores of
-        ``rank_dimensions`` (oat_logmel, oat_descriptors, jacobian[, sobol_ST]), their ranks
-        and mean_rank. Chapter: 04_sensitivity.
+        ``rank_dimensions`` (oat_logmel, oat_descriptors, jacobian[, sobol_ST]), their ranks,
+        mean_rank and the label columns (label, label_descriptor, label_change, label_runner_up,
+        label_rho[, sobol_label]), as the sensitivity stage computes them. Chapter: 04_sensitivity.
     """
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
-        return sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol).ranking.sort_index()
+        spread = sensitivity.descriptor_spread(decoding.default_describe(c), feats.logmel[_split_rows(feats, lat)])
+        views = sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol, spread=spread)
+        return views.ranking.sort_index()
 
     return fn
 
@@ -390,7 +395,8 @@ def aggregate_seeds(
         matches: one (perm, signs, ...) per table from :func:`match_dimensions` (the
             reference's own is identity); None: no alignment.
         signed: columns whose sign flips with the dimension (e.g. "mean", "skewness",
-            "pearson_r"); sign-free ones (KL, sensitivities, ablation effects) are not flipped.
+            "pearson_r"); sign-free ones (KL, sensitivities, ablation effects) are not flipped;
+            columns a table lacks are skipped.
             min and max swap under a flip: leave them out of ``signed`` and do not read
             their spread across seeds.
     Returns:
@@ -403,7 +409,7 @@ def aggregate_seeds(
         if matches is not None:
             perm, signs = matches[s][0], matches[s][1]
             table = table.loc[list(perm)].reset_index(drop=True)
-            for col in signed:
+            for col in (c for c in signed if c in table):
                 table[col] = table[col].to_numpy() * np.asarray(signs)
         table.index.name = "dim"
         aligned.append(table.assign(seed=s))

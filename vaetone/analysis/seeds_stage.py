@@ -24,6 +24,7 @@ import pandas as pd
 
 from vaetone import results, store
 from vaetone.analysis import seeds as seeds_mod
+from vaetone.analysis.seeds_labels import LABEL, label_findings, label_table
 from vaetone.config import Config
 from vaetone.errors import ConfigError, VaetoneError
 from vaetone.results import StageResult
@@ -57,7 +58,7 @@ class Reading:
 
 
 READINGS = {
-    "sensitivity": Reading("mean_rank", largest=False),
+    "sensitivity": Reading("mean_rank", largest=False, signed=("label_change",)),
     "ablation": Reading("increase_mean", largest=True),
     "statistics": Reading("kl", largest=True, signed=seeds_mod.SIGNED_STATISTICS, ranked=False),
 }
@@ -74,14 +75,18 @@ class SeedsResult(StageResult):
             (nats per note)); "summary" (:attr:`AcrossSeeds.summary`: columns (column, "mean" | "std"
             | "min" | "max")); "matches" (:meth:`AcrossSeeds.match_table`: columns (seed, "dim" |
             "sign" | "abs_r")); "per_seed" (the plotted column, reference dims x seeds);
-            "seed_tables" (every seed's own table, rows (seed, dim) in that seed's dimensions).
+            "seed_tables" (every seed's own table, rows (seed, dim) in that seed's dimensions);
+            sensitivity: "labels" (:func:`vaetone.analysis.seeds_labels.label_table`: each seed's name
+            of the matched dimension and the name that holds across seeds, else "mixed").
         findings: every seed-related number the chapter quotes; all analyses: ``n_seeds_used``,
             ``seeds`` (list of ints, reference first), ``match_r_median`` (median |r| of the matched
             pairs, 1.0 with one seed); sensitivity and ablation: ``k_top``, ``top_stable`` ("z5 (2/2),
             z6 (1/2)"), ``seed_rho`` (mean Spearman ρ as "0.35" or "n/a (one seed)"),
             ``seed_rank_agreement`` ({str(seed): ρ}), ``top_counts`` ({str(dim): count}); ablation:
             ``free_seeds`` ("16.0 ± 0.0"), ``free_per_seed``; statistics: ``active_seeds`` ("16, 16"),
-            ``active_mean_std``, ``kl_seeds``, ``active_per_seed``, ``kl_total_per_seed`` (nats).
+            ``active_mean_std``, ``kl_seeds``, ``active_per_seed``, ``kl_total_per_seed`` (nats);
+            sensitivity: ``seed_labels``, ``labels_held``, ``n_labels_held``, ``n_labels_reference``,
+            ``n_labels_lost`` (:func:`vaetone.analysis.seeds_labels.label_findings`).
         dimension_order: reference dimensions, most important first by the mean over seeds.
     Returns:
         (a result) built by :func:`compute` and cached by :func:`result`.
@@ -95,6 +100,7 @@ class SensitivitySeedsResult(SeedsResult):
     """The sensitivity ranking of chapter 04 over seeds (see :class:`SeedsResult`). Chapter: 04_sensitivity."""
 
     stage = "seeds-sensitivity"
+    version = 2
     analysis = "sensitivity"
     params = ("n_seeds", "n_anchors", "sweep_sigma", "sweep_steps", "sobol_n")
 
@@ -294,11 +300,13 @@ def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
     if reading.ranked:
         findings.update(ranking_findings(across, reading))
     findings.update(EXTRA_FINDINGS.get(analysis, lambda _: {})(across))
+    tables = result_tables(across, reading)
+    if all(LABEL in t.columns for t in across.tables):  # names of the dimensions: do they hold across seeds?
+        tables["labels"] = label_table(across)
+        findings.update(label_findings(tables["labels"]))
     mean = across.mean_std(reading.column)["mean"]
     order = mean.sort_values(ascending=not reading.largest, kind="stable").index
-    return RESULT_CLASSES[analysis](
-        tables=result_tables(across, reading), findings=findings, dimension_order=tuple(int(d) for d in order)
-    )
+    return RESULT_CLASSES[analysis](tables=tables, findings=findings, dimension_order=tuple(int(d) for d in order))
 
 
 def check_columns(across: seeds_mod.AcrossSeeds) -> None:

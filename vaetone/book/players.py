@@ -1,5 +1,10 @@
 """Labelled audio players for notebooks and the HTML book: WAV bytes, one player, a grid.
 
+The players play the samples exactly as given (16-bit PCM of the values, no normalisation),
+so the level a caption states is the level of the array passed in: set it beforehand with
+:func:`vaetone.spectral.inversion.peak_normalise` (one gain per set of sounds). Unlike
+``IPython.display.Audio``, which scales every clip to its own peak, nothing here rescales.
+
 Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
 """
 
@@ -23,21 +28,26 @@ from vaetone.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def wav_bytes(y, sr: int = SAMPLE_RATE, normalise: bool = False) -> bytes:
-    """A mono 16-bit PCM WAV file of ``y`` (samples in [-1, 1]; louder samples are clipped, with a warning).
+def wav_bytes(y, sr: int = SAMPLE_RATE) -> bytes:
+    """A mono 16-bit PCM WAV file of ``y`` as given (samples in [-1, 1]; louder ones are clipped, with a warning).
 
     Args:
-        y: (samples,) or (1, samples) waveform; normalise: scale the peak to -1 dBFS.
+        y: (samples,) or (1, samples) waveform; sr: sample rate in Hz.
+    Returns:
+        the WAV file's bytes (sample value v is stored as round(32767 v)).
+    Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=np.float64)
     if y.ndim > 2 or (y.ndim == 2 and 1 not in y.shape) or not np.isfinite(y).all():
         raise DataError(f"a player needs one finite mono waveform (samples,), got shape {y.shape}")
     y = y.reshape(-1)
     peak = float(np.abs(y).max()) if y.size else 0.0
-    if normalise and peak > 0:
-        y = y * (10 ** (-1 / 20) / peak)
-    elif peak > 1:
-        log.warning("waveform peaks at %.2f > 1: clipped for playback (pass normalise=True)", peak)
+    if peak > 1:
+        log.warning(
+            "waveform peaks at %.2f > 1: clipped for playback (scale it first with "
+            "vaetone.spectral.inversion.peak_normalise)",
+            peak,
+        )
     pcm = (np.clip(y, -1, 1) * 32767).round().astype("<i2")
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -59,12 +69,12 @@ class AudioPlayer(HTML):
         return "audio: " + "; ".join(self.labels)
 
 
-def _player_html(y, sr: int, label: str, normalise: bool) -> str:
+def _player_html(y, sr: int, label: str) -> str:
     """One labelled ``<audio>`` element with the WAV inlined as a data URI (survives into static HTML).
 
     The element is built as ``IPython.display.Audio`` builds its own, so it is shown wherever that is.
     """
-    b64 = base64.b64encode(wav_bytes(y, sr, normalise)).decode("ascii")
+    b64 = base64.b64encode(wav_bytes(y, sr)).decode("ascii")
     return (
         f'<figure class="vaetone-audio" style="display:inline-block;margin:0.2em 0.5em 0.2em 0;width:11.5em">'
         f'<figcaption style="font-size:0.85em;overflow-wrap:anywhere">{html.escape(label)}</figcaption>'
@@ -73,33 +83,33 @@ def _player_html(y, sr: int, label: str, normalise: bool) -> str:
     )
 
 
-def audio_player(y, sr: int = SAMPLE_RATE, label: str = "", normalise: bool = False) -> AudioPlayer:
-    """A labelled audio player that Jupyter shows and the static HTML book keeps.
+def audio_player(y, sr: int = SAMPLE_RATE, label: str = "") -> AudioPlayer:
+    """A labelled audio player that Jupyter shows and the static HTML book keeps; it plays ``y`` as given.
 
     Args:
-        y: (samples,) waveform in [-1, 1]; sr: sample rate in Hz; label: caption shown above it;
-        normalise: scale the peak to -1 dBFS (off by default, so loudness differences stay audible).
+        y: (samples,) waveform in [-1, 1]; sr: sample rate in Hz; label: caption shown above it.
     Returns:
         An ``IPython.display.HTML`` (display it, or make it a cell's last expression).
     Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
-    return AudioPlayer(_player_html(y, sr, label, normalise), [label])
+    return AudioPlayer(_player_html(y, sr, label), [label])
 
 
-def audio_grid(
-    items, sr: int = SAMPLE_RATE, columns: int = 3, normalise: bool = False, title: str | None = None
-) -> AudioPlayer:
+def audio_grid(items, sr: int = SAMPLE_RATE, columns: int = 3, title: str | None = None) -> AudioPlayer:
     """Several labelled players side by side, wrapping to the page width (at most ``columns`` per row).
+
+    Every waveform is played as given: levels set before (:func:`vaetone.spectral.inversion.peak_normalise`)
+    are the levels heard.
 
     Args:
         items: list of (label, waveform); sr: sample rate; columns: players per row at most;
-        normalise: per-player peak normalisation; title: optional caption above the players.
+        title: optional caption above the players.
     Returns:
         An ``IPython.display.HTML`` block of players.
     Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
     """
     items = list(items)
-    players = "".join(_player_html(y, sr, label, normalise) for label, y in items)
+    players = "".join(_player_html(y, sr, label) for label, y in items)
     caption = f'<p style="margin:0.2em 0">{html.escape(title)}</p>' if title else ""
     block = (
         f'<div class="vaetone-audio-grid">{caption}<div style="display:flex;flex-wrap:wrap;'

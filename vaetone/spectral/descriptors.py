@@ -1,4 +1,4 @@
-"""Audio descriptors of notes (on waveforms and directly on mel spectra) and (the players are in vaetone.book.players).
+"""Audio descriptors of notes, on waveforms and directly on mel spectra (players: :mod:`vaetone.book.players`).
 
 Definitions (the same in both domains, so that :func:`descriptors` on audio and
 :func:`spectral_descriptors` on its log-mel agree):
@@ -20,9 +20,19 @@ Definitions (the same in both domains, so that :func:`descriptors` on audio and
 - Envelope: frame RMS (waveforms: 32 ms rectangular frames every 8 ms; mel spectra: the
   feature frames, every hop_length samples). ``attack_s`` = time from the envelope's first
   reaching 10 % of its peak to its first reaching 90 % (a linear amplitude ramp of T seconds
-  gives 0.8 T). ``decay_s`` = time from that 90 % point (the end of the attack) to the first
-  later frame 20 dB below the peak; a note that never falls that far is *censored*: decay_s
-  is then the time to the end of the note.
+  gives 0.8 T). ``decay_db_per_s`` = how fast the note fades after its attack, in dB per
+  second (positive: decaying; 0: a held note; negative: swelling): minus the slope of a
+  weighted least-squares line through the envelope in dB (re its peak) against time, from
+  the end of the attack (the 90 % point) to the end of the note. Each frame weighs its
+  height above a floor :data:`DECAY_RANGE_DB` below the peak (0 at and under the floor), so
+  that silence and the noise floor do not pull the line; frames of the attack weigh 0 (the
+  frame that holds the 90 % crossing weighs the share of it that lies after the crossing).
+  An exponential decay of r dB/s gives r whatever the frame length (a window only shifts an
+  exponential), and every weight moves continuously with the envelope, so the measure has
+  no threshold to jump at (the time to fall 20 dB, which it replaces, jumped by more than half
+  a sweep when a plateau crossed -20 dB). When only one frame lies above the floor after the
+  attack, the note falls at least the whole range in one frame: the rate is then
+  ``DECAY_RANGE_DB`` per frame, the limit of the fit as the second frame sinks to the floor.
 - ``f0_hz`` (waveforms only): librosa's YIN on all notes at once (frames of 2048 samples,
   27.5-4186 Hz, the NSynth pitch range), the median over frames within 20 dB of the loudest.
 - ``inharmonicity`` (waveforms only): the Timbre Toolbox definition,
@@ -55,11 +65,12 @@ DESCRIPTORS = (
     "f0_hz",
     "inharmonicity",
     "attack_s",
-    "decay_s",
+    "decay_db_per_s",
 )
-SPECTRAL_DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db", "attack_s", "decay_s")
+SPECTRAL_DESCRIPTORS = ("centroid_hz", "bandwidth_hz", "rolloff_hz", "flatness", "rms_db", "attack_s", "decay_db_per_s")
 ROLLOFF = 0.85
-DECAY_DB = -20.0
+DECAY_RANGE_DB = 40.0
+"""Depth of the decay fit: frames weigh their height (dB) above this many dB below the peak."""
 N_FFT, HOP = 2048, 512  # waveform STFT of the spectral descriptors, f0 and inharmonicity
 ENV_WINDOW, ENV_HOP = 512, 128  # waveform RMS envelope (32 ms every 8 ms at 16 kHz)
 F0_GATE_DB = -20.0
@@ -108,33 +119,48 @@ def frame_statistics(
 
 
 def attack_decay(env: torch.Tensor, hop_s: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attack (10 % → 90 % of the peak) and decay (90 % point → 20 dB below the peak) times.
+    """Attack time (10 % → 90 % of the peak) and decay rate (dB per second) of amplitude envelopes.
 
     Args:
         env: (n, frames) amplitude envelope (RMS); hop_s: seconds between frames.
     Returns:
-        (attack_s, decay_s), each (n,); crossings are linearly interpolated between frames and
-        decay_s is censored at the end of the note when the envelope never falls 20 dB.
+        (attack_s (n,) seconds, crossings linearly interpolated between frames;
+        decay_db_per_s (n,) dB/s, positive for a fading note: the weighted line fit of the
+        module docstring, continuous in ``env`` and differentiable where the envelope is).
     """
-    t = env.shape[1]
-    idx = torch.arange(t, device=env.device)
     peak = env.amax(1, keepdim=True)
 
     def rise(level):  # fractional frame of the first env >= level
         i = (env >= level).int().argmax(1, keepdim=True)
         lo, hi = env.gather(1, (i - 1).clamp_min(0)), env.gather(1, i)
         frac = ((level - lo) / (hi - lo).clamp_min(1e-30)).clamp(0, 1)
-        return torch.where(i > 0, i - 1 + frac, torch.zeros_like(frac)).squeeze(1), i
+        return torch.where(i > 0, i - 1 + frac, torch.zeros_like(frac)).squeeze(1)
 
-    t10, _ = rise(0.1 * peak)
-    t90, i90 = rise(0.9 * peak)
-    level = peak * 10.0 ** (DECAY_DB / 20.0)
-    below = (env < level) & (idx[None] > i90)
-    j = below.int().argmax(1, keepdim=True).clamp_min(1)
-    lo, hi = env.gather(1, j - 1), env.gather(1, j)
-    t_dec = (j - 1 + ((lo - level) / (lo - hi).clamp_min(1e-30)).clamp(0, 1)).squeeze(1)
-    t_dec = torch.where(below.any(1), t_dec, torch.full_like(t_dec, t - 1))
-    return (t90 - t10) * hop_s, (t_dec - t90).clamp_min(0) * hop_s
+    t10, t90 = rise(0.1 * peak), rise(0.9 * peak)
+    return (t90 - t10) * hop_s, decay_rate(env, t90, hop_s)
+
+
+def decay_rate(env: torch.Tensor, start: torch.Tensor, hop_s: float) -> torch.Tensor:
+    """Minus the slope (dB/s) of the weighted line through the dB envelope after ``start`` (module docstring).
+
+    Args:
+        env: (n, frames) amplitude envelope; start: (n,) fractional frame where the fit begins
+        (the end of the attack); hop_s: seconds between frames.
+    Returns:
+        (n,) decay rate in dB per second (0 for a constant or silent envelope).
+    """
+    idx = torch.arange(env.shape[1], device=env.device, dtype=env.dtype)[None]
+    raw_peak = env.amax(1, keepdim=True)
+    peak = raw_peak.clamp_min(1e-30)
+    level = 20 * torch.log10(env.clamp_min(1e-30) / peak)  # dB re the peak, <= 0
+    weight = (level + DECAY_RANGE_DB).clamp_min(0) * (idx + 1 - start[:, None]).clamp(0, 1)
+    total = weight.sum(1, keepdim=True).clamp_min(1e-30)
+    t = idx - (weight * idx).sum(1, keepdim=True) / total
+    y = level - (weight * level).sum(1, keepdim=True) / total
+    cov, var = (weight * t * y).sum(1), (weight * t * t).sum(1)
+    one_frame = var <= 1e-6 * total.squeeze(1)  # a single frame above the floor: the fit's limit
+    slope = torch.where(one_frame, torch.full_like(cov, -DECAY_RANGE_DB), cov / var.clamp_min(1e-30))
+    return torch.where(raw_peak.squeeze(1) > 0, -slope / hop_s, torch.zeros_like(slope))
 
 
 # ----------------------------------------------------------------------------- waveform descriptors
@@ -181,7 +207,7 @@ def _descriptor_chunk(y: torch.Tensor, sr: int, fmin: float, fmax: float) -> dic
     freqs = torch.arange(power.shape[1], dtype=torch.float32) * sr / N_FFT
     out = frame_statistics(power, freqs, torch.full_like(freqs, sr / N_FFT), floor=1e-10)
     out["rms_db"] = 10 * torch.log10((y.double() ** 2).mean(1) + 1e-12)
-    out["attack_s"], out["decay_s"] = attack_decay(_envelope(y), ENV_HOP / sr)
+    out["attack_s"], out["decay_db_per_s"] = attack_decay(_envelope(y), ENV_HOP / sr)
     f0 = librosa.yin(y.numpy(), fmin=fmin, fmax=fmax, sr=sr, frame_length=N_FFT, hop_length=HOP)
     energy = power.sum(1).numpy()
     loud = energy >= energy.max(1, keepdims=True) * 10 ** (F0_GATE_DB / 10)
@@ -208,7 +234,7 @@ def descriptors(
         progress: tqdm bar (default: only for many notes).
     Returns:
         DataFrame (n rows) with columns centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db (dB),
-        f0_hz, inharmonicity, attack_s, decay_s (seconds).
+        f0_hz, inharmonicity, attack_s (seconds), decay_db_per_s (dB/s).
     Chapters: 01_data, 03_training, 04_sensitivity, 06_statistics.
     """
     y = _as_batch(audio, 2, "audio").detach().cpu()
@@ -229,7 +255,8 @@ def spectral_descriptor_tensors(logmel_db, cfg: Config) -> dict[str, torch.Tenso
     """:data:`SPECTRAL_DESCRIPTORS` of log-mel spectrograms as (n,) tensors, keeping autograd.
 
     Centroid, bandwidth, flatness and rms_db are differentiable in ``logmel_db`` (for gradient
-    sensitivity); roll-off, attack and decay are piecewise (differentiable between crossings).
+    sensitivity); roll-off and attack are piecewise (differentiable between crossings); the decay
+    rate is differentiable wherever the envelope is above its floor.
 
     Args:
         logmel_db: (n, n_mels, frames), (n, 1, n_mels, frames) or (n_mels, frames) in dB, on any device.
@@ -247,7 +274,7 @@ def spectral_descriptor_tensors(logmel_db, cfg: Config) -> dict[str, torch.Tenso
     window_energy = float((torch.hann_window(cfg.n_fft) ** 2).sum())
     ms = 2 * power.sum(1) / (cfg.n_fft * window_energy)  # (n, frames)
     out["rms_db"] = 10 * torch.log10(ms.mean(1) + 1e-12)
-    out["attack_s"], out["decay_s"] = attack_decay(ms.sqrt(), cfg.hop_length / SAMPLE_RATE)
+    out["attack_s"], out["decay_db_per_s"] = attack_decay(ms.sqrt(), cfg.hop_length / SAMPLE_RATE)
     return {name: out[name] for name in SPECTRAL_DESCRIPTORS}
 
 
@@ -258,7 +285,7 @@ def spectral_descriptors(logmel_db, cfg: Config, index=None) -> pd.DataFrame:
         logmel_db: (n, n_mels, frames) or (n, 1, n_mels, frames) dB (numpy or torch, any device).
         cfg: the feature settings; index: optional row labels.
     Returns:
-        DataFrame with centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db, attack_s, decay_s
+        DataFrame with centroid_hz, bandwidth_hz, rolloff_hz, flatness, rms_db, attack_s, decay_db_per_s
         (definitions as :func:`descriptors`, on mel bands; f0 and inharmonicity need audio).
     Chapters: 04_sensitivity, 05_ablation, 07_explorer.
     """

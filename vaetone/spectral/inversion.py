@@ -15,6 +15,12 @@ The way back (:func:`mel_to_audio`) has two steps:
 2. Griffin-Lim (torchaudio, momentum 0.99) from a zero-phase start (``rand_init=False``), so
    the result is deterministic. ``n_iter=8`` is the fast path for live use (explorer).
    With 32 iterations the log-mel of the resynthesised audio is within about 3.7 dB of the
+   original on those cells (5.1 dB without the NNLS updates).
+
+Griffin-Lim's output has no set level (often far below full scale). :func:`peak_normalise` is the
+one way to set the level of what the book plays: one gain for a whole set of sounds, so that the
+loudest sample of the set is at a given peak (-1 dBFS by default) while level differences
+between the sounds stay audible; :func:`peak_dbfs` measures it. The players play samples as given.
 
 Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
 """
@@ -22,7 +28,10 @@ Chapters: 01_data, 03_training, 04_sensitivity, 05_ablation, 07_explorer.
 from __future__ import annotations
 
 import functools
+import logging
+import math
 
+import numpy as np
 import torch
 import torchaudio
 
@@ -33,6 +42,10 @@ from vaetone.progress import tqdm
 from vaetone.spectral.melspec import _as_batch, _fb, _filterbank, _progress
 
 GRIFFIN_LIM_MOMENTUM = 0.99
+PEAK_DBFS = -1.0
+"""Default level of the loudest sample of a set of sounds the book plays (dB re full scale 1.0)."""
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- backward: audio
@@ -120,3 +133,47 @@ def mel_to_audio(
             )
         out[i : i + batch_size] = y.cpu()
     return out
+
+
+# ----------------------------------------------------------------------------- levels
+
+
+def peak_dbfs(audio) -> float:
+    """The level of the loudest sample, in dB re full scale (1.0): 20·log10(max |audio|).
+
+    Args:
+        audio: waveforms of any shape (numpy or torch), samples in [-1, 1] at full scale.
+    Returns:
+        the peak in dBFS (0.0 at full scale, -6.02 at half; -inf for silence).
+    Chapters: 04_sensitivity, 05_ablation.
+    """
+    y = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float64)
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    return 20 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def peak_normalise(audio, peak_dbfs: float = PEAK_DBFS) -> tuple[np.ndarray, float]:
+    """Scale a set of sounds by one gain so that its loudest sample is at ``peak_dbfs`` (louder or softer).
+
+    One gain for the whole array keeps the level differences between its sounds (a sweep that
+    gets louder still does); the gain may exceed 1 (Griffin-Lim output is often quiet).
+
+    Args:
+        audio: (n, samples) or (samples,) finite waveforms (numpy or torch).
+        peak_dbfs: the level of the loudest sample afterwards, in dBFS (at most 0).
+    Returns:
+        (float32 numpy array of ``audio``'s shape, the gain applied). An all-silent array cannot
+        reach the peak: it is returned as it is with gain 1.0 (and a warning).
+    Chapters: 04_sensitivity, 05_ablation.
+    """
+    if not (isinstance(peak_dbfs, (int, float)) and math.isfinite(peak_dbfs) and peak_dbfs <= 0):
+        raise ConfigError(f"peak_normalise: peak_dbfs={peak_dbfs!r} must be a finite level of at most 0 dBFS")
+    y = np.asarray(audio.detach().cpu() if isinstance(audio, torch.Tensor) else audio, dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise DataError("peak_normalise: the audio holds NaN or inf samples; pass finite waveforms")
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    if peak == 0:
+        log.warning("peak_normalise: the audio is silent; it is left as it is (gain 1)")
+        return y.astype(np.float32), 1.0
+    gain = 10 ** (peak_dbfs / 20) / peak
+    return (y * gain).astype(np.float32), float(gain)

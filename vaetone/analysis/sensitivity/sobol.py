@@ -6,11 +6,13 @@ Chapter: 04_sensitivity.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from vaetone.analysis.decoding import Decoder, Describe, _describe_checked, decode_batched, default_describe
+from vaetone.analysis.sensitivity.oat import CONSTANT_SPREAD
 from vaetone.config import Config
 from vaetone.errors import ConfigError
 from vaetone.progress import tqdm
@@ -62,7 +64,7 @@ def sobol_indices(
     ``analyze.sobol`` on each descriptor (bootstrap confidence intervals, seeded with ``seed + 1``:
     SALib leaves the bootstrap unseeded for a seed of 0). Non-finite
     descriptor values are replaced by the descriptor's mean (logged); a constant descriptor
-    gets NaN indices.
+    (its range at most ``CONSTANT_SPREAD`` times its mean magnitude: float rounding) gets NaN indices.
 
     Args:
         decode: latent (n, D) → output, best in dB.
@@ -89,17 +91,19 @@ def sobol_indices(
     rows = []
     for name in y.columns:
         values = _finite(y[name].to_numpy(), name)
-        if values is None or np.ptp(values) == 0:
+        if values is None or np.ptp(values) <= CONSTANT_SPREAD * np.abs(values).mean():  # constant up to rounding
             res = {k: np.full(latent_dim, np.nan) for k in keys}
         else:
-            res = sobol_analyzer.analyze(
-                problem,
-                values,
-                calc_second_order=False,
-                seed=seed + 1,
-                num_resamples=num_resamples,
-                conf_level=conf_level,
-            )
+            with warnings.catch_warnings():  # SALib warns when a bootstrap resample happens to be constant
+                warnings.filterwarnings("ignore", message="Constant values encountered", category=UserWarning)
+                res = sobol_analyzer.analyze(
+                    problem,
+                    values,
+                    calc_second_order=False,
+                    seed=seed + 1,
+                    num_resamples=num_resamples,
+                    conf_level=conf_level,
+                )
         rows.append(
             pd.DataFrame({"descriptor": name, "dim": np.arange(latent_dim), **{k: np.asarray(res[k]) for k in keys}})
         )

@@ -2,11 +2,13 @@
 
 :func:`result` loads the trained run of a configuration and the posterior means of its test
 notes, and :func:`compute_sensitivity` runs the chapter's analysis on them: the decoder's
-throughput, one-at-a-time sweeps from anchor points, the descriptor moves in units of the
-spread over real notes, the log-mel change by frequency band and time region, the decoder's
-Jacobian, Sobol indices, the ranking of the dimensions by the four views and their agreement,
-and the sweep strips of the most influential dimensions with their audio. The result is cached
-in the run's folder (:func:`vaetone.results.cached`).
+throughput, one-at-a-time sweeps from anchor points, the net change of each descriptor in units
+of its spread over the test notes, the labels of the dimensions, the log-mel change by frequency
+band and time region, the decoder's Jacobian, Sobol indices with their sums, the ranking of the
+dimensions by the four views and their agreement, intervals over the anchor notes, and the sweep
+strips of the most influential dimensions with their audio (peak-normalised by
+:func:`vaetone.spectral.inversion.peak_normalise`). The result is cached in the run's folder
+(:func:`vaetone.results.cached`).
 
 Chapter: 04_sensitivity.
 """
@@ -21,9 +23,16 @@ import pandas as pd
 import torch
 
 from vaetone import results, store
-from vaetone.analysis.decoding import Decoder, Describe, db_decoder, decode_throughput
-from vaetone.analysis.sensitivity.oat import normalised_moves, sweep_dimension
-from vaetone.analysis.sensitivity.ranking import Analysis, analysis, top_descriptor
+from vaetone.analysis.decoding import Decoder, Describe, db_decoder, decode_batched, decode_throughput, default_describe
+from vaetone.analysis.sensitivity.oat import descriptor_spread, net_change, sweep_dimension
+from vaetone.analysis.sensitivity.ranking import Analysis, analysis
+from vaetone.analysis.sensitivity.summary import (
+    ranking_findings,
+    sobol_findings,
+    sweep_counts,
+    sweep_intervals,
+    view_tables,
+)
 from vaetone.config import Config
 from vaetone.errors import ConfigError
 
@@ -31,12 +40,14 @@ N_TOP = 3
 """How many of the most influential dimensions the chapter names and shows."""
 STRIP_STEPS = 5
 """Values of each top dimension in the sweep strips (from -sweep_sigma to +sweep_sigma)."""
-STRIP_PEAK = 0.89
-"""Peak amplitude of the loudest strip (-1 dBFS); one gain for all strips."""
+STRIP_PEAK_DBFS = -1.0
+"""Level of the loudest sample of the strips' audio (dBFS); one gain for all strips."""
 THROUGHPUT_N = 512
 """Random latents decoded to measure the decoder's throughput."""
 VIEWS = ("oat_logmel", "oat_descriptors", "jacobian", "sobol_ST")
 """The four scores of :func:`rank_dimensions`, in the order of the chapter's table."""
+INSTRUMENT = "instrument_str"
+"""The column of the notes' metadata that names their instrument (the group of the intervals)."""
 
 
 @dataclass(frozen=True)
@@ -45,28 +56,35 @@ class SensitivityResult(results.StageResult):
 
     Tables:
         ranking: indexed by ``dim``, sorted by mean rank (most influential first): the columns of
-            :func:`rank_dimensions` and ``top_descriptor`` (the descriptor the dimension moves most
-            in ``moves``; NaN where it moves none).
-        moves: dims × descriptors, mean |slope| of each descriptor along the sweeps divided by its
-            standard deviation over the reconstructions of the test notes (unitless, per unit z).
+            :func:`rank_dimensions`, with ``label`` (the descriptor that names the dimension by its
+            net change in ``moves``, or "mixed", or "none"; see
+            :mod:`~vaetone.analysis.sensitivity.labels`) and ``sobol_label``.
+        moves: dims × descriptors, the net change of each descriptor along the sweeps (signed
+            least-squares slope against z, mean over anchors) divided by its standard deviation
+            over the test notes (test-note spreads per unit z).
         where: dims × frequency bands and time regions, mean |slope| of the log-mel (dB per unit z).
         jacobian: dims × output regions ("all", bands, regions), RMS of ∂x/∂z_j (dB per unit z).
         sobol: tidy Sobol indices (descriptor, dim, S1, S1_conf, ST, ST_conf); ``attrs`` N,
             n_evaluations, sigma, conf_level.
         sobol_st: dims × descriptors, total index ST, descriptors without variance left out.
+        sobol_sums: per descriptor ΣS1, ΣST, interaction share and counts
+            (:func:`~vaetone.analysis.sensitivity.labels.sobol_sums`).
+        intervals: the headline scores of the sweeps with 95 % instrument-level intervals over the
+            anchor notes (:func:`~vaetone.analysis.sensitivity.summary.sweep_intervals`).
         agreement: views × views, Spearman correlation of the dimension rankings.
         curves: one row per sweep decode (dim, anchor, row, step, z, one column per descriptor).
-        sweeps_logmel, sweeps_descriptors: the tidy tables of the sweeps (:class:`Sweeps`).
+        sweeps_logmel, sweeps_descriptors, anchor_logmel: the tidy tables of the sweeps (:class:`Sweeps`).
     Arrays:
         strips: (N_TOP·STRIP_STEPS, n_mels, frames) dB, the sweeps of the top dimensions from one
             anchor note (labels in findings["strip_labels"]).
-        strip_audio: (N_TOP·STRIP_STEPS, samples) their Griffin-Lim audio at 16 kHz, one gain for all.
+        strip_audio: (N_TOP·STRIP_STEPS, samples) their Griffin-Lim audio at 16 kHz, one gain for
+            all, the loudest sample at :data:`STRIP_PEAK_DBFS` (findings["strip_peak_dbfs"] measures it).
     Findings: see :func:`compute_sensitivity`.
     """
 
     stage = "sensitivity"
-    version = 1
-    params = ("n_anchors", "sweep_sigma", "sweep_steps", "sobol_n", "griffin_lim_iters")
+    version = 2
+    params = ("n_anchors", "sweep_sigma", "sweep_steps", "sobol_n", "griffin_lim_iters", "bootstrap_n")
 
 
 def result(cfg: Config) -> SensitivityResult:
@@ -74,7 +92,7 @@ def result(cfg: Config) -> SensitivityResult:
 
     Args:
         cfg: the configuration (its run is loaded or trained; ``n_anchors``, ``sweep_sigma``,
-            ``sweep_steps``, ``sobol_n`` and ``griffin_lim_iters`` key the result).
+            ``sweep_steps``, ``sobol_n``, ``griffin_lim_iters`` and ``bootstrap_n`` key the result).
     Returns:
         :class:`SensitivityResult`, with ``dimension_order`` the dimensions by mean rank.
     Chapter: 04_sensitivity.
@@ -97,45 +115,61 @@ def _compute_for_run(cfg: Config) -> SensitivityResult:
     run = runs.trained_model(cfg, feats)
     test = runs.latents(cfg, run, feats).split("test")
     decode = db_decoder(run.decode, feats.denormalise)
-    return compute_sensitivity(decode, test.mu, cfg, notes=list(test.meta.index))
+    real = feats.logmel[torch.as_tensor(feats.meta.index.get_indexer(test.meta.index), dtype=torch.long)]
+    groups = test.meta[INSTRUMENT].to_numpy()
+    return compute_sensitivity(decode, test.mu, cfg, notes=list(test.meta.index), groups=groups, real_db=real)
 
 
 def compute_sensitivity(
-    decode: Decoder, mu, cfg: Config, notes: Sequence[str] | None = None, describe: Describe | None = None
+    decode: Decoder,
+    mu,
+    cfg: Config,
+    notes: Sequence[str] | None = None,
+    describe: Describe | None = None,
+    groups=None,
+    real_db=None,
 ) -> SensitivityResult:
-    """The whole sensitivity analysis of one decoder: tables, quoted findings, strips and their audio.
+    """The whole sensitivity analysis of one decoder: tables, quoted findings, intervals, strips and their audio.
 
     Args:
         decode: latent (n, D) → log-mel (n, [1,] n_mels, frames) in dB (:func:`db_decoder`).
-        mu: (n, D) posterior means of the test notes (anchors and the spread of the descriptors).
+        mu: (n, D) posterior means of the test notes (anchors), n >= 2.
         cfg: ``latent_dim`` (= D), ``n_anchors``, ``sweep_sigma``, ``sweep_steps``, ``sobol_n``,
-            ``griffin_lim_iters``, ``seed`` (anchor choice and Sobol sample) and the layout.
+            ``griffin_lim_iters``, ``bootstrap_n``, ``seed`` (anchor choice, Sobol sample,
+            bootstrap) and the layout.
         notes: (n,) names of the notes of ``mu`` (default "test note <row>").
         describe: descriptors of outputs (default the spectral descriptors of the mel spectra).
+        groups: (n,) the instrument of each note of ``mu`` (the intervals' clusters); None: the
+            intervals are recorded as undefined.
+        real_db: (n, [1,] n_mels, frames) dB log-mels of the same notes, whose descriptors' spread is
+            the unit of the net changes; default: their reconstructions ``decode(mu)``.
     Returns:
         :class:`SensitivityResult`. Findings: decodes_per_s, decode_device, decode_batch_size,
-        decode_threads; n_test_notes, n_anchor_points, n_steps, n_oat_decodes, n_desc,
-        mean_logmel_change (dB per unit z), descriptors_moved; sobol_N, sobol_evals, sobol_conf,
-        sobol_nan, sobol_mean_conf; views, rho_min, rho_max, rho_oat_jac, n_top, top_dimensions,
-        top_dims, bottom_dim, dimension_descriptor {str(dim): descriptor}; sweep_sigma_txt,
-        strip_note, strip_labels, strip_values, strip_gain.
+        decode_threads; :func:`~vaetone.analysis.sensitivity.summary.sweep_counts`,
+        :func:`~vaetone.analysis.sensitivity.summary.sobol_findings`,
+        :func:`~vaetone.analysis.sensitivity.summary.ranking_findings`, the phrases of
+        :func:`~vaetone.analysis.sensitivity.summary.sweep_intervals`; sweep_sigma_txt,
+        strip_note, strip_labels, strip_values, strip_gain, strip_peak_dbfs (measured).
     Chapter: 04_sensitivity.
     """
     mu = _checked_latents(mu, cfg)
+    describe = describe or default_describe(cfg)
     findings = decoder_speed(decode, cfg.latent_dim)
-    views = analysis(decode, mu, cfg, describe=describe)
-    moves = normalised_moves(views.sweeps, decode, mu, cfg, describe).rename_axis(columns="descriptor")
-    ranking = ranked(views, moves)
+    spread = descriptor_spread(describe, decode_batched(decode, mu) if real_db is None else real_db)
+    views = analysis(decode, mu, cfg, describe=describe, spread=spread)
+    moves = net_change(views.sweeps, spread).rename_axis(columns="descriptor")
+    ranking = views.ranking
     agreement = view_agreement(ranking)
     top = [int(d) for d in ranking.index[: min(N_TOP, cfg.latent_dim)]]
     strips, strip_findings = top_strips(decode, views, top, cfg, notes)
+    interval_table, interval_findings = sweep_intervals(views, ranking, spread, groups, cfg, top)
     findings.update(sweep_counts(views, moves, len(mu)))
-    findings.update(sobol_findings(views.sobol))
-    findings.update(ranking_findings(ranking, agreement, top))
+    findings.update(sobol_findings(views.sobol, ranking["sobol_label"]))
+    findings.update(ranking_findings(ranking, agreement, top), **interval_findings)
     findings.update(strip_findings, sweep_sigma_txt=f"{cfg.sweep_sigma:g}")
-    audio, findings["strip_gain"] = strip_sound(strips, cfg)
+    audio, findings["strip_gain"], findings["strip_peak_dbfs"] = strip_sound(strips, cfg)
     return SensitivityResult(
-        tables=view_tables(views, moves, ranking, agreement),
+        tables={**view_tables(views, moves, ranking, agreement), "intervals": interval_table},
         findings=findings,
         arrays={"strips": strips.numpy(), "strip_audio": audio},
         dimension_order=tuple(int(d) for d in ranking.index),
@@ -145,9 +179,9 @@ def compute_sensitivity(
 def _checked_latents(mu, cfg: Config) -> torch.Tensor:
     """``mu`` as a float32 tensor (n, latent_dim), with a clear error for a wrong shape or no notes."""
     mu = torch.as_tensor(np.asarray(mu), dtype=torch.float32)
-    if mu.dim() != 2 or mu.shape[1] != cfg.latent_dim or len(mu) == 0:
+    if mu.dim() != 2 or mu.shape[1] != cfg.latent_dim or len(mu) < 2:
         raise ConfigError(
-            f"the sensitivity analysis needs posterior means of shape (n >= 1, latent_dim={cfg.latent_dim}), "
+            f"the sensitivity analysis needs posterior means of shape (n >= 2, latent_dim={cfg.latent_dim}), "
             f"got {tuple(mu.shape)}; pass the test latents of the run trained with this configuration"
         )
     return mu
@@ -169,108 +203,10 @@ def decoder_speed(decode: Decoder, latent_dim: int) -> dict:
     }
 
 
-def ranked(views: Analysis, moves: pd.DataFrame) -> pd.DataFrame:
-    """The ranking of the four views, with the descriptor each dimension moves most in ``moves``.
-
-    Args:
-        views: :func:`analysis` of the decoder (with Sobol indices).
-        moves: :func:`normalised_moves`, dims × descriptors.
-    Returns:
-        :func:`rank_dimensions` sorted by mean rank, ``top_descriptor`` replaced by the largest
-        normalised move of the dimension (NaN where it moves no descriptor). Chapter: 04_sensitivity.
-    """
-    ranking = views.ranking.copy()  # rank_dimensions of the three views, sorted by mean rank
-    ranking["top_descriptor"] = ranking.index.map(moved_descriptor(moves))
-    return ranking
-
-
-def moved_descriptor(moves: pd.DataFrame) -> dict[int, str]:
-    """The descriptor each dimension moves most, ``{dim: descriptor}``; dimensions that move none are left out.
-
-    Args:
-        moves: dims × descriptors of non-negative moves (:func:`normalised_moves`).
-    Returns:
-        :func:`top_descriptor` of the positive moves. Chapter: 04_sensitivity.
-    """
-    return top_descriptor(moves.where(moves > 0))
-
-
 def view_agreement(ranking: pd.DataFrame) -> pd.DataFrame:
     """Spearman correlation between the views' scores of the dimensions: views × views (NaN for a constant score)."""
     scores = [v for v in VIEWS if v in ranking]
     return ranking[scores].corr(method="spearman").rename_axis(index="view", columns="view")
-
-
-def sweep_counts(views: Analysis, moves: pd.DataFrame, n_notes: int) -> dict:
-    """How many anchors, steps, decodes and descriptors the sweeps used, and their mean log-mel change.
-
-    Returns:
-        {n_test_notes, n_anchor_points, n_steps, n_oat_decodes, n_desc, mean_logmel_change (dB per
-        unit z, over dimensions), descriptors_moved (descriptors some dimension moves)}.
-    Chapter: 04_sensitivity.
-    """
-    n_anchors, n_steps, n_dims = len(views.anchors), len(views.grid), views.anchors.shape[1]
-    overall = views.sweeps.logmel.query("scope == 'all'")["change"]
-    return {
-        "n_test_notes": int(n_notes),
-        "n_anchor_points": int(n_anchors),
-        "n_steps": int(n_steps),
-        "n_oat_decodes": int(n_anchors * n_steps * n_dims),
-        "n_desc": int(moves.shape[1]),
-        "mean_logmel_change": float(overall.mean()),
-        "descriptors_moved": [str(c) for c in moves.columns if moves[c].notna().any()],
-    }
-
-
-def sobol_st(sobol: pd.DataFrame) -> pd.DataFrame:
-    """Total Sobol indices, dims × descriptors in the descriptors' order (all-NaN columns kept)."""
-    st = sobol.pivot(index="dim", columns="descriptor", values="ST")
-    return st[list(dict.fromkeys(sobol["descriptor"]))]
-
-
-def sobol_findings(sobol: pd.DataFrame) -> dict:
-    """The quoted numbers of the Sobol analysis.
-
-    Returns:
-        {sobol_N, sobol_evals (decodes), sobol_conf (e.g. "95 %"), sobol_nan (descriptors without
-        variance, joined, or "none"), sobol_mean_conf (mean ST confidence half-width)}.
-    Chapter: 04_sensitivity.
-    """
-    st = sobol_st(sobol)
-    nan_desc = [str(d) for d in st.columns if st[d].isna().all()]
-    return {
-        "sobol_N": int(sobol.attrs["N"]),
-        "sobol_evals": int(sobol.attrs["n_evaluations"]),
-        "sobol_conf": f"{100 * sobol.attrs['conf_level']:.0f} %",
-        "sobol_nan": ", ".join(nan_desc) if nan_desc else "none",
-        "sobol_mean_conf": float(sobol["ST_conf"].mean()),
-    }
-
-
-def ranking_findings(ranking: pd.DataFrame, agreement: pd.DataFrame, top: Sequence[int]) -> dict:
-    """The quoted agreement of the views and the most and least influential dimensions.
-
-    Args:
-        ranking: :func:`ranked`; agreement: :func:`view_agreement`; top: the first dimensions of the ranking.
-    Returns:
-        {views, rho_min, rho_max (over pairs of views), rho_oat_jac (sweeps vs gradients), n_top,
-        top_dimensions (ints), top_dims ("z5 (centroid_hz), z8 (flatness), ..."), bottom_dim ("z4"),
-        dimension_descriptor ({str(dim): descriptor})}.
-    Chapter: 04_sensitivity.
-    """
-    off = agreement.to_numpy()[np.triu_indices(len(agreement), 1)]
-    descriptor = ranking["top_descriptor"]
-    return {
-        "views": [str(v) for v in agreement.columns],
-        "rho_min": float(off.min()),
-        "rho_max": float(off.max()),
-        "rho_oat_jac": float(agreement.loc["oat_logmel", "jacobian"]),
-        "n_top": len(top),
-        "top_dimensions": [int(d) for d in top],
-        "top_dims": ", ".join(f"z{d} ({descriptor[d]})" if pd.notna(descriptor[d]) else f"z{d}" for d in top),
-        "bottom_dim": f"z{int(ranking.index[-1])}",
-        "dimension_descriptor": {str(int(d)): str(v) for d, v in descriptor.items() if pd.notna(v)},
-    }
 
 
 def top_strips(
@@ -299,39 +235,17 @@ def top_strips(
     }
 
 
-def strip_sound(strips: torch.Tensor, cfg: Config) -> tuple[np.ndarray, float]:
+def strip_sound(strips: torch.Tensor, cfg: Config) -> tuple[np.ndarray, float, float]:
     """The strips as audio (Griffin-Lim, ``cfg.griffin_lim_iters``), one gain for all: the loudest peak at -1 dBFS.
 
     Args:
         strips: (n, n_mels, frames) dB.
     Returns:
-        ((n, samples) float32 waveforms at 16 kHz, the gain applied (at most 1)). Chapter: 04_sensitivity.
+        ((n, samples) float32 waveforms at 16 kHz, the gain applied (any size: Griffin-Lim output is
+        often quiet), the measured peak of the result in dBFS, :data:`STRIP_PEAK_DBFS` unless silent).
+    Chapter: 04_sensitivity.
     """
-    from vaetone.spectral.inversion import mel_to_audio
+    from vaetone.spectral.inversion import mel_to_audio, peak_dbfs, peak_normalise
 
-    sound = mel_to_audio(strips, cfg, n_iter=cfg.griffin_lim_iters).numpy()
-    gain = min(1.0, STRIP_PEAK / max(float(np.abs(sound).max()), 1e-9))
-    return (sound * gain).astype(np.float32), float(gain)
-
-
-def view_tables(views: Analysis, moves: pd.DataFrame, ranking: pd.DataFrame, agreement: pd.DataFrame) -> dict:
-    """The tables of :class:`SensitivityResult` from the views, the moves, the ranking and the agreement."""
-    st = sobol_st(views.sobol)
-    return {
-        "ranking": ranking,
-        "moves": moves,
-        "where": _by_part(views.sweeps.logmel.query("scope != 'all'"), "change", "frequency band / time region"),
-        "jacobian": _by_part(views.jacobian, "jacobian_rms", "output region"),
-        "sobol": views.sobol,
-        "sobol_st": st.drop(columns=[d for d in st.columns if st[d].isna().all()]),
-        "agreement": agreement,
-        "curves": views.sweeps.curves,
-        "sweeps_logmel": views.sweeps.logmel,
-        "sweeps_descriptors": views.sweeps.descriptors,
-    }
-
-
-def _by_part(tidy: pd.DataFrame, value: str, axis: str) -> pd.DataFrame:
-    """A tidy per-(dim, part) table as dims × parts, the parts in their order of appearance."""
-    wide = tidy.pivot(index="dim", columns="part", values=value)[list(dict.fromkeys(tidy["part"]))]
-    return wide.rename_axis(columns=axis)
+    sound, gain = peak_normalise(mel_to_audio(strips, cfg, n_iter=cfg.griffin_lim_iters), STRIP_PEAK_DBFS)
+    return sound, gain, round(peak_dbfs(sound), 2)

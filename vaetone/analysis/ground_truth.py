@@ -53,7 +53,7 @@ class GroundTruthResult(StageResult):
     """
 
     stage: ClassVar[str] = "ground_truth"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     params: ClassVar[tuple[str, ...]] = ("n_anchors", "sweep_sigma", "sweep_steps")
 
 

@@ -11,7 +11,7 @@ compared with that of the unablated reconstruction, note by note:
   baseline is computed from the notes it is scored on;
 * ``increase = metric(ref, decode(z_ablated)) - metric(ref, decode(z))`` per note, where ``ref`` is
   the note's own (input) spectrogram; ``degradation`` is the increase with its sign flipped for
-  metrics where higher is better (frequency accuracy);
+  metrics where higher is better (e.g. a frequency F1);
 * :func:`captum_ablation` recomputes the same increases with Captum's ``FeatureAblation``
   (its attribution is ``original - ablated``, so ours is minus Captum's);
 * :func:`cumulative_ablation`: keep the k most important dimensions, ablate the rest.

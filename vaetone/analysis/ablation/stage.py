@@ -77,7 +77,7 @@ class AblationResult(StageResult):
     """
 
     stage: ClassVar[str] = "ablation"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters", "n_audio_examples", "bootstrap_n")
 
 

@@ -43,6 +43,10 @@ def test_unknown_name_suggests_the_close_one():
         ({"n_mels": "many"}, "n_mels' must be int"),
         ({"latent_dim": 2.5}, "latent_dim' must be int"),
         ({"dataset": "nsynth"}, "needs nsynth_path"),
+        ({"peak_tolerance_cents": 0}, "peak_tolerance_cents=0.0 must be in \\(0, 600\\] cents"),
+        ({"peak_tolerance_cents": 1200}, "peak_tolerance_cents=1200.0 must be in \\(0, 600\\] cents"),
+        ({"bootstrap_n": 10}, "bootstrap_n=10 must be from 100 to 1000000 resamples"),
+        ({"bootstrap_n": 10**7}, "bootstrap_n=10000000 must be from 100"),
         ({"valid_fraction": 0.6, "test_fraction": 0.5}, "sum to less than 1"),
         ({"n_mels": 8, "channels": [4, 8, 16, 32]}, "n_mels = 8 is too small for the model's 4 stride-2 layers"),
         (
@@ -66,6 +70,7 @@ def test_bad_values_raise_clear_errors(params, match):
         ("free_bits", "inf"),
         ("sweep_sigma", float("inf")),
         ("f_min", "-inf"),
+        ("peak_tolerance_cents", "nan"),
         ("valid_fraction", float("nan")),
     ],
 )

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaetone import config, results, store
-from vaetone.analysis import seeds, seeds_stage, statistics
+from vaetone.analysis import seeds, seeds_labels, seeds_stage, statistics
 from vaetone.errors import ConfigError, VaetoneError
 from vaetone.model import runs as model_runs
 
@@ -99,6 +99,18 @@ def test_names_that_every_seed_shares_hold_and_the_others_become_mixed():
     assert labels["held_in"].tolist() == [3, 2, 3, 2] and labels.loc[1, "seed 2"] == "flatness"
     assert f["labels_held"] == "z0 (centroid_hz)" and (f["n_labels_reference"], f["n_labels_lost"]) == (2, 1)
     assert labels["min_abs_r"].to_numpy() == pytest.approx(1.0)
+    top = named_ranks(0)["mean_rank"].sort_values(kind="stable").index[:3]
+    assert f["top_dims_across"] == ", ".join(f"z{d} ({labels.loc[d, 'label']})" for d in top)
+    assert f["top_dims_across"].count("mixed") == sum(labels.loc[d, "label"] == "mixed" for d in top)
+
+
+def test_reference_top_orders_ties_as_the_reference_stage():
+    table = pd.DataFrame({"mean_rank": [2.0, 1.0, 2.0, 4.0], "oat_logmel": [1.0, 0.5, 3.0, 9.0]})
+    assert seeds_labels.reference_top(table, "mean_rank", False, "oat_logmel", 3) == [1, 2, 0]
+    assert seeds_labels.reference_top(table, "mean_rank", False, None, 3) == [1, 0, 2]
+    assert seeds_labels.reference_top(table, "oat_logmel", True, None, 2) == [3, 2]
+    names = pd.DataFrame({"label": ["rms_db", "mixed", "none", "flatness"]})
+    assert seeds_labels.top_names([1, 2, 0], names) == "z1 (mixed), z2 (none), z0 (rms_db)"
 
 
 def test_with_one_seed_every_name_holds_and_analyses_without_names_have_no_label_table():

@@ -70,3 +70,30 @@ def label_findings(table: pd.DataFrame) -> dict:
         "n_labels_reference": int(named.sum()),
         "n_labels_lost": int((named & ~held).sum()),
     }
+
+
+def reference_top(reference: pd.DataFrame, column: str, largest: bool, tiebreak: str | None, k: int) -> list[int]:
+    """The reference seed's ``k`` most important dimensions, ordered as its own stage orders them.
+
+    Args:
+        reference: the reference seed's per-dimension table (indexed by dim); column: the score;
+        largest: whether larger is more important; tiebreak: a column ordering ties (larger first), or None;
+        k: how many.
+    Returns:
+        The dims, most important first. Chapter: 04_sensitivity.
+    """
+    keys, ascending = [column], [not largest]
+    if tiebreak is not None and tiebreak in reference.columns:
+        keys, ascending = [column, tiebreak], [not largest, False]
+    return [int(d) for d in reference.sort_values(keys, ascending=ascending, kind="stable").index[:k]]
+
+
+def top_names(dims: list[int], table: pd.DataFrame) -> str:
+    """The dimensions with the names that hold across seeds, e.g. "z5 (flatness), z0 (mixed)".
+
+    Args:
+        dims: reference dims; table: :func:`label_table`.
+    Returns:
+        The phrase. Chapter: 04_sensitivity.
+    """
+    return ", ".join(f"z{d} ({table.loc[d, LABEL]})" for d in dims)

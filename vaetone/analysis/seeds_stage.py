@@ -24,7 +24,7 @@ import pandas as pd
 
 from vaetone import results, store
 from vaetone.analysis import seeds as seeds_mod
-from vaetone.analysis.seeds_labels import LABEL, label_findings, label_table
+from vaetone.analysis.seeds_labels import LABEL, label_findings, label_table, reference_top, top_names
 from vaetone.config import Config
 from vaetone.errors import ConfigError, VaetoneError
 from vaetone.results import StageResult
@@ -49,16 +49,18 @@ class Reading:
             when a smaller one is (a rank).
         signed: columns whose sign flips with a matched dimension.
         ranked: whether the stage reports top counts and rank agreement of ``column``.
+        tiebreak: the column that orders ties of ``column`` as the reference stage does (larger first).
     """
 
     column: str
     largest: bool
     signed: tuple[str, ...] = ()
     ranked: bool = True
+    tiebreak: str | None = None
 
 
 READINGS = {
-    "sensitivity": Reading("mean_rank", largest=False, signed=("label_change",)),
+    "sensitivity": Reading("mean_rank", largest=False, signed=("label_change",), tiebreak="oat_logmel"),
     "ablation": Reading("increase_mean", largest=True),
     "statistics": Reading("kl", largest=True, signed=seeds_mod.SIGNED_STATISTICS, ranked=False),
 }
@@ -100,7 +102,7 @@ class SensitivitySeedsResult(SeedsResult):
     """The sensitivity ranking of chapter 04 over seeds (see :class:`SeedsResult`). Chapter: 04_sensitivity."""
 
     stage = "seeds-sensitivity"
-    version = 2
+    version = 3
     analysis = "sensitivity"
     params = ("n_seeds", "n_anchors", "sweep_sigma", "sweep_steps", "sobol_n")
 
@@ -304,6 +306,9 @@ def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
     if all(LABEL in t.columns for t in across.tables):  # names of the dimensions: do they hold across seeds?
         tables["labels"] = label_table(across)
         findings.update(label_findings(tables["labels"]))
+        if reading.ranked:
+            top = reference_top(across.tables[0], reading.column, reading.largest, reading.tiebreak, K_TOP)
+            findings["top_dims_across"] = top_names(top, tables["labels"])
     mean = across.mean_std(reading.column)["mean"]
     order = mean.sort_values(ascending=not reading.largest, kind="stable").index
     return RESULT_CLASSES[analysis](tables=tables, findings=findings, dimension_order=tuple(int(d) for d in order))

@@ -48,14 +48,14 @@ class Interval:
         """Whether ``value`` lies outside the interval (e.g. a difference significantly away from 0)."""
         return bool(value < self.low or value > self.high)
 
-    def text(self, digits: int = 2, unit: str = "") -> str:
-        """The interval in words, e.g. "4.52 dB (95 % interval 4.31 to 4.70)".
+    def text(self, digits: int = 2, unit: str = "", sign: bool = False) -> str:
+        """The interval in words, e.g. "4.52 dB (95 % interval 4.31 to 4.70)"; ``sign`` writes "+" too (a cost).
 
         Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics.
         """
         u = f" {unit}" if unit else ""
         return (
-            f"{self.estimate:.{digits}f}{u} ({round(100 * self.level)} % interval "
+            f"{self.estimate:{'+' if sign else ''}.{digits}f}{u} ({round(100 * self.level)} % interval "
             f"{self.low:.{digits}f} to {self.high:.{digits}f})"
         )
 
@@ -72,6 +72,21 @@ def check_bootstrap(n_boot: int, level: float = LEVEL) -> None:
         raise ConfigError(f"bootstrap_n={n_boot!r} must be an integer from {lo} to {hi}; set it with -p bootstrap_n")
     if not (isinstance(level, float) and 0.0 < level < 1.0):
         raise ConfigError(f"interval level={level!r} must be a number strictly between 0 and 1")
+
+
+def count_groups(values, groups) -> tuple[int, int]:
+    """The notes with a value and the instruments they come from, as :func:`bootstrap` counts them.
+
+    Args:
+        values: (n,) per-note values, or (n, c) (a row counts when all its columns are finite);
+        groups: (n,) the instrument of each note.
+    Returns:
+        (n_notes, n_instruments). Fewer than :data:`MIN_GROUPS` instruments: no interval.
+    Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v) if v.ndim == 1 else np.isfinite(v).all(axis=1)
+    return int(finite.sum()), int(pd.unique(np.asarray(groups)[finite]).size)
 
 
 def _groups(values: np.ndarray, groups, where: str) -> tuple[np.ndarray, np.ndarray]:

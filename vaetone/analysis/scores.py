@@ -100,12 +100,11 @@ def undefined_reason(values, groups) -> str:
 
     Args: values: (n,) per-note values (NaN: no value); groups: (n,) instruments. Chapter: 03_training.
     """
-    v = np.asarray(values, dtype=np.float64)
-    found = pd.unique(np.asarray(groups)[np.isfinite(v)])
-    if len(found) >= intervals.MIN_GROUPS:
+    n_notes, n_groups = intervals.count_groups(values, groups)
+    if n_groups >= intervals.MIN_GROUPS:
         return ""
     return (
-        f"undefined: {np.isfinite(v).sum()} scored notes from {len(found)} instrument(s); "
+        f"undefined: {n_notes} scored notes from {n_groups} instrument(s); "
         f"an instrument-level interval needs at least {intervals.MIN_GROUPS}"
     )
 

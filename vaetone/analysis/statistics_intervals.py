@@ -66,9 +66,8 @@ def interval_row(label: str, values, groups, statistic, n_boot: int, seed: int, 
     Chapter: 06_statistics.
     """
     values = np.asarray(values, dtype=float)
-    finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
-    k = int(pd.Series(np.asarray(groups)[finite]).nunique())
-    row = {"quantity": label, "n_notes": int(finite.sum()), "n_instruments": k}
+    n_notes, k = intervals.count_groups(values, groups)
+    row = {"quantity": label, "n_notes": n_notes, "n_instruments": k}
     if k < intervals.MIN_GROUPS:
         reason = (
             f"undefined: the notes come from {k} instrument(s); an instrument-level interval needs at least "

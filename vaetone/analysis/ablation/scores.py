@@ -28,7 +28,7 @@ from vaetone.analysis.ablation.methods import (
     reconstruction_errors,
 )
 from vaetone.analysis.ablation.steps import GROUP, N_QUOTED, ORDERS, AblationInputs
-from vaetone.analysis.intervals import LEVEL, MIN_GROUPS, Interval, bootstrap, significance_phrase
+from vaetone.analysis.intervals import LEVEL, MIN_GROUPS, Interval, bootstrap, count_groups, significance_phrase
 
 INTERVAL_COLUMN = f"{round(100 * LEVEL)} % interval"
 """The column of the table ``intervals`` that holds each interval as text (or why it is undefined)."""
@@ -45,8 +45,7 @@ def interval(values, groups, n_boot: int, seed: int, where: str, statistic: str 
         :class:`~vaetone.analysis.intervals.Interval` or the reason as text. Chapter: 05_ablation.
     """
     v = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(v) if v.ndim == 1 else np.isfinite(v).all(axis=1)
-    n_groups = pd.unique(np.asarray(groups)[finite]).size
+    _, n_groups = count_groups(v, groups)
     if n_groups < MIN_GROUPS:
         return (
             f"undefined: {where} rests on {n_groups} test instrument(s); an instrument-level interval "
@@ -73,11 +72,7 @@ def quoted(estimate: float, found: Interval | str, unit: str, sign: bool = False
     if isinstance(found, str):
         d = digits(estimate)
         return f"{estimate:{'+' if sign else ''}.{d}f} {unit} (interval {found})"
-    d = digits(found.estimate, found.low, found.high)
-    return (
-        f"{found.estimate:{'+' if sign else ''}.{d}f} {unit} ({INTERVAL_COLUMN} "
-        f"{found.low:.{d}f} to {found.high:.{d}f})"
-    )
+    return found.text(digits(found.estimate, found.low, found.high), unit, sign)
 
 
 def _row(quantity: str, unit: str, estimate: float, found: Interval | str, n_notes: int, n_groups: int) -> dict:

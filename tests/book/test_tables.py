@@ -55,3 +55,10 @@ def test_numbers_are_written_without_exponents():
         "0.0929",
         "0",
     ]
+
+
+def test_readable_rounds_and_writes_missing_values_in_words():
+    table = pd.DataFrame({"p": [0.12345, math.nan], "dim": [3.0, math.nan]})
+    shown = tables.readable(table, 2, fill={"p": "undefined", "dim": "none"})
+    assert shown["p"].tolist() == [0.12, "undefined"] and shown["dim"].tolist() == [3.0, "none"]
+    assert tables.readable(table)["p"].tolist() == [0.123, "undefined"]

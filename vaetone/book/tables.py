@@ -77,3 +77,15 @@ def paired_table(paired: pd.DataFrame, labels: dict[str, str], fmt=number) -> pd
         for r in paired.itertuples()
     }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["comparison", "metric"])
+
+
+def readable(table: pd.DataFrame, digits: int = 3, fill="undefined") -> pd.DataFrame:
+    """A result table rounded for display, with missing values in words ("undefined"), never NaN.
+
+    Args:
+        table: a stage result's table; digits: decimals kept;
+        fill: the word for a missing value, or {column: word}.
+    Returns:
+        The rounded table as objects, missing values filled. Chapter: 06_statistics.
+    """
+    return table.round(digits).astype(object).fillna(fill)

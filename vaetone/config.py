@@ -57,6 +57,14 @@ class Config:
     instruments: list = field(default_factory=list)  # instrument_str values; empty: all
     max_instruments: int = 0  # 0: all; else a seeded subset, stratified by family
     synthetic_instruments: int = 44  # instruments of the synthetic source (4 per family)
+    # the factorial synthetic source: every timbre factor is drawn per note, independently,
+    # uniformly from factor_levels values spanning its range (attack and decay spaced in log)
+    factor_levels: int = 5
+    attack_range: list = field(default_factory=lambda: [0.02, 0.4])  # s, linear attack
+    decay_range: list = field(default_factory=lambda: [0.5, 8.0])  # s, T60 of the decay
+    brightness_range: list = field(default_factory=lambda: [-15.0, -3.0])  # dB per octave, spectral tilt
+    inharmonicity_range: list = field(default_factory=lambda: [0.0, 0.002])  # B of stiff strings
+    noise_range: list = field(default_factory=lambda: [-50.0, -10.0])  # dB re. the harmonic part
     valid_fraction: float = 0.15  # share of instruments held out for validation
     test_fraction: float = 0.15  # share of instruments held out for testing
     split_seed: int = 0
@@ -81,6 +89,7 @@ class Config:
     weight_decay: float = 1e-4
     kl_warmup_epochs: int = 5
     free_bits: float = 0.0  # nats per dimension; 0: off
+    decoder_variance: str = "fixed"  # fixed (sigma = 1 in normalised units) | global | per_band (learned)
     patience: int = 8  # early stopping on the validation loss
     grad_clip: float = 1.0
     seed: int = 0
@@ -97,6 +106,11 @@ class Config:
     n_audio_examples: int = 3
     peak_tolerance_cents: float = 50.0  # spectral peaks of a reconstruction match the original's within this
     bootstrap_n: int = 1000  # resamples of the instrument-level bootstrap intervals
+    # --- validity (chapter 08) ---
+    betas: list = field(default_factory=lambda: [0.25, 1.0, 4.0, 16.0])  # beta sweep on the synthetic source
+    corpus_betas: list = field(default_factory=lambda: [1.0])  # beta sweep on cfg.dataset (beside the autoencoder)
+    validity_sobol_n: int = 128  # Saltelli base sample of the Sobol indices of each swept model
+    null_n: int = 1000  # permutations of the null models (recovery, rank agreement)
 
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -113,6 +127,12 @@ STAGES: dict[str, tuple[str, ...]] = {
         "instruments",
         "max_instruments",
         "synthetic_instruments",
+        "factor_levels",
+        "attack_range",
+        "decay_range",
+        "brightness_range",
+        "inharmonicity_range",
+        "noise_range",
         "valid_fraction",
         "test_fraction",
         "split_seed",
@@ -127,6 +147,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "weight_decay",
         "kl_warmup_epochs",
         "free_bits",
+        "decoder_variance",
         "patience",
         "grad_clip",
         "seed",
@@ -139,6 +160,7 @@ _CHOICES = {
     "norm": ("batch", "group", "none"),
     "activation": ("leaky_relu", "relu", "gelu", "silu"),
     "device": ("auto", "cpu", "cuda"),
+    "decoder_variance": ("fixed", "global", "per_band"),
 }
 _POSITIVE = (
     "workers",
@@ -159,6 +181,8 @@ _POSITIVE = (
     "lr",
     "log_floor",
     "sweep_sigma",
+    "validity_sobol_n",
+    "null_n",
 )
 _NON_NEGATIVE = (
     "beta",
@@ -265,10 +289,57 @@ def _check(cfg: Config) -> None:
         )
     if not 100 <= cfg.bootstrap_n <= 1_000_000:
         raise ConfigError(f"bootstrap_n={cfg.bootstrap_n!r} must be from 100 to 1000000 resamples; the default is 1000")
+    _check_factor_ranges(cfg)
+    _check_betas(cfg)
     if cfg.dataset == "nsynth" and not cfg.nsynth_path:
         raise ConfigError(
             "dataset='nsynth' needs nsynth_path, the folder of an NSynth split (e.g. -p nsynth_path /data/nsynth-test)"
         )
+
+
+FACTOR_RANGES = ("attack_range", "decay_range", "brightness_range", "inharmonicity_range", "noise_range")
+"""The ranges of the synthetic source's timbre factors (pitch and loudness come from the pitch grid and velocities)."""
+
+
+def _check_factor_ranges(cfg: Config) -> None:
+    """Each factor range is [low, high] of finite numbers, low < high; time ranges span at least one hop."""
+    if not 2 <= cfg.factor_levels <= 64:
+        raise ConfigError(f"factor_levels={cfg.factor_levels!r} must be from 2 to 64 values per synthetic factor")
+    hop_s = cfg.hop_length / SAMPLE_RATE
+    for name in FACTOR_RANGES:
+        value = getattr(cfg, name)
+        try:
+            low, high = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} must be two numbers [low, high]") from None
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ConfigError(f"{name}={value!r} must be finite with low < high")
+        if name in ("attack_range", "decay_range") and (low <= 0 or high - low < hop_s):
+            raise ConfigError(
+                f"{name}={value!r} s must be positive and span at least one hop ({hop_s * 1000:.0f} ms = "
+                f"hop_length {cfg.hop_length} / {SAMPLE_RATE} Hz), or the features cannot see the factor vary; "
+                f"widen it (the default is {getattr(Config(), name)})"
+            )
+    if cfg.inharmonicity_range[0] < 0:
+        raise ConfigError(f"inharmonicity_range={cfg.inharmonicity_range!r} must not go below 0 (B >= 0)")
+
+
+def _check_betas(cfg: Config) -> None:
+    """The β lists of chapter 08: non-empty, finite and > 0 (the autoencoder, β = 0, is always run beside)."""
+    for name in ("betas", "corpus_betas"):
+        value = getattr(cfg, name)
+        try:
+            numbers = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} must be a list of numbers") from None
+        if not numbers:
+            raise ConfigError(f"{name} is empty; give at least one β > 0, e.g. [0.25, 1, 4, 16]")
+        bad = [v for v in numbers if not (math.isfinite(v) and v > 0)]
+        if bad:
+            raise ConfigError(
+                f"{name}={value!r} holds {bad}: every β must be finite and > 0 (the autoencoder, β = 0, "
+                "is run beside the sweep on its own)"
+            )
 
 
 def make(**params: Any) -> Config:

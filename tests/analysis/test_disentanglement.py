@@ -99,3 +99,22 @@ def test_ground_truth_check_marks_a_factor_nothing_predicts():
 
 def test_the_decay_factor_follows_the_continuous_decay_rate():
     assert disentanglement.FACTOR_DESCRIPTORS["factor_decay"] == "decay_db_per_s"
+
+
+def test_dci_names_non_finite_latents_and_factors():
+    code, factors = np.ones((20, 2)), pd.DataFrame({"a": np.arange(20.0)})
+    code[3, 1] = np.nan
+    with pytest.raises(VaetoneError, match=r"latents of DCI hold 1 non-finite values \(first at row 3, column 1\)"):
+        disentanglement.dci(code, factors, np.arange(20))
+    factors.loc[5, "a"] = np.inf
+    with pytest.raises(VaetoneError, match="factors of DCI hold 1 non-finite"):
+        disentanglement.dci(np.random.default_rng(0).normal(size=(20, 2)), factors, np.arange(20))
+
+
+def test_the_plug_in_mutual_information_of_an_independent_dimension_is_biased_by_the_bins():
+    """(bins − 1)(levels − 1) / (2n) nats: 0.108 for 20 bins, a 5-level factor and 352 notes; 0.034 with 7 bins."""
+    rng = np.random.default_rng(0)
+    noise, factor = rng.normal(size=(352, 60)), pd.DataFrame({"f": rng.integers(0, 5, 352)})
+    for n_bins in (20, 7):
+        mi = disentanglement.mutual_information_matrix(noise, factor, n_bins)["f"].mean()
+        assert mi == pytest.approx((n_bins - 1) * 4 / (2 * 352), rel=0.2)

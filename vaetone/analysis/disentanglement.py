@@ -75,7 +75,9 @@ def mig(mu, factors, n_bins: int = 20) -> tuple[float, pd.DataFrame]:
     """
     mi = mutual_information_matrix(mu, factors, n_bins)
     if len(mi) < 2:
-        raise VaetoneError("MIG needs at least 2 latent dimensions")
+        raise VaetoneError(
+            f"MIG compares the two most informative latent dimensions, and the code has {len(mi)}; use latent_dim >= 2"
+        )
     frame = _factor_frame(factors, len(_as_2d(mu)))
     v = _discretise(_codes_of(frame), n_bins)
     from sklearn.metrics import mutual_info_score
@@ -162,18 +164,23 @@ def dci(
         and "n_folds").
     Chapter: 06_statistics.
     """
+    import sklearn
+
     mu = _as_2d(mu)
+    _check_finite(mu, "the latents of DCI")
     mu = (mu - mu.mean(0)) / np.where(mu.std(0) > 0, mu.std(0), 1.0)
     frame = _factor_frame(factors, len(mu))
     y = _codes_of(frame)
+    _check_finite(y, "the factors of DCI")
     y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1.0)
     folds = instrument_folds(groups, len(mu), n_folds, seed)
     imp, pred = np.zeros((mu.shape[1], y.shape[1])), np.zeros_like(y)
-    for k in range(y.shape[1]):
-        for tr, te in folds:
-            model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
-            imp[:, k] += np.abs(model.feature_importances_ if method == "gbt" else model.coef_) / len(folds)
-            pred[te, k] = model.predict(mu[te])
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):  # inputs checked above
+        for k in range(y.shape[1]):
+            for tr, te in folds:
+                model = _dci_regressor(method, seed, alpha).fit(mu[tr], y[tr, k])
+                imp[:, k] += np.abs(model.feature_importances_ if method == "gbt" else model.coef_) / len(folds)
+                pred[te, k] = model.predict(mu[te])
     r2 = [_r2(y[:, k], pred[:, k]) for k in range(y.shape[1])]
     d_j = _entropy_weights(imp, max(2, y.shape[1])) if y.shape[1] > 1 else np.ones(len(imp))
     rho = imp.sum(1) / imp.sum() if imp.sum() > 0 else np.zeros(len(imp))
@@ -188,6 +195,17 @@ def dci(
         completeness=dict(zip(frame.columns, map(float, c_k))), r2=dict(zip(frame.columns, r2)), n_folds=len(folds)
     )
     return scores, table
+
+
+def _check_finite(x: np.ndarray, what: str) -> None:
+    """Raise VaetoneError when ``x`` holds a NaN or an infinity (the regressors skip sklearn's own check)."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise VaetoneError(
+            f"{what} hold {int(bad.sum())} non-finite values (first at row {rows[0]}, column {cols[0]}); "
+            "drop those notes or check the run that produced them"
+        )
 
 
 def _r2(y: np.ndarray, pred: np.ndarray) -> float:

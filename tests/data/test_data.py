@@ -372,13 +372,13 @@ def test_synthetic_dataset_stores_its_factors():
     examples = json.loads((ds.path / "examples.json").read_text())
     note = ds.meta.index[0]
     assert examples[note]["factor_decay"] == pytest.approx(ds.meta.loc[note, "factor_decay"])
-    inst = synthetic.synthetic_instruments(11).set_index("instrument_str")
-    first = ds.meta.iloc[0]
-    assert first["factor_brightness"] == pytest.approx(inst.loc[first["instrument_str"], "factor_brightness"])
-    loud = ds.meta.index.str.endswith("-127")
-    gap = _rms_db(ds.audio[loud]) - _rms_db(ds.audio[~loud])  # same notes, velocity 127 vs 25
-    expected = synthetic.loudness_db(127) - synthetic.loudness_db(25)
-    assert np.allclose(gap, expected, atol=0.5)
+    drawn = synthetic.synthetic_notes(cfg).set_index("note_str").loc[ds.meta.index]
+    np.testing.assert_allclose(
+        ds.meta[list(nsynth.FACTORS)].to_numpy(float), drawn[list(nsynth.FACTORS)].to_numpy(float)
+    )
+    full = synthetic.synthesize_notes(drawn.assign(factor_loudness=0.0), seed=synthetic.SYNTH_SEED)  # at 0 dB
+    gap = _rms_db(ds.audio[:]) - _rms_db(full)
+    np.testing.assert_allclose(gap, synthetic.loudness_db(ds.meta["velocity"]), atol=0.1)  # loudness in dB
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,8 +1,15 @@
-"""The synthetic source: parametric harmonic tones whose generative factors are known.
+"""The synthetic source: a factorial design of parametric harmonic tones whose generative factors are known.
+
+Every note draws its own factors, independently and uniformly: pitch from the pitch grid,
+loudness from the velocities, and five timbre factors (brightness, attack, decay,
+inharmonicity, noise), each from ``cfg.factor_levels`` values spanning its range in the
+configuration (attack and decay spaced evenly in log, the others linearly). Instruments only
+group notes for the splits; they carry no factor. So the factors are mutually independent,
+and a code equal to them is a perfect, recoverable ground truth.
 
 The factors are stored as ``factor_*`` fields of each note.
 
-Chapters: 01_data, 06_statistics (ground truth).
+Chapters: 01_data, 06_statistics, 08_validity (ground truth).
 """
 
 from __future__ import annotations
@@ -30,27 +37,23 @@ from vaetone.data.writer import (
 from vaetone.progress import tqdm
 
 # ---------------------------------------------------------------------------------------------
-# The synthetic source
+# The factorial design
 # ---------------------------------------------------------------------------------------------
 
 SYNTH_SEED = 20230701
-"""Seed of the synthetic instruments' timbres: instrument i is the same whatever their number."""
+"""Seed of the synthetic notes' factors and noise: a note's draw depends only on (instrument, pitch, velocity)."""
 
-_FAMILY_TIMBRE = {  # brightness dB/oct, attack s, decay s (T60), inharmonicity B, noise dB
-    "bass": (-12.0, 0.010, 3.0, 1e-4, -40.0),
-    "brass": (-4.0, 0.050, 20.0, 0.0, -35.0),
-    "flute": (-15.0, 0.080, 20.0, 0.0, -20.0),
-    "guitar": (-9.0, 0.005, 2.5, 3e-4, -40.0),
-    "keyboard": (-8.0, 0.005, 4.0, 4e-4, -45.0),
-    "mallet": (-14.0, 0.002, 1.0, 2e-3, -40.0),
-    "organ": (-6.0, 0.030, 40.0, 0.0, -50.0),
-    "reed": (-5.0, 0.040, 20.0, 0.0, -30.0),
-    "string": (-6.0, 0.150, 20.0, 0.0, -32.0),
-    "synth_lead": (-3.0, 0.010, 30.0, 0.0, -55.0),
-    "vocal": (-10.0, 0.200, 20.0, 0.0, -28.0),
+TIMBRE_FACTORS = {  # factor column: (config range, spaced in log)
+    "factor_brightness": ("brightness_range", False),
+    "factor_attack": ("attack_range", True),
+    "factor_decay": ("decay_range", True),
+    "factor_inharmonicity": ("inharmonicity_range", False),
+    "factor_noise": ("noise_range", False),
 }
-_SOURCE_EFFECT = {"acoustic": (1.0, 0.0), "electronic": (0.3, -8.0), "synthetic": (0.0, -20.0)}
-"""Per source: multiplier of the inharmonicity, offset of the noise level (dB)."""
+"""The five timbre factors drawn per note, with the configuration range each spans."""
+
+TONE_FACTORS = ("factor_pitch", "factor_brightness", "factor_inharmonicity")
+"""The factors that set the steady harmonic tone; notes sharing them share one rendered tone."""
 
 SYNTH_PEAK = 0.4
 """Peak amplitude of the harmonic part of a synthetic note at velocity 127 (loudness 0 dB)."""
@@ -63,21 +66,20 @@ log = logging.getLogger(__name__)
 
 
 def synthetic_instruments(n: int) -> pd.DataFrame:
-    """The timbres of ``n`` synthetic instruments, spread over the 11 families.
+    """The ``n`` synthetic instruments: a grouping of notes for the splits, spread over the 11 families.
 
-    Instrument i has family ``FAMILIES[i % 11]`` and source ``SOURCES[(i // 11) % 3]``; its
-    factors are the family's prototype jittered with a generator seeded by (SYNTH_SEED, i).
+    Instrument i has family ``FAMILIES[i % 11]`` and source ``SOURCES[(i // 11) % 3]``, so the
+    split code and the family and source filters work as for the other sources; an instrument
+    carries no factor (each note draws its own, :func:`draw_factors`).
+    Args:
+        n: number of instruments.
     Returns:
-        DataFrame: instrument, instrument_str (``<family>_<source>_<i:03d>``), family, source,
-        pitch_min=21, pitch_max=108, factor_brightness (dB/oct), factor_attack (s),
-        factor_decay (s), factor_inharmonicity (B), factor_noise (dB). Chapter: 01_data.
+        DataFrame (n rows): instrument, instrument_str (``<family>_<source>_<i:03d>``), family,
+        source, pitch_min=21, pitch_max=108. Chapter: 01_data.
     """
     rows = []
     for i in range(n):
-        rng = np.random.default_rng([SYNTH_SEED, i])
         family, source = FAMILIES[i % len(FAMILIES)], SOURCES[(i // len(FAMILIES)) % len(SOURCES)]
-        tilt, attack, decay, inharm, noise = _FAMILY_TIMBRE[family]
-        inharm_mult, noise_offset = _SOURCE_EFFECT[source]
         rows.append(
             {
                 "instrument": i,
@@ -86,19 +88,117 @@ def synthetic_instruments(n: int) -> pd.DataFrame:
                 "source": source,
                 "pitch_min": 21,
                 "pitch_max": 108,
-                "factor_brightness": round(float(tilt + rng.uniform(-3, 3)), 3),
-                "factor_attack": round(float(np.clip(attack * np.exp(rng.normal(0, 0.5)), 0.002, 0.5)), 4),
-                "factor_decay": round(float(np.clip(decay * np.exp(rng.normal(0, 0.4)), 0.3, 60.0)), 3),
-                "factor_inharmonicity": float(f"{inharm * inharm_mult * np.exp(rng.normal(0, 0.5)):.3g}"),
-                "factor_noise": round(float(min(noise + noise_offset + rng.uniform(-6, 6), -12.0)), 2),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["instrument", "instrument_str", "family", "source", "pitch_min", "pitch_max"])
+
+
+def factor_values(cfg: Config) -> dict[str, np.ndarray]:
+    """The values each timbre factor takes: ``cfg.factor_levels`` of them spanning its configured range.
+
+    Attack and decay are spaced evenly in log (equal ratios), the others linearly; values are
+    rounded to 6 significant digits so that they survive examples.json unchanged.
+    Args:
+        cfg: uses factor_levels and the ``*_range`` parameters.
+    Returns:
+        {factor column: (factor_levels,) float64 ascending}, in the units of
+        :data:`~vaetone.data.nsynth.FACTORS` (dB/oct, s, s, B, dB). Chapters: 01_data, 08_validity.
+    """
+    out = {}
+    for column, (name, in_log) in TIMBRE_FACTORS.items():
+        low, high = (float(v) for v in getattr(cfg, name))
+        values = (np.geomspace if in_log else np.linspace)(low, high, cfg.factor_levels)
+        out[column] = np.array([float(f"{v:.6g}") for v in values])
+    return out
+
+
+def draw_factors(notes: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Draw the seven generative factors of each note, independently and uniformly.
+
+    Pitch and loudness come from the note's pitch and velocity; each timbre factor is one of
+    :func:`factor_values`, drawn uniformly by a generator seeded by (SYNTH_SEED, instrument,
+    pitch, velocity), so a note's factors do not depend on the other notes, the number of
+    instruments, or the instrument's family and source.
+    Args:
+        notes: one row per note with instrument, pitch and velocity (e.g. from ``nsynth_rows``).
+        cfg: uses factor_levels and the ``*_range`` parameters.
+    Returns:
+        DataFrame (same index as ``notes``) with the :data:`~vaetone.data.nsynth.FACTORS`
+        columns. Chapters: 01_data, 08_validity.
+    """
+    values = factor_values(cfg)
+    keys = zip(notes["instrument"], notes["pitch"], notes["velocity"])
+    idx = np.array(
+        [
+            np.random.default_rng([SYNTH_SEED, int(i), int(p), int(v)]).integers(
+                cfg.factor_levels, size=len(TIMBRE_FACTORS)
+            )
+            for i, p, v in keys
+        ],
+        dtype=np.int64,
+    ).reshape(len(notes), len(TIMBRE_FACTORS))
+    out = pd.DataFrame(index=notes.index)
+    out["factor_pitch"] = notes["pitch"].astype(float)
+    out["factor_loudness"] = loudness_db(notes["velocity"])
+    for j, column in enumerate(TIMBRE_FACTORS):
+        out[column] = values[column][idx[:, j]]
+    return out[list(FACTORS)]
 
 
 def loudness_db(velocity) -> np.ndarray:
-    """Loudness of a synthetic note from its MIDI velocity: 40*log10(velocity/127) dB (GM's curve)."""
+    """Loudness of a synthetic note from its MIDI velocity: 40*log10(velocity/127) dB (GM's curve).
+
+    Args:
+        velocity: MIDI velocities (scalar or array). Returns: float64 dB (<= 0), rounded to 1e-3.
+    Chapter: 01_data.
+    """
     return np.round(40.0 * np.log10(np.asarray(velocity, float) / 127.0), 3)
+
+
+def synthetic_notes(cfg: Config) -> pd.DataFrame:
+    """The synthetic source's note table for ``cfg``, with its factors and quality bits, without audio.
+
+    Instruments are those of :func:`synthetic_instruments` kept by the family, source and
+    instrument filters; each plays every pitch of the grid at every velocity.
+    Args:
+        cfg: uses synthetic_instruments, the pitch grid, velocities, filters and factor ranges.
+    Returns:
+        DataFrame (one row per note): the NSynth fields, the :data:`~vaetone.data.nsynth.FACTORS`
+        columns and the qualities implied by them (:func:`synthetic_qualities`).
+    Chapters: 01_data, 08_validity.
+    """
+    table = filter_instruments(synthetic_instruments(cfg.synthetic_instruments), cfg)
+    notes = nsynth_rows(table, pitch_grid(cfg), cfg.velocities)
+    require_notes(notes, cfg)
+    notes = pd.concat([notes, draw_factors(notes, cfg)], axis=1)
+    notes["qualities"] = synthetic_qualities(notes)
+    notes["qualities_str"] = [[q for q, b in zip(QUALITIES, bits) if b] for bits in notes["qualities"]]
+    return notes
+
+
+def synthetic_qualities(factors: pd.DataFrame) -> list[list[int]]:
+    """NSynth quality bits that each note's factors imply: bright, dark, fast_decay, percussive.
+
+    bright: tilt > -5 dB/oct; dark: tilt < -12 dB/oct; fast_decay: T60 < 1.5 s; percussive:
+    attack < 30 ms and T60 < 3 s. The other qualities are 0.
+    Args:
+        factors: one row per note with factor_brightness, factor_attack, factor_decay.
+    Returns:
+        One list of len(QUALITIES) bits per note, in :data:`~vaetone.data.nsynth.QUALITIES` order.
+    Chapter: 01_data.
+    """
+    bright, attack, decay = (factors[c].to_numpy(float) for c in ("factor_brightness", "factor_attack", "factor_decay"))
+    bits = {q: np.zeros(len(factors), int) for q in QUALITIES}
+    bits["bright"] = (bright > -5).astype(int)
+    bits["dark"] = (bright < -12).astype(int)
+    bits["fast_decay"] = (decay < 1.5).astype(int)
+    bits["percussive"] = ((attack < 0.03) & (decay < 3.0)).astype(int)
+    return [list(map(int, row)) for row in np.stack([bits[q] for q in QUALITIES], axis=1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
 
 
 def synthesize_notes(factors: pd.DataFrame, seed: int = 0) -> np.ndarray:
@@ -107,33 +207,35 @@ def synthesize_notes(factors: pd.DataFrame, seed: int = 0) -> np.ndarray:
     The tone is a sum of partials k = 1.. below 7.6 kHz at k*f0*sqrt((1+B k^2)/(1+B)) (the
     fundamental stays at f0) with amplitudes k^(brightness/6.02) (so brightness is the tilt
     in dB per octave) and Schroeder phases, plus white noise at ``factor_noise`` dB re. the
-    tone; both share one envelope: linear attack, exponential decay (60 dB in factor_decay s),
-    release at 3 s (60 dB in 0.25 s). Notes sharing all factors but loudness share one tone.
+    tone; both share one envelope: linear attack over factor_attack s, exponential decay
+    (60 dB in factor_decay s), release at 3 s (60 dB in 0.25 s). Notes sharing pitch,
+    brightness and inharmonicity share one rendered tone. Each note's noise comes from a
+    generator seeded by (seed, its ``note`` id, or its row position when there is no ``note``
+    column), so a note sounds the same whatever the other notes.
     Args:
-        factors: one row per note with the :data:`FACTORS` columns.
+        factors: one row per note with the :data:`FACTORS` columns (and optionally ``note``).
         seed: seed of the noise.
     Returns:
-        float32 (n, 64000), 16 kHz. Chapter: 01_data; later chapters for ground truth.
+        float32 (n, 64000), 16 kHz. Chapter: 01_data; 06_statistics and 08_validity for ground truth.
     """
     t = np.arange(N_SAMPLES, dtype=np.float32) / SAMPLE_RATE
-    rng = np.random.default_rng(seed)
-    audio = np.empty((len(factors), N_SAMPLES), np.float32)
-    timbre = [c for c in FACTORS if c != "factor_loudness"]
-    groups = factors.reset_index(drop=True).groupby(timbre, sort=True)
-    bar = tqdm(
-        groups, total=groups.ngroups, desc="synthesising notes", unit="tone", disable=len(factors) < 1000, leave=False
-    )
+    frame = factors.reset_index(drop=True)
+    ids = frame["note"].to_numpy(np.int64) if "note" in frame else np.arange(len(frame), dtype=np.int64)
+    level = SYNTH_PEAK * 10 ** (frame["factor_loudness"].to_numpy(float) / 20)
+    noise_db, attack, decay = (frame[c].to_numpy(float) for c in ("factor_noise", "factor_attack", "factor_decay"))
+    audio = np.empty((len(frame), N_SAMPLES), np.float32)
+    groups = frame.groupby(list(TONE_FACTORS), sort=True).indices
+    bar = tqdm(groups.values(), total=len(groups), desc="synthesising notes", unit="tone", disable=len(frame) < 1000)
     with _one_blas_thread():
-        for _, group in bar:
-            first = group.iloc[0]
-            tone, rms = _harmonic_tone(t, first)
-            level = SYNTH_PEAK * 10 ** (group["factor_loudness"].to_numpy() / 20)
-            y = rng.standard_normal((len(group), N_SAMPLES), dtype=np.float32)
-            y *= np.float32(rms * 10 ** (first["factor_noise"] / 20))
-            y += tone
-            y *= _envelope(t, first["factor_attack"], first["factor_decay"])
-            y *= level[:, None].astype(np.float32)
-            audio[group.index] = y
+        for rows in bar:
+            tone, rms = _harmonic_tone(t, frame.iloc[rows[0]])
+            for j in rows:
+                y = audio[j]
+                np.random.default_rng([seed, int(ids[j])]).standard_normal(dtype=np.float32, out=y)
+                y *= np.float32(rms * 10 ** (noise_db[j] / 20))
+                y += tone
+                y *= _envelope(t, attack[j], decay[j])
+                y *= np.float32(level[j])
     return audio
 
 
@@ -171,37 +273,27 @@ def _harmonic_tone(t: np.ndarray, f: pd.Series) -> tuple[np.ndarray, float]:
 
 
 def _envelope(t: np.ndarray, attack: float, decay: float) -> np.ndarray:
-    """Amplitude envelope: linear attack, decay by 60 dB in ``decay`` s, release at 3 s."""
-    env = np.minimum(t / np.float32(attack), 1.0)
-    env *= 10 ** (-3 * np.maximum(t - attack, 0) / decay)
-    env *= 10 ** (-3 * np.maximum(t - HOLD_SECONDS, 0) / RELEASE_T60)
-    return env.astype(np.float32)
+    """Amplitude envelope (float32, like ``t``): linear attack, decay by 60 dB in ``decay`` s, release at 3 s.
 
-
-def _synthetic_qualities(inst: pd.Series) -> list[int]:
-    """NSynth quality bits that the factors of a synthetic instrument imply (bright, dark, fast_decay, percussive)."""
-    bits = dict.fromkeys(QUALITIES, 0)
-    bits["bright"] = int(inst["factor_brightness"] > -5)
-    bits["dark"] = int(inst["factor_brightness"] < -12)
-    bits["fast_decay"] = int(inst["factor_decay"] < 1.5)
-    bits["percussive"] = int(inst["factor_attack"] < 0.008 and inst["factor_decay"] < 6)
-    return [bits[q] for q in QUALITIES]
+    Both exponential segments go through one ``exp``: 10^(-3 x / T) = e^(-3 ln(10) x / T).
+    """
+    rate = np.float32(-3 * np.log(10))
+    x = np.maximum(t - np.float32(attack), np.float32(0)) * (rate / np.float32(decay))
+    x += np.maximum(t - np.float32(HOLD_SECONDS), np.float32(0)) * (rate / np.float32(RELEASE_T60))
+    env = np.exp(x, out=x)
+    env *= np.minimum(t / np.float32(attack), np.float32(1.0))
+    return env
 
 
 def build(cfg: Config, folder: Path) -> None:
-    """Render the synthetic instruments chosen by ``cfg`` into an NSynth-format ``folder``."""
-    table = filter_instruments(synthetic_instruments(cfg.synthetic_instruments), cfg)
-    notes = nsynth_rows(table, pitch_grid(cfg), cfg.velocities)
-    require_notes(notes, cfg)
-    timbre = table.set_index("instrument")
-    for c in ("factor_brightness", "factor_attack", "factor_decay", "factor_inharmonicity", "factor_noise"):
-        notes[c] = notes["instrument"].map(timbre[c])
-    notes["factor_pitch"] = notes["pitch"].astype(float)
-    notes["factor_loudness"] = loudness_db(notes["velocity"])
-    quals = {i: _synthetic_qualities(r) for i, r in timbre.iterrows()}
-    notes["qualities"] = notes["instrument"].map(quals)
-    notes["qualities_str"] = [[q for q, b in zip(QUALITIES, bits) if b] for bits in notes["qualities"]]
-    log.info("synthesising %d notes of %d instruments", len(notes), len(table))
+    """Render the synthetic notes chosen by ``cfg`` (:func:`synthetic_notes`) into an NSynth-format ``folder``.
+
+    Args:
+        cfg: the data parameters; folder: the folder to write (its render_report.json records
+            the gain, the render time and notes per second). Chapter: 01_data.
+    """
+    notes = synthetic_notes(cfg)
+    log.info("synthesising %d notes of %d instruments", len(notes), notes["instrument"].nunique())
     start = time.perf_counter()
     audio = synthesize_notes(notes, seed=SYNTH_SEED)
     gain = guard_clipping(audio)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vaetone import config, results, store
-from vaetone.analysis import seeds, seeds_labels, seeds_stage, statistics
+from vaetone.analysis import ablation, seeds, seeds_labels, seeds_stage, sensitivity, statistics
 from vaetone.errors import ConfigError, VaetoneError
 from vaetone.model import runs as model_runs
 
@@ -113,9 +113,10 @@ def test_reference_top_orders_ties_as_the_reference_stage():
     assert seeds_labels.top_names([1, 2, 0], names) == "z1 (mixed), z2 (none), z0 (rms_db)"
 
 
-def test_with_one_seed_every_name_holds_and_analyses_without_names_have_no_label_table():
+def test_with_one_seed_no_name_holds_and_analyses_without_names_have_no_label_table():
     r = seeds_stage.compute("sensitivity", [seed_mu(0)], [named_ranks(0)], [0])
-    assert r.table("labels")["label"].tolist() == NAMES and r.findings["n_labels_held"] == 2
+    assert r.table("labels")["label"].tolist() == ["mixed", "mixed", "mixed", "none"]
+    assert (r.findings["n_labels_held"], r.findings["n_labels_lost"]) == (0, 2)
     plain = seeds_stage.compute("sensitivity", [seed_mu(0)], [spread_ranks(seed_mu(0))], [0])
     assert "labels" not in plain.tables and "seed_labels" not in plain.findings
 
@@ -307,6 +308,8 @@ def test_each_reference_stage_computes_what_the_per_run_analysis_computes(analys
     numeric = own.select_dtypes("number").columns
     assert set(reference.select_dtypes("number").columns) == set(numeric)
     pd.testing.assert_frame_equal(reference[numeric], own[numeric], check_index_type=False, rtol=1e-6, atol=1e-9)
+    if analysis != "statistics":  # the names too: every seed is named by the reference stage's rule
+        assert reference["label"].tolist() == own["label"].tolist()
 
 
 def test_sensitivity_over_two_trained_seeds(tiny_cfg, stage_store):
@@ -330,6 +333,11 @@ def test_sensitivity_over_two_trained_seeds(tiny_cfg, stage_store):
     both = labels["seed 0"] == labels["seed 1"]
     assert (labels["held_in"] == np.where(both, 2, 1)).all()
     assert labels["label"].tolist() == labels["seed 0"].where(both, "mixed").tolist()
+    ref = sensitivity.result(tiny_cfg).findings
+    held = seeds_labels.held_labels(tiny_cfg)
+    assert held.tolist() == labels["label"].tolist()
+    assert f["strip_labels_held"][0] == f"z{ref['top_dimensions'][0]} ({held[ref['top_dimensions'][0]]}) = -3.0"
+    assert len(f["strip_labels_held"]) == len(ref["strip_labels"]) and isinstance(f["label_moves_held"], str)
     assert seeds.result(tiny_cfg, "sensitivity").findings == f  # loaded, not recomputed
     folders = list((store.run_dir(tiny_cfg) / "results").glob("seeds-sensitivity-*"))
     assert len(folders) == 1
@@ -343,3 +351,6 @@ def test_ablation_over_two_trained_seeds(tiny_cfg, stage_store):
     pd.testing.assert_frame_equal(r.table("seed_tables").loc[tiny_cfg.seed], reference, check_index_type=False)
     assert r.findings["free_seeds"] == f"{np.mean(free):.1f} ± {np.std(free):.1f}"
     assert r.dimension_order[0] == int(r.table("mean_std")["mean"].idxmax())
+    labels, order = r.table("labels"), ablation.result(tiny_cfg).dimension_order
+    assert labels["seed 0"].tolist() == reference["label"].tolist()
+    assert r.findings["top_desc_held"] == seeds_labels.top_names(order[:3], labels)

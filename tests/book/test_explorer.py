@@ -79,7 +79,7 @@ def test_live_timing_is_the_median_of_five_updates_and_names_the_devices(app, mo
 
 def test_labels_name_what_a_dimension_moves_and_values_read_as_positions():
     assert explorer.slider_label(9, "rms_db") == "z9 (moves rms_db)"
-    assert explorer.slider_label(2, "mixed") == "z2 (mixed)"
+    assert explorer.slider_label(2, "mixed") == "z2 (mixed)" and explorer.slider_label(4, "none") == "z4 (none)"
     assert explorer.slider_label(3) == explorer.slider_label(3, "") == "z3"
     assert explorer.value_label(9, -3.0) == "z9 = \u22123.0"
     assert explorer.value_label(9, 1.5) == "z9 = +1.5"
@@ -104,8 +104,8 @@ def ka_tour(one_dim_decoder):
     cfg = config.make(n_mels=16, latent_dim=4, griffin_lim_iters=2, sweep_sigma=3.0)
     notes = [f"note_{i}" for i in range(5)]
     decode_db = lambda z: one_dim_decoder(torch.as_tensor(z))[:, 0].numpy()
-    descriptors = {0: "centroid_hz", 2: "rms_db"}
-    return explorer.compute_tour(decode_db, np.zeros((5, 4), np.float32), notes, [2, 0, 1, 3], descriptors, cfg)
+    names = {0: "centroid_hz", 2: "rms_db", 1: "mixed", 3: "none"}
+    return explorer.compute_tour(decode_db, np.zeros((5, 4), np.float32), notes, [2, 0, 1, 3], names, cfg)
 
 
 def test_the_tour_of_the_known_answer_decoder_moves_only_under_z0(ka_tour):
@@ -126,8 +126,10 @@ def test_the_tour_findings_quote_the_order_labels_anchor_and_values(ka_tour):
     assert f["tour_dimensions"] == [2, 0, 1] and f["tour_dimension_names"] == "z2, z0 and z1"
     assert f["tour_anchor"] == "note_2" and f["tour_values"] == [-3.0, -1.5, 0.0, 1.5, 3.0]
     assert f["tour_check"] == "4 sliders; tour from note_2 over dimensions [2, 0, 1]"
-    assert f["slider_labels"] == {"2": "z2 (moves rms_db)", "0": "z0 (moves centroid_hz)", "1": "z1", "3": "z3"}
-    assert f["first_slider_label"] == "z2 (moves rms_db)"
+    labels = {"2": "z2 (moves rms_db)", "0": "z0 (moves centroid_hz)", "1": "z1 (mixed)", "3": "z3 (none)"}
+    assert f["slider_labels"] == labels and f["first_slider_label"] == "z2 (moves rms_db)"
+    assert (f["n_named_sliders"], f["n_seeds"]) == (2, 3)
+    assert ka_tour.table("sliders")["name"].tolist() == ["rms_db", "centroid_hz", "mixed", "none"]
     assert (f["live_iters"], f["gl_iters"], f["n_sliders"], f["n_test_notes"]) == (8, 2, 4, 5)
     assert ka_tour.table("sliders")["dimension"].tolist() == [2, 0, 1, 3]
     assert ka_tour.arrays["tour_db"].shape == (3, 5, 16, 12)
@@ -143,28 +145,34 @@ def test_the_tour_rejects_a_bad_order_and_an_empty_test_split(one_dim_decoder):
         explorer.compute_tour(decode_db, np.zeros((0, 4)), [], [0, 1, 2, 3], {}, cfg)
 
 
-# ----------------------------------------------------------------------------- order from the ablation stage
+# ----------------------------------------------------------------------------- order and names from the stages
 
 
-def fake_ablation(monkeypatch, order, descriptors):
-    """Make ``vaetone.analysis.ablation.result`` return a fixed order; returns the list of configs asked for."""
-    from vaetone.analysis import ablation
+def fake_ablation(monkeypatch, order, names):
+    """Make the ablation result return a fixed order, and the names that hold across seeds ``names``
+    ({str(dim): name}; the other dims "mixed"); returns the list of configs asked for."""
+    from vaetone.analysis import ablation, seeds_labels
 
     asked = []
 
     def result(cfg):
         asked.append(cfg)
-        return SimpleNamespace(dimension_order=tuple(order), findings={"dimension_descriptor": descriptors})
+        return SimpleNamespace(dimension_order=tuple(order), findings={"dimension_descriptor": {"0": "unchecked"}})
+
+    def held_labels(cfg, analysis="sensitivity"):
+        assert analysis == "sensitivity"  # the sliders are sweeps: they carry the sweeps' names
+        return pd.Series([names.get(str(d), "mixed") for d in range(cfg.latent_dim)], name="label")
 
     monkeypatch.setattr(ablation, "result", result, raising=False)
+    monkeypatch.setattr(seeds_labels, "held_labels", held_labels)
     return asked
 
 
-def test_the_slider_order_and_descriptors_come_from_the_ablation_result(monkeypatch, isolated_store):
+def test_the_slider_order_comes_from_the_ablation_result_and_the_names_from_the_seeds(monkeypatch, isolated_store):
     cfg = config.make(dataset="synthetic", latent_dim=3)
-    asked = fake_ablation(monkeypatch, (2, 0, 1), {"2": "rms_db", "0": "centroid_hz"})
-    assert explorer.ablation_order(cfg) == ([2, 0, 1], {2: "rms_db", 0: "centroid_hz"})
-    assert asked == [cfg]
+    asked = fake_ablation(monkeypatch, (2, 0, 1), {"2": "rms_db", "1": "none"})
+    assert explorer.ablation_order(cfg) == [2, 0, 1] and asked == [cfg]
+    assert explorer.slider_names(cfg) == {0: "mixed", 1: "none", 2: "rms_db"}  # not the reference seed's "unchecked"
     fake_ablation(monkeypatch, (2, 0), {})
     with pytest.raises(VaetoneError, match="ablation result of run synthetic-z3"):
         explorer.ablation_order(cfg)
@@ -192,7 +200,9 @@ def test_the_tour_result_is_cached_and_keyed_by_its_parameters_and_order(tiny_cf
     first = explorer.result(tiny_cfg)
     f = first.findings
     assert first.dimension_order == (3, 1, 0, 2) and f["tour_dimensions"] == [3, 1, 0]
-    assert f["slider_labels"] == {"3": "z3 (moves rms_db)", "1": "z1 (moves centroid_hz)", "0": "z0 (mixed)", "2": "z2"}
+    assert f["slider_labels"] == {
+        "3": "z3 (moves rms_db)", "1": "z1 (moves centroid_hz)", "0": "z0 (mixed)", "2": "z2 (mixed)"
+    }  # fmt: skip
     n_test, frames = f["n_test_notes"], first.arrays["tour_db"].shape[-1]
     assert n_test > 0 and first.arrays["tour_db"].shape == (3, 5, tiny_cfg.n_mels, frames)
     assert first.arrays["tour_audio"].shape == (3, 5, tiny_cfg.hop_length * (frames - 1))
@@ -215,6 +225,10 @@ def test_the_tour_result_is_cached_and_keyed_by_its_parameters_and_order(tiny_cf
     fake_ablation(monkeypatch, (0, 1, 2, 3), {})
     reordered = explorer.result(tiny_cfg)
     assert reordered.findings["tour_dimensions"] == [0, 1, 2] and len(tour_folders(tiny_cfg, stage_store) - before) == 2
+    fake_ablation(monkeypatch, (0, 1, 2, 3), {"0": "rms_db"})  # another name holds: a new tour result
+    renamed = explorer.result(tiny_cfg)
+    assert renamed.findings["first_slider_label"] == "z0 (moves rms_db)"
+    assert len(tour_folders(tiny_cfg, stage_store) - before) == 3
 
 
 def test_the_live_explorer_takes_the_tour_order_and_labels(tiny_cfg, stage_store, monkeypatch):

@@ -24,19 +24,23 @@ import pandas as pd
 
 from vaetone import results, store
 from vaetone.analysis import seeds as seeds_mod
-from vaetone.analysis.seeds_labels import LABEL, label_findings, label_table, reference_top, top_names
+from vaetone.analysis.seeds_findings import EXTRA_FINDINGS, K_TOP, match_findings, ranking_findings
+from vaetone.analysis.seeds_labels import (
+    LABEL,
+    ReferenceReading,
+    ablation_named_per_run,
+    held_findings,
+    label_findings,
+    label_table,
+    reference_top,
+    top_names,
+)
 from vaetone.config import Config
 from vaetone.errors import ConfigError, VaetoneError
 from vaetone.results import StageResult
 
 ANALYSES = ("sensitivity", "ablation", "statistics")
 """The analyses that are repeated over seeds, one per chapter (04, 05, 06)."""
-
-K_TOP = 3
-"""How many dimensions count as "the most important" of a seed (at most the latent size)."""
-
-ONE_SEED = "n/a (one seed)"
-"""What the seeds' rank agreement reads when there is no other seed to compare with."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ class SeedsResult(StageResult):
             | "min" | "max")); "matches" (:meth:`AcrossSeeds.match_table`: columns (seed, "dim" |
             "sign" | "abs_r")); "per_seed" (the plotted column, reference dims x seeds);
             "seed_tables" (every seed's own table, rows (seed, dim) in that seed's dimensions);
-            sensitivity: "labels" (:func:`vaetone.analysis.seeds_labels.label_table`: each seed's name
-            of the matched dimension and the name that holds across seeds, else "mixed").
+            sensitivity and ablation: "labels" (:func:`vaetone.analysis.seeds_labels.label_table`: each
+            seed's name of the matched dimension and the name that holds across seeds, else "mixed").
         findings: every seed-related number the chapter quotes; all analyses: ``n_seeds_used``,
             ``seeds`` (list of ints, reference first), ``match_r_median`` (median |r| of the matched
             pairs, 1.0 with one seed); sensitivity and ablation: ``k_top``, ``top_stable`` ("z5 (2/2),
@@ -87,8 +91,11 @@ class SeedsResult(StageResult):
             ``seed_rank_agreement`` ({str(seed): ρ}), ``top_counts`` ({str(dim): count}); ablation:
             ``free_seeds`` ("16.0 ± 0.0"), ``free_per_seed``; statistics: ``active_seeds`` ("16, 16"),
             ``active_mean_std``, ``kl_seeds``, ``active_per_seed``, ``kl_total_per_seed`` (nats);
-            sensitivity: ``seed_labels``, ``labels_held``, ``n_labels_held``, ``n_labels_reference``,
-            ``n_labels_lost`` (:func:`vaetone.analysis.seeds_labels.label_findings`).
+            sensitivity and ablation: ``seed_labels``, ``labels_held``, ``n_labels_held``,
+            ``n_labels_reference``, ``n_labels_lost`` (:func:`vaetone.analysis.seeds_labels.label_findings`),
+            ``top_dims_across`` and the reference stage's phrases restated with the names that hold
+            (:func:`vaetone.analysis.seeds_labels.held_findings`): sensitivity ``label_moves_held``,
+            ``strip_labels_held``; ablation ``top_desc_held``.
         dimension_order: reference dimensions, most important first by the mean over seeds.
     Returns:
         (a result) built by :func:`compute` and cached by :func:`result`.
@@ -102,7 +109,7 @@ class SensitivitySeedsResult(SeedsResult):
     """The sensitivity ranking of chapter 04 over seeds (see :class:`SeedsResult`). Chapter: 04_sensitivity."""
 
     stage = "seeds-sensitivity"
-    version = 3
+    version = 4
     analysis = "sensitivity"
     params = ("n_seeds", "n_anchors", "sweep_sigma", "sweep_steps", "sobol_n")
 
@@ -111,6 +118,7 @@ class AblationSeedsResult(SeedsResult):
     """The zero-baseline ablation of chapter 05 over seeds (see :class:`SeedsResult`). Chapter: 05_ablation."""
 
     stage = "seeds-ablation"
+    version = 2
     analysis = "ablation"
     params = ("n_seeds",)
 
@@ -151,16 +159,22 @@ def result(cfg: Config, analysis: str) -> SeedsResult:
     Returns:
         the :class:`SeedsResult` subclass of ``analysis``, cached in the reference run's folder
         under ``results/seeds-<analysis>-<key>/``; the key holds the reference run, the reference
-        table (so a changed reference stage recomputes) and the class's ``params``.
+        table and reading (so a changed reference stage recomputes) and the class's ``params``.
     Raises:
         ConfigError: ``analysis`` is not one of :data:`ANALYSES`.
     Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
     cls = RESULT_CLASSES[check_analysis(analysis)]
     reference = reference_table(cfg, analysis)
+    top_reading = READS[analysis](cfg) if analysis in READS else None
     upstream = f"{store.key('train', cfg)}-{table_digest(reference)}"
+    upstream += f"-{top_reading.digest()}" if top_reading is not None else ""
     return results.cached(
-        cls, cfg, lambda: compute_from_runs(cfg, analysis, reference), folder=store.run_dir(cfg), upstream=upstream
+        cls,
+        cfg,
+        lambda: compute_from_runs(cfg, analysis, reference, top_reading),
+        folder=store.run_dir(cfg),
+        upstream=upstream,
     )
 
 
@@ -175,7 +189,7 @@ def _ablation_reference(cfg: Config) -> pd.DataFrame:
     """The reference seed's zero-baseline ablation effects (chapter 05's ablation stage), indexed by dim."""
     from vaetone.analysis import ablation
 
-    cols = ["base_mean", "increase_mean", "increase_sem", "relative_increase"]
+    cols = ["base_mean", "increase_mean", "increase_sem", "relative_increase", LABEL]
     return ablation.result(cfg).table("zero_overall")[cols].sort_index()
 
 
@@ -193,6 +207,30 @@ REFERENCES: dict[str, Callable[[Config], pd.DataFrame]] = {
     "statistics": _statistics_reference,
 }
 """Where each analysis's reference-seed table comes from: that chapter's own stage result."""
+
+
+def _sensitivity_reading(cfg: Config) -> ReferenceReading:
+    """The sensitivity stage's top dimensions, strip values and intervals, to restate with held names."""
+    from vaetone.analysis import sensitivity
+
+    found = sensitivity.result(cfg)
+    f = found.findings
+    return ReferenceReading(tuple(f["top_dimensions"]), tuple(f["strip_values"]), found.table("intervals"))
+
+
+def _ablation_reading(cfg: Config) -> ReferenceReading:
+    """The ablation stage's costliest dimensions (chosen on the validation notes), to restate with held names."""
+    from vaetone.analysis import ablation
+    from vaetone.analysis.ablation.steps import N_QUOTED
+
+    return ReferenceReading(tuple(int(d) for d in ablation.result(cfg).dimension_order[:N_QUOTED]))
+
+
+READS: dict[str, Callable[[Config], ReferenceReading]] = {
+    "sensitivity": _sensitivity_reading,
+    "ablation": _ablation_reading,
+}
+"""Where the reference stage's reading of its top dimensions comes from (the analyses that name dimensions)."""
 
 
 def reference_table(cfg: Config, analysis: str) -> pd.DataFrame:
@@ -233,16 +271,19 @@ def per_run(cfg: Config, feats, analysis: str) -> seeds_mod.PerRun:
     if check_analysis(analysis) == "sensitivity":
         return seeds_mod.sensitivity_per_run(feats, cfg.seed)
     if analysis == "ablation":
-        return seeds_mod.ablation_per_run(feats, "zero", cfg.seed)
+        return ablation_named_per_run(feats, "zero", cfg.seed)
     return seeds_mod.statistics_per_run()
 
 
-def compute_from_runs(cfg: Config, analysis: str, reference: pd.DataFrame) -> SeedsResult:
+def compute_from_runs(
+    cfg: Config, analysis: str, reference: pd.DataFrame, top_reading: ReferenceReading | None = None
+) -> SeedsResult:
     """Load (or train) every seed's run and latents, run the per-run analysis, and summarise.
 
     Args:
         cfg: the configuration; analysis: one of :data:`ANALYSES`.
         reference: the reference seed's table (:func:`reference_table`).
+        top_reading: the reference stage's reading of its top dimensions (:data:`READS`), or None.
     Returns:
         the :class:`SeedsResult` of ``analysis`` (not yet cached). Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
@@ -250,14 +291,18 @@ def compute_from_runs(cfg: Config, analysis: str, reference: pd.DataFrame) -> Se
 
     feats = load_features(cfg)
     fn, signed = per_run(cfg, feats, analysis), READINGS[analysis].signed
-    return summarise(analysis, seeds_mod.across_seeds(cfg, feats, fn, signed=signed, reference=reference))
+    return summarise(analysis, seeds_mod.across_seeds(cfg, feats, fn, signed=signed, reference=reference), top_reading)
 
 
 # --------------------------------------------------------------------------- pure computation
 
 
 def compute(
-    analysis: str, mus: Sequence[np.ndarray], tables: Sequence[pd.DataFrame], seeds: Sequence[int]
+    analysis: str,
+    mus: Sequence[np.ndarray],
+    tables: Sequence[pd.DataFrame],
+    seeds: Sequence[int],
+    top_reading: ReferenceReading | None = None,
 ) -> SeedsResult:
     """The across-seeds result from every seed's posterior means and per-dimension table (nothing loaded).
 
@@ -267,6 +312,8 @@ def compute(
             the first is the reference seed's.
         tables: one DataFrame per seed indexed by that seed's own dims 0..D-1 (the per-run analysis).
         seeds: the training seeds, reference first.
+        top_reading: the reference stage's reading of its top dimensions, restated with the names that
+            hold (:func:`vaetone.analysis.seeds_labels.held_findings`), or None.
     Returns:
         the :class:`SeedsResult` subclass of ``analysis``. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
@@ -284,15 +331,17 @@ def compute(
     tables = [t.sort_index() for t in tables]
     signed = READINGS[analysis].signed
     summary = seeds_mod.aggregate_seeds(tables, matches, signed=list(signed))
-    return summarise(analysis, seeds_mod.AcrossSeeds([int(s) for s in seeds], tables, matches, summary, signed))
+    across = seeds_mod.AcrossSeeds([int(s) for s in seeds], tables, matches, summary, signed)
+    return summarise(analysis, across, top_reading)
 
 
-def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
+def summarise(analysis: str, across: seeds_mod.AcrossSeeds, top_reading: ReferenceReading | None = None) -> SeedsResult:
     """The result of ``analysis`` from its :class:`~vaetone.analysis.seeds.AcrossSeeds`: tables, findings, order.
 
     Args:
         analysis: one of :data:`ANALYSES`.
         across: from :func:`vaetone.analysis.seeds.across_seeds` (or built by :func:`compute`).
+        top_reading: the reference stage's reading of its top dimensions (named analyses), or None.
     Returns:
         the :class:`SeedsResult` subclass of ``analysis``. Chapters: 04_sensitivity, 05_ablation, 06_statistics.
     """
@@ -309,6 +358,8 @@ def summarise(analysis: str, across: seeds_mod.AcrossSeeds) -> SeedsResult:
         if reading.ranked:
             top = reference_top(across.tables[0], reading.column, reading.largest, reading.tiebreak, K_TOP)
             findings["top_dims_across"] = top_names(top, tables["labels"])
+        if top_reading is not None:
+            findings.update(held_findings(tables["labels"][LABEL], top_reading, analysis))
     mean = across.mean_std(reading.column)["mean"]
     order = mean.sort_values(ascending=not reading.largest, kind="stable").index
     return RESULT_CLASSES[analysis](tables=tables, findings=findings, dimension_order=tuple(int(d) for d in order))
@@ -336,88 +387,3 @@ def result_tables(across: seeds_mod.AcrossSeeds, reading: Reading) -> dict[str, 
         "per_seed": across.aligned(reading.column),
         "seed_tables": seed_tables,
     }
-
-
-def match_findings(across: seeds_mod.AcrossSeeds) -> dict:
-    """n_seeds_used, seeds, and match_r_median: the median |r| of the matched pairs over the non-reference seeds.
-
-    Returns:
-        JSON-native dict; ``match_r_median`` is 1.0 when there is only the reference seed.
-        Chapters: 04_sensitivity, 05_ablation, 06_statistics.
-    """
-    match_r = across.match_table().xs("abs_r", axis=1, level=1).drop(columns=across.seeds[0])
-    return {
-        "n_seeds_used": len(across.seeds),
-        "seeds": [int(s) for s in across.seeds],
-        "match_r_median": float(np.median(match_r.to_numpy())) if match_r.size else 1.0,
-    }
-
-
-def ranking_findings(across: seeds_mod.AcrossSeeds, reading: Reading) -> dict:
-    """How stable the most important dimensions are over seeds, and how well the seeds' rankings agree.
-
-    Args:
-        across: the aligned seeds.
-        reading: the column and its direction.
-    Returns:
-        JSON-native dict: k_top (int), top_stable ("z5 (2/2), z6 (1/2)": the reference dims among
-        the ``k_top`` most important of at least one seed, with the number of such seeds),
-        seed_rho (the mean Spearman ρ of the other seeds' rankings with the reference's, as "0.35",
-        or "n/a (one seed)"), seed_rank_agreement ({str(seed): ρ}, other seeds), top_counts
-        ({str(dim): count}, every reference dim). Chapters: 04_sensitivity, 05_ablation.
-    """
-    k_top = min(K_TOP, len(across.summary))
-    n = len(across.seeds)
-    in_top = seeds_mod.top_counts(across, reading.column, k=k_top, largest=reading.largest)
-    agree = seeds_mod.rank_agreement(across, reading.column).drop(index=across.seeds[0])
-    return {
-        "k_top": int(k_top),
-        "top_stable": ", ".join(f"z{d} ({c}/{n})" for d, c in in_top.items() if c > 0),
-        "seed_rho": f"{agree.mean():.2f}" if len(agree) else ONE_SEED,
-        "seed_rank_agreement": {str(int(s)): float(r) for s, r in agree.items()},
-        "top_counts": {str(int(d)): int(c) for d, c in in_top.items()},
-    }
-
-
-def _mean_std(values: Sequence[float]) -> str:
-    """ "mean ± std" of a list, one decimal each (population standard deviation, as numpy's default)."""
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
-
-
-def ablation_findings(across: seeds_mod.AcrossSeeds) -> dict:
-    """How many dimensions are free to ablate in each seed (they cost less than 1 % of the unablated error).
-
-    Returns:
-        JSON-native dict: free_per_seed (list of ints, one per seed), free_seeds ("16.0 ± 0.0",
-        mean ± standard deviation over seeds). Chapter: 05_ablation.
-    """
-    from vaetone.analysis.ablation.steps import FREE_SHARE  # the threshold chapter 05's own count uses
-
-    free = [int((t["increase_mean"] < FREE_SHARE * t["base_mean"]).sum()) for t in across.tables]
-    return {"free_per_seed": free, "free_seeds": _mean_std(free)}
-
-
-def statistics_findings(across: seeds_mod.AcrossSeeds) -> dict:
-    """The number of active units and the total KL of each seed, listed and as mean ± standard deviation.
-
-    Returns:
-        JSON-native dict: active_per_seed (list of ints), active_seeds ("16, 16"), active_mean_std
-        ("16.0 ± 0.0"), kl_total_per_seed (list, nats per note), kl_seeds ("6.9 ± 0.5").
-        Chapter: 06_statistics.
-    """
-    active = [int(t["active"].sum()) for t in across.tables]
-    kl = [float(t["kl"].sum()) for t in across.tables]
-    return {
-        "active_per_seed": active,
-        "active_seeds": ", ".join(map(str, active)),
-        "active_mean_std": _mean_std(active),
-        "kl_total_per_seed": kl,
-        "kl_seeds": _mean_std(kl),
-    }
-
-
-EXTRA_FINDINGS: dict[str, Callable[[seeds_mod.AcrossSeeds], dict]] = {
-    "ablation": ablation_findings,
-    "statistics": statistics_findings,
-}
-"""The analysis-specific findings beyond :func:`match_findings` and :func:`ranking_findings`."""

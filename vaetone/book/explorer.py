@@ -1,8 +1,10 @@
 """The latent-space explorer of chapter 07: the live app and its static tour, a stage result.
 
 Live in Jupyter, :func:`live` builds the ipywidgets app (:mod:`vaetone.book.widget`) with
-one slider per latent dimension, ordered and labelled by the ablation stage
-(:func:`vaetone.analysis.ablation.result`, computed when missing). The static book cannot
+one slider per latent dimension, ordered by the ablation stage (:func:`vaetone.analysis.ablation.result`,
+computed when missing) and labelled with the name of what the dimension's sweep moves where that
+name holds across the training seeds, else "mixed" (:func:`vaetone.analysis.seeds_labels.held_labels`,
+the book's one naming rule). The static book cannot
 run it, so :func:`result` pre-renders a *tour*: from one test note, each of the most
 important dimensions swept over ±``sweep_sigma`` while the others keep the note's posterior
 mean, as dB spectrograms and audio, cached in the run folder.
@@ -42,6 +44,7 @@ __all__ = [
     "live_timing",
     "result",
     "slider_label",
+    "slider_names",
     "tour_views",
     "value_label",
 ]
@@ -58,18 +61,18 @@ TIMED_UPDATES = 5
 class TourResult(StageResult):
     """The explorer's slider order and labels and its tour, pre-rendered for the static book.
 
-    Tables: ``sliders`` (one row per slider, most important first: dimension, label,
-    descriptor) and ``tour`` (one row per swept dimension: dimension, label, change_db, the
-    mean absolute dB difference between the decodes at +sweep_sigma and -sweep_sigma).
-    Findings: see :func:`tour_findings`. Arrays: ``tour_values`` (steps,) in prior standard
-    deviations, ``tour_db`` (dims, steps, n_mels, frames) dB, ``tour_audio`` (dims, steps,
+    Tables: ``sliders`` (one row per slider, most important first: dimension, label, name: the
+    name that holds across seeds, "mixed" or "none") and ``tour`` (one row per swept dimension:
+    dimension, label, change_db, the mean absolute dB difference between the decodes at
+    +sweep_sigma and -sweep_sigma). Findings: see :func:`tour_findings`. Arrays: ``tour_values``
+    (steps,) in prior standard deviations, ``tour_db`` (dims, steps, n_mels, frames) dB, ``tour_audio`` (dims, steps,
     samples) at 16 kHz. ``dimension_order``: the slider order.
     Chapter: 07_explorer.
     """
 
     stage: ClassVar[str] = "explorer_tour"
-    version: ClassVar[int] = 1
-    params: ClassVar[tuple[str, ...]] = ("sweep_sigma", "griffin_lim_iters")
+    version: ClassVar[int] = 2
+    params: ClassVar[tuple[str, ...]] = ("sweep_sigma", "griffin_lim_iters", "n_seeds")
 
 
 def check_order(order: Sequence[int], latent_dim: int, where: str) -> list[int]:
@@ -87,20 +90,31 @@ def check_order(order: Sequence[int], latent_dim: int, where: str) -> list[int]:
     return dims
 
 
-def ablation_order(cfg: Config) -> tuple[list[int], dict[int, str]]:
-    """The slider order and each dimension's descriptor, from the ablation stage (computed when missing).
+def ablation_order(cfg: Config) -> list[int]:
+    """The slider order, from the ablation stage (computed when missing).
 
     Returns:
-        (order, descriptors): dimensions most important first, and {dim: descriptor it moves most}.
-    Chapter: 07_explorer.
+        The dimensions, most important first. Chapter: 07_explorer.
     """
     from vaetone.analysis import ablation
 
     found = ablation.result(cfg)
     where = f"the ablation result of run {store.run_id(cfg)}"
-    order = check_order(found.dimension_order or (), cfg.latent_dim, where)
-    descriptors = {int(d): str(name) for d, name in found.findings.get("dimension_descriptor", {}).items()}
-    return order, descriptors
+    return check_order(found.dimension_order or (), cfg.latent_dim, where)
+
+
+def slider_names(cfg: Config) -> dict[int, str]:
+    """Each dimension's name for its slider: what its sweep moves where that holds across seeds, else "mixed".
+
+    Args:
+        cfg: the configuration (``n_seeds`` seeds from ``seed``; results computed when missing).
+    Returns:
+        {dim: descriptor, "mixed" or "none"} (:func:`vaetone.analysis.seeds_labels.held_labels`).
+    Chapter: 07_explorer.
+    """
+    from vaetone.analysis import seeds_labels
+
+    return {int(d): str(name) for d, name in seeds_labels.held_labels(cfg).items()}
 
 
 def sweep_points(anchor: np.ndarray, dims: Sequence[int], values: Sequence[float]) -> np.ndarray:
@@ -130,7 +144,8 @@ def tour_findings(
 
     Returns:
         live_iters, gl_iters (Griffin-Lim iterations of a live update and of the book's audio),
-        n_sliders, n_test_notes, slider_order, slider_labels ({str(dim): label}),
+        n_sliders, n_test_notes, n_seeds (the seeds a name must hold across), n_named_sliders
+        (sliders named after a descriptor), slider_order, slider_labels ({str(dim): label}),
         first_slider_label, tour_anchor (note_str), tour_dimensions (list), tour_dimension_names
         ("z5, z8 and z15"), tour_values (list, prior standard deviations) and tour_check (the
         chapter's checked line). Chapter: 07_explorer.
@@ -140,6 +155,8 @@ def tour_findings(
         "gl_iters": int(cfg.griffin_lim_iters),
         "n_sliders": len(order),
         "n_test_notes": int(n_notes),
+        "n_seeds": int(cfg.n_seeds),
+        "n_named_sliders": sum(1 for d in order if labels[d].startswith(f"z{d} (moves ")),
         "slider_order": order,
         "slider_labels": {str(d): labels[d] for d in order},
         "first_slider_label": labels[order[0]],
@@ -156,7 +173,7 @@ def compute_tour(
     mu: np.ndarray,
     notes: Sequence[str],
     order: Sequence[int],
-    descriptors: dict[int, str],
+    names: dict[int, str],
     cfg: Config,
 ) -> TourResult:
     """The tour from the middle test note: the first :data:`TOUR_DIMS` of ``order`` swept (nothing read from disk).
@@ -164,8 +181,9 @@ def compute_tour(
     Args:
         decode_db: latent points (n, D) float32 → dB spectrograms (n, n_mels, frames).
         mu: posterior means of the test notes (n, D); notes: their note_str, in the same order.
-        order: slider order, most important first; descriptors: {dim: descriptor it moves most}.
-        cfg: sweep_sigma, griffin_lim_iters and the feature settings of the inversion.
+        order: slider order, most important first; names: {dim: the name that holds across seeds,
+            "mixed" or "none"} (:func:`slider_names`; a dim left out is shown bare).
+        cfg: sweep_sigma, griffin_lim_iters, n_seeds and the feature settings of the inversion.
     Returns:
         A :class:`TourResult`. Chapter: 07_explorer.
     """
@@ -181,9 +199,9 @@ def compute_tour(
     db = np.asarray(decode_db(sweep_points(mu[i], top, values.tolist())), dtype=np.float32)
     audio = mel_to_audio(db, cfg).numpy()
     db, audio = db.reshape(len(top), len(values), *db.shape[1:]), audio.reshape(len(top), len(values), -1)
-    labels = {d: slider_label(d, descriptors.get(d)) for d in order}
+    labels = {d: slider_label(d, names.get(d)) for d in order}
     sliders = pd.DataFrame(
-        {"dimension": order, "label": [labels[d] for d in order], "descriptor": [descriptors.get(d, "") for d in order]}
+        {"dimension": order, "label": [labels[d] for d in order], "name": [names.get(d, "") for d in order]}
     )
     change = np.abs(db[:, -1] - db[:, 0]).mean(axis=(1, 2)).astype(float)
     tour = pd.DataFrame({"dimension": top, "label": [labels[d] for d in top], "change_db": change})
@@ -208,8 +226,9 @@ def _test_split(cfg: Config):
 def result(cfg: Config) -> TourResult:
     """The explorer's slider order, labels and tour for ``cfg``'s run: computed once, then loaded.
 
-    The order and descriptors come from :func:`vaetone.analysis.ablation.result`; the cache key
-    covers the trained run, that order and descriptors, ``sweep_sigma`` and ``griffin_lim_iters``.
+    The order comes from :func:`vaetone.analysis.ablation.result`, the names from
+    :func:`slider_names`; the cache key covers the trained run, that order and those names,
+    ``sweep_sigma``, ``griffin_lim_iters`` and ``n_seeds``.
 
     Args:
         cfg: the configuration of the run.
@@ -217,14 +236,14 @@ def result(cfg: Config) -> TourResult:
         A :class:`TourResult`, cached under ``<run folder>/results/explorer_tour-<key>/``.
     Chapter: 07_explorer.
     """
-    order, descriptors = ablation_order(cfg)
-    blob = json.dumps({"order": order, "descriptors": {str(d): n for d, n in descriptors.items()}}, sort_keys=True)
+    order, names = ablation_order(cfg), slider_names(cfg)
+    blob = json.dumps({"order": order, "names": {str(d): n for d, n in names.items()}}, sort_keys=True)
     upstream = f"{store.key('train', cfg)}+ablation-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def compute() -> TourResult:
         feats, run, test = _test_split(cfg)
         renderer = Renderer(run, feats, cfg)
-        return compute_tour(renderer.spectrogram, test.mu, test.meta.index.tolist(), order, descriptors, cfg)
+        return compute_tour(renderer.spectrogram, test.mu, test.meta.index.tolist(), order, names, cfg)
 
     return cached(TourResult, cfg, compute, folder=store.run_dir(cfg), upstream=upstream)
 

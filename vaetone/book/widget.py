@@ -34,14 +34,15 @@ def slider_label(dim: int, descriptor: str | None = None) -> str:
     """The label of a dimension's slider: what the dimension moves, never a level.
 
     Args:
-        dim: the latent dimension; descriptor: the descriptor it moves most (None or "" when
-            unknown, "mixed" when no name holds across seeds).
+        dim: the latent dimension; descriptor: its name that holds across seeds
+            (:func:`vaetone.analysis.seeds_labels.held_labels`): a descriptor, "mixed" (no name
+            holds), "none" (moves no descriptor), or None or "" when unknown.
     Returns:
-        "z9 (moves rms_db)", "z9 (mixed)" or "z9". Chapter: 07_explorer.
+        "z9 (moves rms_db)", "z9 (mixed)", "z9 (none)" or "z9". Chapter: 07_explorer.
     """
     if not descriptor:
         return f"z{dim}"
-    return f"z{dim} (mixed)" if descriptor == "mixed" else f"z{dim} (moves {descriptor})"
+    return f"z{dim} ({descriptor})" if descriptor in ("mixed", "none") else f"z{dim} (moves {descriptor})"
 
 
 def value_label(dim: int, value: float) -> str:

@@ -67,7 +67,9 @@ class AblationResult(StageResult):
     rho_baselines, baselines_rank (:func:`~.steps.effect_findings`); error_bars; captum_max_abs_diff,
     captum_diff, captum_agrees, captum_largest; vae_k90, pca_k90, vae_full, pca_full, kl_gap;
     dimension_descriptor ({str(dim): descriptor or "mixed"}), top_desc, label_ratio, label_min_rho,
-    label_min_change (the naming rule of :func:`~.effects.descriptor_labels`); listen_columns, n_listen,
+    label_min_change (the naming rule of :func:`~.effects.descriptor_labels`: this seed's reading
+    only; a name is used only where it holds across seeds,
+    :func:`vaetone.analysis.seeds_labels.held_labels` with ``analysis="ablation"``); listen_columns, n_listen,
     listen_notes, listen_peak_dbfs (the measured peak of ``listen_audio``), listen_target_dbfs.
 
     Arrays: ``listen_db`` (m, n_mels, frames) dB and ``listen_audio`` (m, samples) at one gain.

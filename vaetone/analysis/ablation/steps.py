@@ -320,6 +320,10 @@ def listening_findings(listening: pd.DataFrame, audio: np.ndarray) -> dict:
 def descriptor_findings(moved: pd.DataFrame, rho: pd.DataFrame, order: Sequence[int]) -> dict:
     """The descriptor each dimension's ablation changes dominantly ("mixed" if none), and the costliest ones' names.
 
+    These are this seed's readings; chapter 05 quotes a name only where it holds across the
+    training seeds (:func:`vaetone.analysis.seeds_labels.held_labels`, ``top_desc_held`` of the
+    across-seeds ablation result).
+
     Args:
         moved: :func:`~vaetone.analysis.ablation.effects.descriptor_effects` (dim × descriptor, signed).
         rho: :func:`~vaetone.analysis.ablation.effects.descriptor_rho` (dim × descriptor).

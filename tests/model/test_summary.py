@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaetone import config, store
+from vaetone.errors import ConfigError
 from vaetone.model import summary
 from vaetone.model.vae import ConvVAE, layer_table, loss_terms, n_parameters
 from vaetone.results import result_key
@@ -142,3 +143,51 @@ def test_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, stage_store, mon
     assert reseeded.findings["n_parameters"] == first.findings["n_parameters"]
     longer = dataclasses.replace(tiny_cfg, epochs=9, lr=3e-4)
     assert result_key(summary.ModelSummary, longer, store.key("model", longer)) == key
+
+
+def test_calibrated_beta_known_answers():
+    assert summary.calibrated_beta(1.0, "fixed", 0.0625) == pytest.approx(16.0)  # σ_ML = 0.25: β/σ_ML²
+    assert summary.calibrated_beta(0.25, "fixed", 0.5) == pytest.approx(0.5)
+    assert summary.calibrated_beta(0.0, "fixed", 0.0625) == 0.0  # the autoencoder stays at 0
+    assert summary.calibrated_beta(4.0, "global", 0.0625, sigma=torch.tensor(0.25)) == 4.0
+    assert summary.calibrated_beta(4.0, "per_band", 0.0625, sigma=torch.full((16,), 0.3)) == 4.0
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((1.0, "per_frame", 0.1), "decoder_variance='per_frame'"),
+        ((-1.0, "fixed", 0.1), "beta=-1.0 must be finite"),
+        ((float("nan"), "fixed", 0.1), "beta=nan"),
+        ((1.0, "fixed", 0.0), "mse=0.0 must be finite and > 0"),
+        ((1.0, "global", float("inf")), "mse=inf"),
+    ],
+)
+def test_calibrated_beta_refuses_bad_input(args, match):
+    with pytest.raises(ConfigError, match=match):
+        summary.calibrated_beta(*args)
+    with pytest.raises(ConfigError, match="sigma"):
+        summary.calibrated_beta(1.0, "global", 0.1, sigma=torch.tensor([0.2, 0.0]))
+
+
+def test_decoder_sigma_is_exp_log_sigma_or_none(cfg):
+    assert summary.decoder_sigma(ConvVAE(cfg, MELS, FRAMES)) is None
+    vae = ConvVAE(dataclasses.replace(cfg, decoder_variance="per_band"), MELS, FRAMES)
+    with torch.no_grad():
+        vae.log_sigma.copy_(torch.log(torch.linspace(0.1, 1.6, MELS)))
+    sigma = summary.decoder_sigma(vae)
+    assert sigma.shape == (MELS,) and not sigma.requires_grad
+    assert torch.allclose(sigma, torch.linspace(0.1, 1.6, MELS))
+    wrapped = torch.nn.Module()
+    wrapped.module = vae  # as DistributedDataParallel holds it
+    assert torch.equal(summary.decoder_sigma(wrapped), sigma)
+
+
+def test_the_summary_of_a_learned_variance_counts_log_sigma_and_starts_at_sigma_one(cfg, x):
+    fixed = summary.compute_summary(summary.untrained_model(cfg, MELS, FRAMES), x, cfg)
+    band_cfg = dataclasses.replace(cfg, decoder_variance="per_band")
+    bands = summary.compute_summary(summary.untrained_model(band_cfg, MELS, FRAMES), x, band_cfg)
+    assert bands.findings["n_parameters"] == fixed.findings["n_parameters"] + MELS
+    assert bands.findings["decoder_variance"] == "per_band" and fixed.findings["decoder_variance"] == "fixed"
+    for k in ("untrained_recon", "untrained_kl", "untrained_total"):
+        assert bands.findings[k] == pytest.approx(fixed.findings[k], rel=1e-6)  # σ = 1 at the start

@@ -1,5 +1,6 @@
 """Tests of vaetone.model (shapes, refusal of bad shapes, the loss) and vaetone.generate."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from vaetone import config
 from vaetone.analysis import generate
 from vaetone.errors import ConfigError
-from vaetone.model.vae import ConvVAE, layer_table, loss_terms, n_parameters, padded_shape
+from vaetone.model.vae import ConvVAE, Objective, layer_table, loss_terms, n_parameters, padded_shape
 
 
 @pytest.fixture(autouse=True)
@@ -174,3 +175,102 @@ def test_to_db_uses_the_features_statistics():
 
     x = torch.zeros(3, 1, 16, 32)
     assert torch.equal(generate.to_db(x, Feats()), torch.full((3, 16, 32), -40.0))
+
+
+# ------------------------------------------------------------- decoder variance
+
+
+@pytest.mark.parametrize("log_sigma", [torch.zeros(()), torch.zeros(4)])
+def test_the_gaussian_nll_with_sigma_one_is_the_fixed_loss(log_sigma):
+    g = torch.Generator().manual_seed(3)
+    x, recon = torch.randn(3, 1, 4, 5, generator=g), torch.randn(3, 1, 4, 5, generator=g)
+    mu, logvar = torch.randn(3, 2, generator=g), torch.randn(3, 2, generator=g)
+    fixed = loss_terms(recon, x, mu, logvar, beta=2.0)
+    learned = loss_terms(recon, x, mu, logvar, beta=2.0, log_sigma=log_sigma)
+    for k in ("total", "recon", "kl"):
+        assert float(learned[k]) == pytest.approx(float(fixed[k]), rel=1e-6)
+
+
+def test_the_gaussian_nll_known_answers():
+    x = torch.zeros(2, 1, 4, 5)
+    zeros = torch.zeros(2, 3)
+    t = loss_terms(x + 1.0, x, zeros, zeros, beta=1.0, log_sigma=torch.tensor(math.log(0.5)))
+    assert float(t["recon"]) == pytest.approx(0.5 * 20 * 4 + 20 * math.log(0.5))  # error 1 = 2 σ in 20 bins
+    per_band = torch.log(torch.tensor([1.0, 2.0, 0.5, 1.0]))  # one σ per mel band, 5 frames each
+    t = loss_terms(x + 1.0, x, zeros, zeros, beta=1.0, log_sigma=per_band)
+    want = sum(5 * (0.5 / s**2 + math.log(s)) for s in (1.0, 2.0, 0.5, 1.0))
+    assert float(t["recon"]) == pytest.approx(want)
+    with pytest.raises(ConfigError, match="3 bands but the input has 4"):
+        loss_terms(x, x, zeros, zeros, beta=1.0, log_sigma=torch.zeros(3))
+
+
+def _fit_log_sigma(recon, x, shape, steps=400):
+    """Adam on log σ alone (recon fixed): the maximum-likelihood σ of the residuals."""
+    log_sigma = torch.zeros(shape, requires_grad=True)
+    opt = torch.optim.Adam([log_sigma], lr=0.05)
+    zeros = torch.zeros(len(x), 2)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_terms(recon, x, zeros, zeros, beta=1.0, log_sigma=log_sigma)["total"].backward()
+        opt.step()
+    return log_sigma.detach().exp()
+
+
+def test_a_learned_global_sigma_converges_to_the_noise_level():
+    g = torch.Generator().manual_seed(0)
+    recon = torch.randn(64, 1, 8, 16, generator=g)
+    x = recon + 0.25 * torch.randn(recon.shape, generator=g)
+    sigma = _fit_log_sigma(recon, x, ())
+    assert float(sigma) == pytest.approx(0.25, rel=0.03)
+    assert float(sigma) == pytest.approx(float((x - recon).pow(2).mean().sqrt()), rel=1e-3)  # the ML estimate
+
+
+def test_a_per_band_sigma_learns_each_bands_noise_level():
+    g = torch.Generator().manual_seed(1)
+    noise = torch.linspace(0.1, 0.8, 8)
+    recon = torch.randn(64, 1, 8, 16, generator=g)
+    x = recon + noise[:, None] * torch.randn(recon.shape, generator=g)
+    sigma = _fit_log_sigma(recon, x, (8,))
+    assert sigma.shape == (8,)
+    assert torch.allclose(sigma, noise, rtol=0.05)
+    assert torch.allclose(sigma, (x - recon).pow(2).mean((0, 1, 3)).sqrt(), rtol=2e-3)
+
+
+def test_log_sigma_exists_only_when_learned_and_leaves_the_other_weights_alone():
+    models = {}
+    for variance in ("fixed", "global", "per_band"):
+        torch.manual_seed(5)
+        models[variance] = ConvVAE(config.make(channels=[4, 8], latent_dim=3, decoder_variance=variance), 16, 32)
+    fixed, one, bands = (models[v].state_dict() for v in ("fixed", "global", "per_band"))
+    assert "log_sigma" not in fixed and models["fixed"].log_sigma is None
+    assert one["log_sigma"].shape == () and bands["log_sigma"].shape == (16,)
+    assert float(one["log_sigma"]) == 0.0 and not bands["log_sigma"].any()
+    for state in (one, bands):
+        assert set(state) - set(fixed) == {"log_sigma"}
+        assert all(torch.equal(state[k], fixed[k]) for k in fixed)
+    assert n_parameters(models["per_band"]) == n_parameters(models["fixed"]) + 16
+    table = layer_table(models["per_band"])
+    assert table["layer"].iloc[-1] == "log_sigma" and table["output_shape"].iloc[-1] == "16"
+    assert table["parameters"].sum() == n_parameters(models["per_band"])
+    assert layer_table(models["global"])["output_shape"].iloc[-1] == "1"
+
+
+def test_an_unknown_decoder_variance_is_refused():
+    cfg = dataclasses.replace(config.make(channels=[4, 8], latent_dim=3), decoder_variance="per_frame")
+    with pytest.raises(ConfigError, match="decoder_variance='per_frame' is not one of"):
+        ConvVAE(cfg, 16, 32)
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.0])
+def test_the_objective_module_gives_the_loss_and_gradients_reach_log_sigma(beta):
+    torch.manual_seed(0)
+    vae = ConvVAE(config.make(channels=[4, 8], latent_dim=3, beta=beta, decoder_variance="global"), 16, 32).eval()
+    x = torch.randn(4, 1, 16, 32)
+    out = Objective(vae, free_bits=0.0)(x, beta)
+    recon, mu, logvar = vae(x)
+    want = loss_terms(recon, x, mu, logvar, beta, log_sigma=vae.log_sigma)
+    assert float(out["total"].detach()) == pytest.approx(float(want["total"].detach()))
+    assert not out["recon"].requires_grad and not out["kl"].requires_grad
+    out["total"].backward()
+    assert vae.log_sigma.grad is not None and float(vae.log_sigma.grad) != 0.0
+    assert (vae.to_logvar.weight.grad is None) == (beta == 0)  # the autoencoder never uses its log-variance head

@@ -191,7 +191,7 @@ class EvaluationResult(StageResult):
     """
 
     stage = "evaluation"
-    version = 3
+    version = 4
     params = ("griffin_lim_iters", "n_eval_audio", "n_audio_examples", "peak_tolerance_cents", "bootstrap_n")
 
 

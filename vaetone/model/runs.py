@@ -33,6 +33,7 @@ from vaetone.model.checkpoints import (
 )
 from vaetone.model.inputs import input_record
 from vaetone.model.loader import batch_loader
+from vaetone.model.summary import calibrated_beta, decoder_sigma
 from vaetone.model.train import EVAL_BATCH, Trainer, fit
 from vaetone.model.vae import ConvVAE, n_parameters
 
@@ -49,7 +50,8 @@ class Run:
         history: one row per epoch, indexed by ``epoch`` (1-based); columns ``train_total``,
             ``train_recon``, ``train_kl``, ``valid_total``, ``valid_recon``, ``valid_kl`` (nats per
             note), ``valid_mse`` (per bin, normalised units), ``kl_weight``, ``lr``, ``seconds``,
-            ``notes_per_s`` (training throughput), ``valid_kl_d00``... (KL per latent dimension).
+            ``notes_per_s`` (training throughput), ``valid_kl_d00``... (KL per latent dimension),
+            ``sigma`` (the decoder's σ, normalised units, mean over bands; 1.0 when fixed).
         path: the run folder.
         device: "cpu" or "cuda".
         train_seconds: total training time over all sessions, s.
@@ -232,10 +234,15 @@ def run_summary(run: Run) -> dict:
     Returns:
         JSON-able dict: run_id, device, parameters, epochs_trained, best_epoch, stop_reason,
         train_seconds, seconds_per_epoch and notes_per_s (medians over epochs), and the
-        validation losses of the best epoch (nats per note; valid_mse per bin). Chapter: 03_training.
+        validation losses of the best epoch (nats per note; valid_mse per bin); decoder_variance,
+        sigma (the decoder's σ of the kept weights in normalised units, averaged over bands; 1.0 when
+        fixed) and beta_calibrated (:func:`vaetone.model.summary.calibrated_beta` at the best
+        epoch's valid_mse). Chapter: 03_training.
     """
     h = run.history
     best = h.loc[run.best_epoch]
+    sigma = decoder_sigma(run.model)
+    variance = run.model.decoder_variance
     return {
         "run_id": run.path.name,
         "device": run.trained_on or run.device,
@@ -247,6 +254,9 @@ def run_summary(run: Run) -> dict:
         "seconds_per_epoch": float(h["seconds"].median()),
         "notes_per_s": float(h["notes_per_s"].median()),
         **{k: float(best[k]) for k in ("valid_total", "valid_recon", "valid_kl", "valid_mse")},
+        "decoder_variance": variance,
+        "sigma": 1.0 if sigma is None else float(sigma.mean()),
+        "beta_calibrated": calibrated_beta(float(run.cfg.beta), variance, float(best["valid_mse"]), sigma),
     }
 
 

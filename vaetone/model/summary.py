@@ -1,15 +1,17 @@
-"""The model-summary stage: the untrained ConvVAE of a configuration, layer by layer, and its loss.
+"""The model-summary stage: the untrained ConvVAE of a configuration, layer by layer, and its loss;
+and the decoder's noise scale and β on the calibrated scale of a model.
 
 :func:`result` builds the model exactly as training starts it (seeded with ``cfg.seed``),
 tabulates its layers, and scores its loss on the first training batch before any training.
 It depends on the features and the model parameters, not on a trained run, so it is cached
-beside the data.
+beside the data. :func:`decoder_sigma` and :func:`calibrated_beta` read a trained model.
 
 Chapter: 02_model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,7 +20,7 @@ import torch
 from vaetone import store
 from vaetone.config import Config
 from vaetone.errors import ConfigError
-from vaetone.model.vae import ConvVAE, layer_table, loss_terms, n_parameters, padded_shape
+from vaetone.model.vae import DECODER_VARIANCES, ConvVAE, layer_table, loss_terms, n_parameters, padded_shape
 from vaetone.results import StageResult, cached
 from vaetone.spectral.features import load_features
 
@@ -37,8 +39,8 @@ class ModelSummary(StageResult):
     """
 
     stage: ClassVar[str] = "model_summary"
-    version: ClassVar[int] = 1
-    params: ClassVar[tuple[str, ...]] = ("batch_size", "beta", "free_bits", "seed")
+    version: ClassVar[int] = 2
+    params: ClassVar[tuple[str, ...]] = ("batch_size", "beta", "free_bits", "seed", "decoder_variance")
 
 
 def untrained_model(cfg: Config, n_mels: int, n_frames: int) -> ConvVAE:
@@ -64,7 +66,8 @@ def architecture_findings(vae: ConvVAE, cfg: Config) -> dict:
         {"n_parameters": int; "n_params": the same as text with thousands separators ("187,009");
          "params_line": "<n_params> trainable parameters"; "depth": strided layers;
          "latent_dim": int; "padded": the padded input "<mels>×<frames>";
-         "n_bins": mel bands x frames; "input_description": the model's input and settings}.
+         "n_bins": mel bands x frames; "input_description": the model's input and settings;
+         "decoder_variance": "fixed", "global" or "per_band"}.
     Chapter: 02_model.
     """
     n = n_parameters(vae)
@@ -82,6 +85,7 @@ def architecture_findings(vae: ConvVAE, cfg: Config) -> dict:
             f"input: {vae.n_mels} mel bands × {vae.n_frames} frames; latent_dim={vae.latent_dim}, "
             f"channels={cfg.channels}, kernel={cfg.kernel_size}, norm={cfg.norm}, activation={cfg.activation}"
         ),
+        "decoder_variance": vae.decoder_variance,
     }
 
 
@@ -102,7 +106,7 @@ def untrained_loss(vae: ConvVAE, x: torch.Tensor, beta: float, free_bits: float)
     try:
         with torch.no_grad():
             recon, mu, logvar = vae(x)
-            terms = loss_terms(recon, x, mu, logvar, beta=beta, free_bits=free_bits)
+            terms = loss_terms(recon, x, mu, logvar, beta=beta, free_bits=free_bits, log_sigma=vae.log_sigma)
             zero = float(loss_terms(torch.zeros_like(x), x, mu, logvar, beta=0.0)["recon"])
     finally:
         vae.train(was_training)
@@ -153,3 +157,71 @@ def result(cfg: Config) -> ModelSummary:
         return compute_summary(vae, feats.x("train")[: cfg.batch_size], cfg)
 
     return cached(ModelSummary, cfg, compute, folder=store.data_dir(), upstream=store.key("model", cfg))
+
+
+def decoder_sigma(model: torch.nn.Module) -> torch.Tensor | None:
+    """The decoder's learned noise standard deviation σ, in normalised units (train-split standard deviations).
+
+    Args:
+        model: a ConvVAE (or a module wrapping one as ``.module``, e.g. DistributedDataParallel).
+    Returns:
+        σ = exp(log_sigma) on the CPU, detached: shape ``()`` ("global") or ``(n_mels,)``
+        ("per_band"); None when the variance is fixed (σ = 1). Chapters: 03_training, 08_validity.
+    """
+    model = getattr(model, "module", model)
+    log_sigma = getattr(model, "log_sigma", None)
+    return None if log_sigma is None else log_sigma.detach().float().exp().cpu()
+
+
+def calibrated_beta(beta: float, decoder_variance: str, mse: float, sigma=None) -> float:
+    """β on the calibrated scale: the β of the textbook ELBO whose Gaussian decoder has the maximum-likelihood noise.
+
+    Derivation. With a decoder noise σ fixed at 1 (normalised units) and N bins per note, the
+    training objective per note is ``0.5·SSE + β·KL`` (SSE: the squared error summed over the
+    bins). The maximum-likelihood noise variance of the same decoder is the error per bin,
+    ``σ_ML² = SSE / N``, i.e. the validation ``mse`` in normalised units. The ELBO with that
+    calibrated noise, weighted by β_cal, is ``0.5·SSE/σ_ML² + β_cal·KL`` (+ terms that do not depend
+    on the network). Since
+
+        0.5·SSE + β·KL = σ_ML² · (0.5·SSE/σ_ML² + (β/σ_ML²)·KL),
+
+    both objectives have the same minimisers (a positive factor only rescales the step size), so
+    the fixed-σ model trains as the calibrated ELBO with
+
+        β_cal = β / σ_ML² = β / mse.
+
+    For example β = 1 with an error of 0.0625 per bin (σ_ML = 0.25) is β_cal = 16: fixed σ = 1
+    weights the KL term 16 times more than the textbook ELBO does. With a learned σ ("global" or
+    "per_band") the objective is the full Gaussian NLL and σ is fitted by maximum likelihood along
+    with the network, so β already has its textbook meaning: β_cal = β. (This assumes σ reached its
+    fitted value; compare ``sigma`` with ``sqrt(mse)`` in the history.)
+
+    Args:
+        beta: the KL weight the model was trained with (≥ 0; 0 is the autoencoder, β_cal = 0).
+        decoder_variance: "fixed", "global" or "per_band".
+        mse: the mean squared error per bin on the validation notes, normalised units (> 0).
+        sigma: the learned σ (:func:`decoder_sigma`; float or tensor), checked to be positive and
+            finite when given; unused in the formula (None, or 1, for "fixed").
+    Returns:
+        β_cal (float). Chapters: 03_training, 08_validity.
+    Raises:
+        ConfigError: an unknown ``decoder_variance``, a negative or non-finite β, a non-positive
+            or non-finite ``mse``, or a ``sigma`` that is not positive and finite.
+    """
+    if decoder_variance not in DECODER_VARIANCES:
+        raise ConfigError(
+            f"calibrated_beta: decoder_variance={decoder_variance!r} is not one of {list(DECODER_VARIANCES)}"
+        )
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ConfigError(f"calibrated_beta: beta={beta!r} must be finite and >= 0")
+    if not (math.isfinite(mse) and mse > 0):
+        raise ConfigError(
+            f"calibrated_beta: mse={mse!r} must be finite and > 0 (the validation error per bin of a trained run)"
+        )
+    if sigma is not None:
+        values = torch.as_tensor(sigma, dtype=torch.float64)
+        if not bool((torch.isfinite(values) & (values > 0)).all()):
+            raise ConfigError(f"calibrated_beta: sigma={values.tolist()!r} must be positive and finite")
+    if decoder_variance == "fixed":
+        return float(beta) / float(mse)
+    return float(beta)

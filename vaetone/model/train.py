@@ -13,9 +13,11 @@ in :mod:`vaetone.model.checkpoints`:
 
 Recipe: AdamW (``lr``, ``weight_decay``); cosine annealing of the learning rate over
 ``cfg.epochs`` epochs down to lr/100, stepped once per epoch; gradient-norm clipping at
-``grad_clip`` (0: off); the KL weight rises linearly per batch from 0 to β over
+``grad_clip`` (0: off; the network's weights, not σ); the KL weight rises linearly per batch from 0 to β over
 ``kl_warmup_epochs``; early stopping when the validation loss (recon + β·KL, with z = mu) has not
-improved for ``patience`` epochs after the warm-up (0: off).
+improved for ``patience`` epochs after the warm-up (0: off). A learned decoder σ
+(``decoder_variance`` "global" or "per_band") trains with the rest, at ``SIGMA_LR_SCALE`` x ``lr``
+and without weight decay; the history's ``sigma`` column follows it (1.0 when fixed).
 
 Batches: the train and validation notes are read batch by batch through a ``DataLoader``
 (:mod:`vaetone.model.loader`), never as one tensor, so the features can be a memory map larger
@@ -46,7 +48,7 @@ from vaetone.config import Config
 from vaetone.errors import CheckpointError, TrainingError
 from vaetone.model import distributed, loader
 from vaetone.model.checkpoints import BEST, CHECKPOINT, HISTORY, LATENTS, header, history_frame, load_weights, save
-from vaetone.model.vae import ConvVAE, loss_terms
+from vaetone.model.vae import ConvVAE, Objective, loss_terms
 from vaetone.progress import tqdm
 
 EVAL_BATCH = 256
@@ -57,6 +59,8 @@ COMPILE_ENV = "VAETONE_COMPILE"
 """Set to 1 to train through ``torch.compile`` on CUDA (never on the CPU)."""
 MAX_LOADER_WORKERS = 8
 """At most this many DataLoader processes per rank (:func:`loader_workers`)."""
+SIGMA_LR_SCALE = 10.0
+"""The learned decoder log σ trains at this multiple of ``lr``, without weight decay (:func:`optimizer`)."""
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,8 @@ class Trainer:
         cfg: the configuration; shape: (n_mels, frames) of the input; device: where to train;
         inputs: :func:`~vaetone.model.inputs.input_record` of the features (recorded in the files).
     ``model`` is the plain ConvVAE (its state dict is what the files hold); ``net`` is what the
-    training steps call: the model, in DistributedDataParallel under torchrun, compiled if asked.
+    training steps call: its :class:`~vaetone.model.vae.Objective` (the loss of a batch), in
+    DistributedDataParallel under torchrun, with the model compiled if asked.
     Chapter: 03_training.
     """
 
@@ -98,10 +103,10 @@ class Trainer:
         self.model = ConvVAE(cfg, *shape).to(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = distributed.wrap(self.model, device)
-        if device.type == "cuda" and os.environ.get(COMPILE_ENV) == "1":
-            self.net = torch.compile(self.net)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        compiled = device.type == "cuda" and os.environ.get(COMPILE_ENV) == "1"
+        step = torch.compile(self.model) if compiled else None
+        self.net = distributed.wrap(Objective(self.model, cfg.free_bits, step), device)
+        self.opt = optimizer(self.model, cfg)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=cfg.epochs, eta_min=cfg.lr / 100)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.epoch, self.history, self.bad_epochs = 0, [], 0
@@ -189,14 +194,13 @@ class Trainer:
             xb = self._input(xb)
             w = self.kl_weight(self.epoch * steps + i, steps)
             with self._autocast():
-                recon, mu, logvar = self.net(xb)
-            terms = loss_terms(recon, xb, mu, logvar, cfg.beta * w, cfg.free_bits)
+                terms = self.net(xb, cfg.beta * w)
             self.opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(network_parameters(model), cfg.grad_clip)
             self.opt.step()
-            rec, kl = terms["recon"].detach(), terms["kl"].detach()
+            rec, kl = terms["recon"], terms["kl"]
             sums[:3] += torch.stack([rec + cfg.beta * kl, rec, kl]) * len(xb)
             sums[3] += len(xb)
             if self.device.type == "cpu" or i % 20 == 19 or i == steps - 1:
@@ -214,7 +218,8 @@ class Trainer:
             batches: this rank's share of the validation batches (:func:`~vaetone.model.loader.batch_loader`);
                 the sums are added over every rank.
         Returns:
-            ``{"valid_total", "valid_recon", "valid_kl", "valid_mse", "valid_kl_d00", ...}``.
+            ``{"valid_total", "valid_recon", "valid_kl", "valid_mse", "valid_kl_d00", ..., "sigma"}``
+            (``sigma``: :func:`mean_sigma`, the decoder's σ these losses were computed with).
         """
         self.model.eval()
         d = self.model.latent_dim
@@ -224,7 +229,7 @@ class Trainer:
                 xb = self._input(xb)
                 with self._autocast():
                     recon, mu, logvar = self.model(xb)
-                t = loss_terms(recon, xb, mu, logvar, self.cfg.beta)
+                t = loss_terms(recon, xb, mu, logvar, self.cfg.beta, log_sigma=self.model.log_sigma)
                 n = len(xb)
                 sums[:2] += torch.stack([t["recon"], t["kl"]]).double().cpu() * n
                 sums[2] += float((recon.float() - xb).pow(2).sum())
@@ -236,6 +241,7 @@ class Trainer:
         mse = float(sums[2] / (n * self.shape[0] * self.shape[1]))
         row = {"valid_total": rec + self.cfg.beta * kl, "valid_recon": rec, "valid_kl": kl, "valid_mse": mse}
         row.update({f"valid_kl_d{j:02d}": v for j, v in enumerate((sums[4:] / n).tolist())})
+        row["sigma"] = mean_sigma(self.model)
         self._check_finite(torch.tensor([rec, kl]), "validation")
         return row
 
@@ -308,6 +314,38 @@ class Trainer:
             (folder / LATENTS).unlink(missing_ok=True)  # encoded with other weights
         save(folder / CHECKPOINT, self.state())
         store.write_csv(folder / HISTORY, history_frame(self.history))
+
+
+def optimizer(model: ConvVAE, cfg: Config) -> torch.optim.AdamW:
+    """AdamW over the model's parameters (``lr``, ``weight_decay``).
+
+    A learned decoder ``log_sigma`` gets its own group: no weight decay (which would pull σ
+    towards 1) and ``SIGMA_LR_SCALE`` x ``lr``, so that σ reaches the size of the reconstruction
+    error (about 0.25 in normalised units, log σ ≈ -1.4) in some hundred steps rather than thousands.
+    "fixed" models have one group, as before the option existed. Chapter: 03_training.
+    """
+    if model.log_sigma is None:
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [
+        {"params": network_parameters(model)},
+        {"params": [model.log_sigma], "lr": cfg.lr * SIGMA_LR_SCALE, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def network_parameters(model: ConvVAE) -> list[torch.nn.Parameter]:
+    """The encoder's and decoder's parameters, without the learned ``log_sigma``; gradient clipping acts on these.
+
+    Chapter: 03_training.
+    """
+    return [p for name, p in model.named_parameters() if name != "log_sigma"]
+
+
+def mean_sigma(model: ConvVAE) -> float:
+    """The decoder's σ in normalised units, averaged over bands: 1.0 when fixed. Chapter: 03_training."""
+    if model.log_sigma is None:
+        return 1.0
+    return float(model.log_sigma.detach().exp().mean())
 
 
 def loader_workers(cfg: Config, device: torch.device) -> int:

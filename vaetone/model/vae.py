@@ -14,6 +14,12 @@ Architecture (``cfg.channels = [c1, ..., cD]``, depth ``D``):
   ``ConvTranspose2d`` blocks ``cD -> ... -> c1`` and a last ``ConvTranspose2d(c1 -> 1)`` with
   no norm or activation (normalised log-mel values are unbounded), then the crop.
 
+* **decoder noise** (``cfg.decoder_variance``): the decoder's output is the mean of a Gaussian
+  over every bin. "fixed": its standard deviation is 1 in normalised units (one train-split
+  standard deviation) and nothing is learned; "global": one learned ``log_sigma`` (a parameter of
+  shape ``()``); "per_band": one learned ``log_sigma`` per mel band (shape ``(n_mels,)``). Both start
+  at 0 (σ = 1) and exist only when learned, so "fixed" models have today's parameters and state dicts.
+
 Inputs smaller than ``2**D`` in either axis are refused with a ConfigError (the strides would
 shrink them below one cell without padding them mostly with zeros).
 """
@@ -32,6 +38,8 @@ from vaetone.errors import ConfigError
 
 LOGVAR_RANGE = (-12.0, 8.0)
 """Clamp of the encoder's log-variance: keeps exp() finite in bf16 and early training."""
+DECODER_VARIANCES = ("fixed", "global", "per_band")
+"""The decoder-noise options: σ = 1, one learned σ, one learned σ per mel band."""
 
 
 def _activation(name: str) -> nn.Module:
@@ -78,6 +86,18 @@ class CropTo(nn.Module):
         return x[..., : self.height, : self.width]
 
 
+def _log_sigma(decoder_variance: str, n_mels: int) -> nn.Parameter | None:
+    """The learned log σ of the decoder noise, zeros of shape () or (n_mels,); None when fixed."""
+    if decoder_variance not in DECODER_VARIANCES:
+        raise ConfigError(
+            f"decoder_variance={decoder_variance!r} is not one of {list(DECODER_VARIANCES)}; "
+            "use -p decoder_variance fixed, global or per_band"
+        )
+    if decoder_variance == "fixed":
+        return None
+    return nn.Parameter(torch.zeros(() if decoder_variance == "global" else (n_mels,)))
+
+
 def padded_shape(n_mels: int, n_frames: int, depth: int) -> tuple[int, int]:
     """The input size after padding: each axis rounded up to a multiple of ``2**depth``.
 
@@ -99,8 +119,12 @@ class ConvVAE(nn.Module):
 
     Args:
         cfg: the configuration (``latent_dim``, ``channels``, ``kernel_size``, ``norm``,
-            ``activation``; ``beta == 0`` makes the encoder deterministic: z = mu).
+            ``activation``, ``decoder_variance``; ``beta == 0`` makes the encoder deterministic: z = mu).
         n_mels, n_frames: the input size.
+    Attributes:
+        log_sigma: the learned log standard deviation of the decoder noise (normalised units), a
+            parameter of shape ``()`` ("global") or ``(n_mels,)`` ("per_band"), initialised at 0;
+            None for "fixed" (σ = 1, not a parameter, not in the state dict).
     Chapter: 02_model.
     """
 
@@ -146,6 +170,8 @@ class ConvVAE(nn.Module):
             nn.ConvTranspose2d(channels[0], 1, k, 2, pad, out_pad),
             CropTo(self.n_mels, self.n_frames),
         )
+        self.decoder_variance = str(getattr(cfg, "decoder_variance", "fixed"))
+        self.register_parameter("log_sigma", _log_sigma(self.decoder_variance, self.n_mels))
 
     def _check(self, x: torch.Tensor) -> None:
         """Raise ConfigError unless ``x`` is ``(n, 1, n_mels, n_frames)`` for this model."""
@@ -203,7 +229,8 @@ def layer_table(model: ConvVAE, n_mels: int | None = None, n_frames: int | None 
         n_mels, n_frames: the input size (default: the model's own).
     Returns:
         DataFrame with columns ``layer``, ``kind``, ``output_shape`` (C x H x W or features,
-        per note) and ``parameters``, from the input to the output. Chapter: 02_model.
+        per note) and ``parameters``, from the input to the output, then a ``log_sigma`` row
+        (its shape) when the decoder's variance is learned. Chapter: 02_model.
     """
     n_mels, n_frames = n_mels or model.n_mels, n_frames or model.n_frames
     named = [("pad", model.pad)]
@@ -235,6 +262,10 @@ def layer_table(model: ConvVAE, n_mels: int | None = None, n_frames: int | None 
         }
         for name, module in named
     ]
+    if model.log_sigma is not None:
+        shape = "×".join(map(str, model.log_sigma.shape)) or "1"
+        kind = f"decoder log σ ({model.decoder_variance.replace('_', ' ')})"
+        table.append({"layer": "log_sigma", "kind": kind, "output_shape": shape, "parameters": model.log_sigma.numel()})
     return pd.DataFrame(table)
 
 
@@ -255,31 +286,88 @@ def _kind(module: nn.Module) -> str:
 
 
 def loss_terms(
-    recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, beta: float, free_bits: float = 0.0
+    recon: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float,
+    free_bits: float = 0.0,
+    log_sigma: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The β-VAE loss of a batch, term by term, in nats per note.
 
-    ``recon`` is the Gaussian negative log-likelihood with unit variance in normalised units
-    (one train-split standard deviation), without its constant: 0.5 x the squared error summed
-    over all mel bins and frames, averaged over the batch. With this scale β = 1 is the ELBO.
-    ``kl`` is the KL divergence of N(mu, exp(logvar)) to N(0, I), summed over dimensions and
-    averaged over the batch. Free bits: each dimension's batch-mean KL enters the objective as
-    ``max(kl_j, free_bits)`` (no pressure below ``free_bits`` nats); the reported ``kl`` is the
-    true one.
+    ``recon`` is the Gaussian negative log-likelihood of ``x`` under N(recon, σ²) in normalised
+    units (one train-split standard deviation), without its constant 0.5·log 2π per bin, summed
+    over all mel bins and frames and averaged over the batch:
+
+    recon = sum over bands b and frames t of 0.5·((x[b,t] - recon[b,t]) / σ_b)² + log σ_b
+
+    With ``log_sigma`` None (``decoder_variance`` "fixed") σ = 1 and the term is 0.5 x the squared
+    error, computed exactly as before the option existed; β = 1 is then the ELBO of a decoder whose
+    noise is one standard deviation, not the fitted one (see
+    :func:`vaetone.model.summary.calibrated_beta`). ``kl`` is the KL divergence of N(mu, exp(logvar))
+    to N(0, I), summed over dimensions and averaged over the batch. Free bits: each dimension's
+    batch-mean KL enters the objective as ``max(kl_j, free_bits)`` (no pressure below ``free_bits``
+    nats); the reported ``kl`` is the true one.
 
     Args:
         recon, x: ``(n, 1, n_mels, n_frames)`` normalised log-mel (output and target).
         mu, logvar: ``(n, latent_dim)``.
         beta: weight of the KL term (warm-up included by the caller); 0 gives the autoencoder.
         free_bits: nats per dimension.
+        log_sigma: the decoder's learned log σ, shape ``()`` (one σ) or ``(n_mels,)`` (one per
+            band); None for σ = 1.
     Returns:
         ``{"total": objective to minimise, "recon", "kl", "kl_per_dim": (latent_dim,)}``, float32
         tensors. Chapters: 02_model, 03_training.
     """
     recon, x, mu, logvar = recon.float(), x.float(), mu.float(), logvar.float()
-    rec = 0.5 * (recon - x).pow(2).flatten(1).sum(1).mean()
+    if log_sigma is None:
+        rec = 0.5 * (recon - x).pow(2).flatten(1).sum(1).mean()
+    else:
+        rec = _gaussian_nll(recon, x, log_sigma.float())
     kl_per_dim = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).mean(0)
     kl = kl_per_dim.sum()
     kl_obj = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
     total = rec + beta * kl_obj if beta > 0 else rec
     return {"total": total, "recon": rec, "kl": kl, "kl_per_dim": kl_per_dim}
+
+
+def _gaussian_nll(recon: torch.Tensor, x: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """Sum over bins of 0.5·((x - recon)/σ)² + log σ per note, batch mean; σ of shape () or (n_mels,)."""
+    n_mels, n_frames = x.shape[-2], x.shape[-1]
+    if log_sigma.ndim == 1 and log_sigma.shape[0] != n_mels:
+        raise ConfigError(f"log_sigma has {log_sigma.shape[0]} bands but the input has {n_mels} mel bands")
+    sse_band = (recon - x).pow(2).sum(-1).mean(0).flatten()  # (n_mels,): squared error per band, per note
+    weighted = 0.5 * (sse_band * torch.exp(-2.0 * log_sigma)).sum()
+    return weighted + n_frames * log_sigma.expand(n_mels).sum()
+
+
+class Objective(nn.Module):
+    """The training objective of a ConvVAE as a module: forward gives the loss of a batch.
+
+    Computing the loss inside ``forward`` puts the decoder's ``log_sigma`` in the graph that
+    DistributedDataParallel sees, and lets the autoencoder (β = 0) leave its unused log-variance
+    head out of it (only ``total`` carries gradients).
+
+    Args:
+        vae: the model (its parameters are this module's); free_bits: nats per dimension;
+        step: what computes ``(recon, mu, logvar)`` from a batch (default ``vae``; e.g. ``torch.compile(vae)``).
+    Chapter: 03_training.
+    """
+
+    def __init__(self, vae: ConvVAE, free_bits: float = 0.0, step: nn.Module | None = None):
+        super().__init__()
+        self.vae, self.free_bits = vae, float(free_bits)
+        self.step = vae if step is None else step
+        self.deterministic = vae.deterministic
+
+    def forward(self, x: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
+        """The loss of a batch ``x`` ``(n, 1, n_mels, n_frames)`` with KL weight ``beta``.
+
+        Returns:
+            ``{"total"}`` with gradients, ``"recon"`` and ``"kl"`` detached (nats per note).
+        """
+        recon, mu, logvar = self.step(x)
+        terms = loss_terms(recon, x, mu, logvar, beta, self.free_bits, self.vae.log_sigma)
+        return {"total": terms["total"], "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}

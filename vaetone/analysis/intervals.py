@@ -89,7 +89,7 @@ def count_groups(values, groups) -> tuple[int, int]:
     return int(finite.sum()), int(pd.unique(np.asarray(groups)[finite]).size)
 
 
-def _groups(values: np.ndarray, groups, where: str) -> tuple[np.ndarray, np.ndarray]:
+def group_codes(values: np.ndarray, groups, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Finite values and their group codes; raise when fewer than :data:`MIN_GROUPS` groups remain."""
     if groups is None:
         raise ConfigError(f"{where}: an instrument-level interval needs the instrument of every note (groups=None)")
@@ -108,7 +108,7 @@ def _groups(values: np.ndarray, groups, where: str) -> tuple[np.ndarray, np.ndar
     return values, codes
 
 
-def _draws(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
+def draw_counts(n_groups: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n_groups) counts: how often each instrument is drawn in each resample."""
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, n_groups, size=(n_boot, n_groups))
@@ -141,9 +141,9 @@ def bootstrap(
     Chapters: 03_training, 04_sensitivity, 05_ablation, 06_statistics.
     """
     check_bootstrap(n_boot, level)
-    x, codes = _groups(np.asarray(values, dtype=np.float64), groups, where)
+    x, codes = group_codes(np.asarray(values, dtype=np.float64), groups, where)
     n_groups = int(codes.max()) + 1
-    counts = _draws(n_groups, n_boot, seed)
+    counts = draw_counts(n_groups, n_boot, seed)
     if statistic == "mean":
         sums, sizes = np.bincount(codes, x, n_groups), np.bincount(codes, minlength=n_groups)
         stats = (counts @ sums) / (counts @ sizes)

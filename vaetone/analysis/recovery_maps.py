@@ -30,7 +30,7 @@ import torch
 
 from vaetone.analysis import ablation, sensitivity
 from vaetone.analysis.decoding import Decoder, Describe, decode_batched, decoder_device, default_describe
-from vaetone.analysis.sensitivity.jacobian import _directional_derivatives
+from vaetone.analysis.sensitivity.jacobian import directional_derivatives
 from vaetone.config import Config
 from vaetone.errors import ConfigError
 
@@ -92,7 +92,7 @@ def jacobian_map(
         out = describe_tensors(decode(latents))
         return torch.stack([out[name].float() for name in names], dim=1)  # (a, k)
 
-    derivs = _directional_derivatives(described, z).detach().abs().double().cpu().numpy()  # (D, a, k)
+    derivs = directional_derivatives(described, z).detach().abs().double().cpu().numpy()  # (D, a, k)
     finite = np.isfinite(derivs)
     counts = finite.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):

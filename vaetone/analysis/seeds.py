@@ -276,7 +276,7 @@ def result(cfg: Config, analysis: str):
 # --------------------------------------------------------------------------- per-run analyses
 
 
-def _split_rows(feats, lat) -> torch.Tensor:
+def split_rows(feats, lat) -> torch.Tensor:
     """Row positions in ``feats`` of the notes of ``lat`` (a :class:`vaetone.model.runs.Latents` of one split)."""
     pos = feats.meta.index.get_indexer(lat.meta.index)
     if (pos < 0).any():
@@ -306,7 +306,7 @@ def sensitivity_per_run(feats, anchor_seed: int, sobol: bool = True) -> PerRun:
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
-        spread = sensitivity.descriptor_spread(decoding.default_describe(c), feats.logmel[_split_rows(feats, lat)])
+        spread = sensitivity.descriptor_spread(decoding.default_describe(c), feats.logmel[split_rows(feats, lat)])
         views = sensitivity.analysis(decode, lat.mu, c, seed=anchor_seed, sobol=sobol, spread=spread)
         return views.ranking.sort_index()
 
@@ -327,7 +327,7 @@ def ablation_per_run(feats, baseline: str = "zero", seed: int = 0) -> PerRun:
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
-        ref = feats.logmel[_split_rows(feats, lat)]
+        ref = feats.logmel[split_rows(feats, lat)]
         effects = ablation.ablation_effects(decode, lat.mu, ref, baseline=baseline, seed=seed)
         overall = ablation.summarise_ablation(effects).query("grouping == 'overall'")
         cols = ["base_mean", "increase_mean", "increase_sem", "relative_increase"]

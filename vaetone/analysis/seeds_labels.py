@@ -217,7 +217,7 @@ def held_findings(names: pd.Series, reading: ReferenceReading, analysis: str) ->
     """
     if analysis == "ablation":
         return {"top_desc_held": top_names(reading.top, names)}
-    from vaetone.analysis.sensitivity.summary import _phrase  # the reference stage's phrasing of an interval
+    from vaetone.analysis.sensitivity.summary import interval_phrase  # the reference stage's phrasing of an interval
 
     held = {
         "strip_labels_held": [
@@ -225,7 +225,7 @@ def held_findings(names: pd.Series, reading: ReferenceReading, analysis: str) ->
         ]
     }
     if reading.intervals is not None:
-        held["label_moves_held"] = held_moves(reading.intervals, reading.top, names, _phrase)
+        held["label_moves_held"] = held_moves(reading.intervals, reading.top, names, interval_phrase)
     return held
 
 
@@ -253,7 +253,7 @@ def ablation_named_per_run(feats, baseline: str = "zero", seed: int = 0, describ
 
     def fn(c: Config, run, lat) -> pd.DataFrame:
         decode = decoding.db_decoder(run.decode, feats.denormalise)
-        ref = feats.logmel[seeds_mod._split_rows(feats, lat)]
+        ref = feats.logmel[seeds_mod.split_rows(feats, lat)]
         metrics = {"logmel_mse": logmel_mse, "descriptors": ablation.descriptor_metric(c, describe)}
         effects = ablation.ablation_effects(decode, lat.mu, ref, metrics, baseline=baseline, seed=seed)
         errors = ablation.summarise_ablation(effects[effects["metric"] == "logmel_mse"])

@@ -155,12 +155,12 @@ def _seed_intervals(codes, groups, n_boot, seed, level, train, test) -> pd.DataF
     """:func:`seed_intervals` on checked codes."""
     intervals.check_bootstrap(n_boot, level)
     n = len(codes[0])
-    _, gcode = intervals._groups(np.zeros(n), groups, "seed agreement interval")
+    _, gcode = intervals.group_codes(np.zeros(n), groups, "seed agreement interval")
     n_groups = int(gcode.max()) + 1
     if (train is None) != (test is None):
         raise ConfigError("seed_intervals: give both train and test, or neither")
     tr, te = (np.arange(n),) * 2 if train is None else (_rows(train, n, "train"), _rows(test, n, "test"))
-    draws = intervals._draws(n_groups, n_boot, seed).astype(np.float64)
+    draws = intervals.draw_counts(n_groups, n_boot, seed).astype(np.float64)
     rows = []
     for s, other in enumerate(codes[1:], start=1):
         full = _pair_stats(codes[0], other, tr, te)

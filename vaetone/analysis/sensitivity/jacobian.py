@@ -21,7 +21,7 @@ from vaetone.progress import tqdm
 log = logging.getLogger(__name__)
 
 
-def _directional_derivatives(decode: Decoder, z: torch.Tensor) -> torch.Tensor:
+def directional_derivatives(decode: Decoder, z: torch.Tensor) -> torch.Tensor:
     """∂decode/∂z_j at every point of z for every j by forward-mode jvp: (D, n, n_mels, frames)."""
     from torch.func import jvp, vmap
 
@@ -62,7 +62,7 @@ def jacobian_norms(
     z = torch.as_tensor(z, dtype=torch.float32)
     per_point, parts = [], None
     for chunk in tqdm(torch.split(z, batch_size), desc="decoder Jacobian", leave=False):
-        jac = _directional_derivatives(decode, chunk.to(dev)).detach().float().cpu()
+        jac = directional_derivatives(decode, chunk.to(dev)).detach().float().cpu()
         parts = parts or output_parts(jac.shape[2], jac.shape[3], cfg, n_bands)
         per_point.append(
             torch.stack([jac[:, :, p.mels, p.frames].pow(2).mean(dim=(2, 3)).sqrt() for p in parts])

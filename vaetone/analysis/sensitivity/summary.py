@@ -212,7 +212,7 @@ def sweep_intervals(
     return table, _interval_findings(table, named, reason, cfg)
 
 
-def _phrase(row: pd.Series) -> str:
+def interval_phrase(row: pd.Series) -> str:
     """A score in words with its 95 % interval or "(interval undefined)"; net changes add the verdict on 0."""
     head = f"{row['estimate']:.2f} {row['unit']}"
     if row["interval"].startswith("undefined"):
@@ -238,12 +238,12 @@ def _interval_findings(table: pd.DataFrame, named: list, reason: str | None, cfg
     moves = []
     for d, name in named:
         row = table.loc[f"z{d} {name}"]
-        moves.append(f"z{d} {'raises' if row['estimate'] > 0 else 'lowers'} {name}: {_phrase(row)}")
+        moves.append(f"z{d} {'raises' if row['estimate'] > 0 else 'lowers'} {name}: {interval_phrase(row)}")
     per_dim = table[(table["measure"] == "log-mel change")].iloc[1:]
     return {
         "interval_note": note,
-        "change_interval": _phrase(first),
-        "top_change_intervals": "; ".join(f"{q}: {_phrase(r)}" for q, r in per_dim.iterrows()),
+        "change_interval": interval_phrase(first),
+        "top_change_intervals": "; ".join(f"{q}: {interval_phrase(r)}" for q, r in per_dim.iterrows()),
         "label_moves": "; ".join(moves) or "none of the most influential dimensions is named after a descriptor",
     }
 

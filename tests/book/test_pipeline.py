@@ -16,7 +16,7 @@ CHAPTERS = pipeline.chapter_sources(ROOT)
 
 def test_every_chapter_is_in_the_table_of_contents_and_back():
     assert [c.stem for c in CHAPTERS] == pipeline.toc_chapters(ROOT)
-    assert len(CHAPTERS) == 7
+    assert len(CHAPTERS) == 8
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=lambda p: p.stem)

@@ -10,6 +10,8 @@ from vaetone.analysis import seeds, seeds_labels, seeds_stage
 from vaetone.errors import VaetoneError
 from vaetone.model import runs as model_runs
 
+from .test_seeds_stage import FakeRun
+
 N, D = 90, 3
 PERMS = {0: [0, 1, 2], 1: [2, 0, 1], 2: [1, 2, 0]}  # seed s stores reference dim i in its dim PERMS[s][i]
 SIGNS = {0: [1, 1, 1], 1: [-1, 1, 1], 2: [1, 1, -1]}
@@ -123,11 +125,6 @@ class FakeFeats:
     @staticmethod
     def denormalise(x):
         return x
-
-
-class FakeRun:
-    def __init__(self, decode):
-        self.decode = decode
 
 
 def centre(est) -> pd.DataFrame:

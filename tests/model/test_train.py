@@ -87,19 +87,6 @@ def tiny(**params) -> config.Config:
     return config.make(**{**base, **params})
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAETONE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAETONE_DATA", str(tmp_path / "data"))
-    torch.set_num_threads(1)
-    return tmp_path / "runs"
-
-
-@pytest.fixture(scope="module")
-def feats():
-    return synthetic_features()
-
-
 def _numbers(history: pd.DataFrame) -> pd.DataFrame:
     """The history without wall-clock columns."""
     return history.drop(columns=["seconds", "notes_per_s"])

@@ -15,20 +15,7 @@ from vaetone.model import runs as model_runs
 from vaetone.model import train as training
 from vaetone.model.vae import ConvVAE, Objective
 
-from .test_train import N_FRAMES, N_MELS, _numbers, _same_weights, synthetic_features, tiny
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAETONE_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("VAETONE_DATA", str(tmp_path / "data"))
-    torch.set_num_threads(1)
-    return tmp_path / "runs"
-
-
-@pytest.fixture(scope="module")
-def feats():
-    return synthetic_features()
+from .test_train import N_FRAMES, N_MELS, _numbers, _same_weights, tiny
 
 
 @pytest.mark.parametrize("variance, shape", [("global", ()), ("per_band", (N_MELS,))])

@@ -231,20 +231,10 @@ SCORES = (
 )
 
 
-CURVE_COLUMNS = [
-    "model",
-    "beta_calibrated",
-    "valid_mse",
-    "valid_kl",
-    "active_units",
-    "mig",
-    "dci_disentanglement",
-    "sap",
-    "matched_r",
-    "subspace_r2",
-    "cca_mean",
-    "rank_rho",
-]
+AGREEMENT = {"matched_r_median": "matched_r", "subspace_r2": "subspace_r2", "cca_mean": "cca_mean", "rho": "rank_rho"}
+"""Seed-agreement columns of :func:`vaetone.analysis.subspace.seed_agreement`'s pairs, by their names in the curves."""
+
+CURVE_COLUMNS = ["model", *SCORES, *AGREEMENT.values()]
 """The columns of the curves that chapter 08 shows (medians over seeds), beside :func:`recovery_columns`."""
 
 
@@ -258,9 +248,8 @@ def _curves(models: pd.DataFrame, agreement: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in models.columns if c in SCORES or c.startswith("recovery_")]
     grouped = models.groupby("beta")[cols]
     curves = grouped.median().join(grouped.min().add_suffix("_low")).join(grouped.max().add_suffix("_high"))
-    cols = {"matched_r_median": "matched_r", "subspace_r2": "subspace_r2", "cca_mean": "cca_mean", "rho": "rank_rho"}
-    present = [c for c in cols if c in agreement]
-    curves = curves.join(agreement.groupby("beta")[present].median().rename(columns=cols))
+    present = [c for c in AGREEMENT if c in agreement]
+    curves = curves.join(agreement.groupby("beta")[present].median().rename(columns=AGREEMENT))
     curves.insert(0, "model", [model_name(b) for b in curves.index])
     return curves
 

@@ -8,7 +8,7 @@ import pytest
 
 from vaetone import config
 from vaetone.analysis import regimes
-from vaetone.analysis.regimes_findings import _kl_line, _trend_phrase, and_list
+from vaetone.analysis.regimes_findings import _direction_findings, _kl_line, _trend_phrase, and_list
 from vaetone.errors import ConfigError
 
 
@@ -116,3 +116,17 @@ def test_sweep_trains_each_model_once_and_one_more_beta_trains_only_that_one(sta
     new = {p.name for p in store.runs_dir().iterdir()} - before
     assert len(new) == 2 and all("-b4-" in name for name in new)  # β = 4, two seeds; nothing else retrained
     assert r2.table("curves").index.tolist() == [0.0, 1.0, 4.0]
+
+
+def test_a_direction_is_stable_only_when_predicted_and_carried_between_seeds():
+    f = {
+        "direction_r2_median_pitch": 0.9,
+        "direction_cosine_median_pitch": 0.95,
+        "direction_r2_median_velocity": 0.4,
+        "direction_cosine_median_velocity": 0.99,
+    }
+    out = _direction_findings(f, "ref")
+    assert out["stable_directions_ref"] == "pitch" and out["n_stable_directions_ref"] == 1
+    assert out["directions_line_ref"] == "pitch R² 0.90, cosine 0.95; velocity R² 0.40, cosine 0.99"
+    f["direction_cosine_median_pitch"] = 0.5
+    assert _direction_findings(f, "ref")["stable_directions_ref"] == "none of the targets"

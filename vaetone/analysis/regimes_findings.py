@@ -20,6 +20,12 @@ METHOD_NAMES = {
 }
 """How the prose names each explanation method of :data:`vaetone.analysis.recovery.METHODS`."""
 
+STABLE_COSINE = 0.9
+"""A target's latent direction is called stable across seeds when its median cosine reaches this..."""
+
+STABLE_R2 = 0.5
+"""...and the code predicts the target linearly with at least this median test R²."""
+
 SIGNIFICANCE = 0.05
 """The p-value below which a recovery score is said to beat chance."""
 
@@ -88,6 +94,7 @@ def _agreement_findings(cfg: Config, by_beta: dict, best: float | None) -> dict:
             f"matched axes |r| {f['matched_r_median']:.2f}, subspace R² {f['subspace_r2_median']:.2f}, "
             f"mean canonical correlation {f['cca_mean_median']:.2f}"
         )
+        out.update(_direction_findings(f, tag))
         more = f["subspace_r2_median"] > f["matched_r_median"] ** 2
         out[f"subspace_phrase_{tag}"] = (
             "the subspace the code spans agrees between seeds more than its single axes do"
@@ -95,6 +102,24 @@ def _agreement_findings(cfg: Config, by_beta: dict, best: float | None) -> dict:
             else "the subspace agrees between seeds no better than the single axes do"
         )
     return out
+
+
+def _direction_findings(f: dict, tag: str) -> dict:
+    """Per target, its direction's R² and cosine across seeds in one line, and which directions are stable."""
+    targets = [k.removeprefix("direction_r2_median_") for k in f if k.startswith("direction_r2_median_")]
+    parts, stable = [], []
+    for t in targets:
+        r2, cos = f[f"direction_r2_median_{t}"], f[f"direction_cosine_median_{t}"]
+        parts.append(f"{t} R² {r2:.2f}, cosine {cos:.2f}")
+        if r2 >= STABLE_R2 and cos >= STABLE_COSINE:
+            stable.append(t)
+    return {
+        "stable_rule": f"test R² of at least {STABLE_R2:g} and a cosine between seeds of at least {STABLE_COSINE:g}",
+        f"directions_line_{tag}": "; ".join(parts),
+        f"stable_directions_{tag}": and_list(stable) if stable else "none of the targets",
+        f"n_stable_directions_{tag}": len(stable),
+        f"n_targets_{tag}": len(targets),
+    }
 
 
 def _recovery_findings(recovery: pd.DataFrame, cfg: Config, best: float) -> dict:

@@ -95,6 +95,8 @@ def test_phrases_follow_the_numbers():
     assert "higher than" in line and "do not overlap" in line
     curves.loc[0.0, "mig_high"] = 0.3
     assert "overlap" in _kl_line(curves, 1.0) and "do not" not in _kl_line(curves, 1.0)
+    curves.loc[1.0, "mig"] = 0.1004
+    assert "the same, to two decimals, as" in _kl_line(curves, 1.0)
 
 
 def test_sweep_trains_each_model_once_and_one_more_beta_trains_only_that_one(stage_store):

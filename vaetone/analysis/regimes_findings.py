@@ -160,7 +160,8 @@ def _code_findings(curves: pd.DataFrame, references: pd.DataFrame, cfg: Config, 
 def _kl_line(curves: pd.DataFrame, beta: float) -> str:
     """What the KL term buys in MIG: the VAE at β against the autoencoder, with their ranges over seeds."""
     ref, ae = curves.loc[beta], curves.loc[0.0]
-    word = "higher than" if ref["mig"] > ae["mig"] else "lower than" if ref["mig"] < ae["mig"] else "equal to"
+    a, b = round(float(ref["mig"]), 2), round(float(ae["mig"]), 2)
+    word = "higher than" if a > b else "lower than" if a < b else "the same, to two decimals, as"
     overlap = ref["mig_low"] <= ae["mig_high"] and ae["mig_low"] <= ref["mig_high"]
     return (
         f"MIG {ref['mig']:.2f} (seeds {ref['mig_low']:.2f}–{ref['mig_high']:.2f}) at β = {beta:g}, {word} the "

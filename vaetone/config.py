@@ -107,7 +107,7 @@ class Config:
     peak_tolerance_cents: float = 50.0  # spectral peaks of a reconstruction match the original's within this
     bootstrap_n: int = 1000  # resamples of the instrument-level bootstrap intervals
     # --- validity (chapter 08) ---
-    betas: list = field(default_factory=lambda: [0.25, 4.0, 16.0])  # beta sweep on the synthetic source (with 0 and beta)
+    betas: list = field(default_factory=lambda: [0.25, 4.0, 16.0])  # synthetic-source β sweep (with 0 and beta)
     corpus_betas: list = field(
         default_factory=lambda: [1.0]
     )  # beta sweep on cfg.dataset (with beta; 0: the autoencoder)

@@ -67,8 +67,8 @@ def _regime_findings(cfg: Config, curves: pd.DataFrame) -> dict:
     if 0.0 in curves.index:
         out.update(active_ae=active[0.0], mse_ae=_curve(curves, 0.0, "valid_mse"))
         out["ae_line"] = (
-            f"the autoencoder keeps {active[0.0]} of {cfg.latent_dim} units active and the VAE at β = {ref:g} "
-            f"{active[ref]}; validation MSE {out['mse_ae']:.4f} against {out['mse_ref']:.4f}"
+            f"the autoencoder keeps {active[0.0]} of {cfg.latent_dim} units active, the VAE at β = {ref:g} keeps "
+            f"{active[ref]}; validation MSE {out['mse_ae']:.4f} (autoencoder) against {out['mse_ref']:.4f} (VAE)"
         )
     else:
         out["ae_line"] = "this sweep has no autoencoder (add 0 to corpus_betas to train one per seed)"

@@ -121,7 +121,7 @@ def test_seed_intervals_bracket_the_direct_estimates():
     mus = [a, _rotated(a, 1, noise=0.3), _code(seed=7)]
     groups = np.repeat(np.arange(30), N // 30)
     train, test = groups < 20, groups >= 20
-    table = subspace.seed_intervals(mus, groups, n_boot=200, seed=0, train=train, test=test)
+    table = subspace_agreement.seed_intervals(mus, groups, n_boot=200, seed=0, train=train, test=test)
     assert list(table.columns) == ["seed", "statistic", "estimate", "low", "high", "n_notes", "n_instruments"]
     assert len(table) == 6 and (table.n_instruments == 30).all()
     row = table.set_index(["seed", "statistic"])
@@ -132,7 +132,7 @@ def test_seed_intervals_bracket_the_direct_estimates():
     assert (ok.low <= ok.estimate + 1e-9).all() and (ok.estimate <= ok.high + 1e-9).all()
     assert row.loc[(1, "subspace_r2"), "low"] > 0.85 and row.loc[(2, "subspace_r2"), "high"] < 0.05
     assert row.loc[(1, "cca_mean"), "low"] > 0.9 and row.loc[(2, "cca_mean"), "high"] < 0.3
-    again = subspace.seed_intervals(mus, groups, n_boot=200, seed=0, train=train, test=test)
+    again = subspace_agreement.seed_intervals(mus, groups, n_boot=200, seed=0, train=train, test=test)
     pd.testing.assert_frame_equal(table, again)
 
 
@@ -157,7 +157,7 @@ def test_seed_agreement_tables_findings_and_bad_input():
     train, test = groups < 20, groups >= 20
     targets = pd.DataFrame({"pitch": a[:, 0] + a[:, 1]})
     orders = [np.arange(D), np.arange(D), np.arange(D)[::-1]]
-    tables, found = subspace.seed_agreement(mus, groups, targets, train, test, orders, n_null=100, n_boot=100)
+    tables, found = subspace_agreement.seed_agreement(mus, groups, targets, train, test, orders, n_null=100, n_boot=100)
     assert set(tables) == {"pairs", "directions", "intervals", "ranks"}
     assert found["n_seeds"] == 3
     assert found["subspace_r2_median"] > 0.95 and found["subspace_r2_shuffled_median"] < 0.05
@@ -165,11 +165,11 @@ def test_seed_agreement_tables_findings_and_bad_input():
     assert found["direction_cosine_min_pitch"] > 0.95
     assert "rank_p_max" in found and "rank_rho_range" in found
     with pytest.raises(ConfigError, match="at least 2 seeds; set n_seeds >= 2"):
-        subspace.seed_agreement([a], groups, targets, train, test)
+        subspace_agreement.seed_agreement([a], groups, targets, train, test)
     with pytest.raises(ConfigError, match="same notes"):
-        subspace.seed_agreement([a, a[:-1]], groups, None, train, test)
+        subspace_agreement.seed_agreement([a, a[:-1]], groups, None, train, test)
     with pytest.raises(ConfigError, match="one per seed"):
-        subspace.seed_agreement(mus, groups, None, train, test, orders[:2], n_null=100, n_boot=100)
+        subspace_agreement.seed_agreement(mus, groups, None, train, test, orders[:2], n_null=100, n_boot=100)
 
 
 def test_rank_table_matches_each_seeds_own_dims():

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from vaetone import store
-from vaetone.analysis import codes, recovery, subspace
+from vaetone.analysis import codes, recovery, subspace_agreement
 from vaetone.analysis.decoding import db_decoder
 from vaetone.analysis.disentanglement import mig
 from vaetone.analysis.ground_truth import known_factors
@@ -194,7 +194,7 @@ class RegimesResult(StageResult):
     ``<score>_low``/``_high`` the range over seeds, and the seed agreement: ``matched_r``,
     ``subspace_r2``, ``cca_mean``, ``rank_rho``); ``kl_profile`` (β × rank: the KL of the
     k-th most informative dimension, median over seeds); ``agreement`` (per β and other seed:
-    the pairs table of :func:`vaetone.analysis.subspace.seed_agreement`); ``directions``
+    the pairs table of :func:`vaetone.analysis.subspace_agreement.seed_agreement`); ``directions``
     (per β, target and seed: the stable directions); ``intervals`` (per β: instrument-level
     bootstrap intervals of the agreement). On the synthetic source also ``recovery``
     (:func:`vaetone.analysis.recovery.recovery_table` of the VAE at ``cfg.beta``, at the best β
@@ -232,7 +232,7 @@ SCORES = (
 
 
 AGREEMENT = {"matched_r_median": "matched_r", "subspace_r2": "subspace_r2", "cca_mean": "cca_mean", "rho": "rank_rho"}
-"""Seed-agreement columns of :func:`vaetone.analysis.subspace.seed_agreement`'s pairs, by their names in the curves."""
+"""Seed-agreement columns of the pairs of :func:`vaetone.analysis.subspace_agreement.seed_agreement`, by curve name."""
 
 CURVE_COLUMNS = ["model", *SCORES, *AGREEMENT.values()]
 """The columns of the curves that chapter 08 shows (medians over seeds), beside :func:`recovery_columns`."""
@@ -282,7 +282,7 @@ def _agreement(cfg: Config, source: str, lats: dict, kls: dict) -> tuple[dict[st
         meta = ls[0].meta
         train, test = (meta["split"] == "train").to_numpy(), (meta["split"] == "test").to_numpy()
         orders = [np.argsort(-kls[(beta, s)], kind="stable") for s in seeds]  # by KL, in each seed's own dims
-        tables, found[beta] = subspace.seed_agreement(
+        tables, found[beta] = subspace_agreement.seed_agreement(
             [lt.mu for lt in ls],
             meta["instrument_str"].to_numpy(),
             _targets(meta, source),
@@ -321,19 +321,21 @@ def _recovery(models: dict, cfg: Config, best: float) -> pd.DataFrame:
     return recovery.recovery_table(pd.concat(rows, ignore_index=True), n_null=cfg.null_n, seed=cfg.seed)
 
 
-def _sweep(configs: dict, progress: bool, source: str) -> tuple[dict, dict, dict]:
-    """Train (or load) and score every model of a sweep: ({(β, seed): scores}, {…: latents}, {…: KL (D,)})."""
-    from vaetone.model import runs
+def _sweep(configs: dict, progress: bool, source: str):
+    """Train (or load) and score every model of a sweep: (the sweep's features, {(β, seed): scores})."""
     from vaetone.progress import tqdm
     from vaetone.spectral.features import load_features
 
     feats = load_features(next(iter(configs.values())))
-    scores, lats, kls = {}, {}, {}
-    for key, mcfg in tqdm(configs.items(), desc=f"β sweep ({source})", unit="model", disable=not progress):
-        scores[key] = model_scores(mcfg, feats)
-        lats[key] = runs.latents(mcfg, runs.trained_model(mcfg, feats, progress=False), feats)
-        kls[key] = scores[key].table("kl")["kl"].to_numpy()
-    return scores, lats, kls
+    bar = tqdm(configs.items(), desc=f"β sweep ({source})", unit="model", disable=not progress)
+    return feats, {key: model_scores(mcfg, feats) for key, mcfg in bar}
+
+
+def _latents(configs: dict, feats) -> dict:
+    """The latents of every (trained) model of a sweep, {(β, seed): Latents}."""
+    from vaetone.model import runs
+
+    return {key: runs.latents(c, runs.trained_model(c, feats, progress=False), feats) for key, c in configs.items()}
 
 
 def _data_findings(mcfg: Config, meta: pd.DataFrame, source: str) -> dict:
@@ -366,9 +368,11 @@ def result(cfg: Config, source: str = "synthetic", progress: bool = True) -> Reg
     Chapter: 08_validity.
     """
     configs = sweep_configs(cfg, source)
-    scores, lats, kls = _sweep(configs, progress, source)
+    feats, scores = _sweep(configs, progress, source)
 
     def compute() -> RegimesResult:
+        lats = _latents(configs, feats)
+        kls = {key: s.table("kl")["kl"].to_numpy() for key, s in scores.items()}
         models = pd.concat([m.table("summary") for m in scores.values()], ignore_index=True)
         models.insert(0, "model", [model_name(b) for b in models["beta"]])
         agree, by_beta = _agreement(cfg, source, lats, kls)
@@ -380,13 +384,11 @@ def result(cfg: Config, source: str = "synthetic", progress: bool = True) -> Reg
             "directions": agree["directions"],
             "intervals": agree["intervals"],
         }
-        best = None
+        best, first_key = None, next(iter(configs))
+        meta = lats[first_key].meta
         if source == "synthetic":
             best = best_beta(models)
             tables["recovery"] = _recovery(scores, cfg, best)
-        first_key = next(iter(configs))
-        meta = lats[first_key].meta
-        if source == "synthetic":
             tables["references"] = codes.reference_scores(
                 known_factors(meta), meta["instrument_str"].to_numpy(), seed=cfg.seed
             )

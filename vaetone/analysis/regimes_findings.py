@@ -176,7 +176,7 @@ def regimes_findings(cfg: Config, source: str, tables: dict, by_beta: dict, best
     Args:
         cfg: the configuration; source: "synthetic" or "data"; tables: the sweep's tables
         (``curves``, ``models`` and, on the synthetic source, ``recovery`` and ``references``);
-        by_beta: {β: findings of :func:`vaetone.analysis.subspace.seed_agreement`}; best: the best β
+        by_beta: {β: findings of :func:`vaetone.analysis.subspace_agreement.seed_agreement`}; best: the best β
         (synthetic) or None.
     Returns:
         JSON-able dict (see the keys built by the helpers of this module). Chapter: 08_validity.

@@ -178,16 +178,19 @@ class ReferenceReading:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def held_moves(intervals: pd.DataFrame, top: Sequence[int], names: pd.Series, phrase: Callable) -> str:
+def held_moves(intervals: pd.DataFrame, top: Sequence[int], names: pd.Series) -> str:
     """How each top dimension moves its descriptor, for the top dimensions whose name holds across seeds.
 
     Args:
         intervals: chapter 04's "intervals" table (rows "z<d> <descriptor>": estimate, low, high, ...).
-        top: the top dims; names: :func:`held_labels`; phrase: a row → "0.41 spreads per unit z (95 % ...)".
+        top: the top dims; names: :func:`held_labels` (each move phrased by
+        :func:`vaetone.analysis.sensitivity.summary.move_phrase`).
     Returns:
         "z5 raises centroid_hz: 0.41 ... ; z2 lowers rms_db: ...", or a sentence saying that no top
         dimension has a name that holds. Chapter: 04_sensitivity.
     """
+    from vaetone.analysis.sensitivity.summary import move_phrase  # the reference stage's phrasing
+
     moves = []
     for d in top:
         name = str(names.loc[int(d)])
@@ -198,8 +201,7 @@ def held_moves(intervals: pd.DataFrame, top: Sequence[int], names: pd.Series, ph
                 f"the sensitivity intervals have no row 'z{d} {name}' for a name that holds across seeds; the "
                 "reference stage and the across-seeds result disagree: delete both results' folders to recompute"
             )
-        row = intervals.loc[f"z{d} {name}"]
-        moves.append(f"z{d} {'raises' if row['estimate'] > 0 else 'lowers'} {name}: {phrase(row)}")
+        moves.append(move_phrase(d, name, intervals.loc[f"z{d} {name}"]))
     return "; ".join(moves) or "none of the most influential dimensions has a name that holds across seeds"
 
 
@@ -217,7 +219,6 @@ def held_findings(names: pd.Series, reading: ReferenceReading, analysis: str) ->
     """
     if analysis == "ablation":
         return {"top_desc_held": top_names(reading.top, names)}
-    from vaetone.analysis.sensitivity.summary import interval_phrase  # the reference stage's phrasing of an interval
 
     held = {
         "strip_labels_held": [
@@ -225,7 +226,7 @@ def held_findings(names: pd.Series, reading: ReferenceReading, analysis: str) ->
         ]
     }
     if reading.intervals is not None:
-        held["label_moves_held"] = held_moves(reading.intervals, reading.top, names, interval_phrase)
+        held["label_moves_held"] = held_moves(reading.intervals, reading.top, names)
     return held
 
 

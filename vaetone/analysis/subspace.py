@@ -13,7 +13,8 @@ notes under each seed:
 * **directions**: :func:`stable_directions`, the regression direction of a target (pitch,
   velocity, a synthetic factor) in each seed, carried into the reference's space;
 * **rank agreement** with a permutation null (:func:`rank_agreement_null`) and instrument-level
-  bootstrap intervals (:func:`seed_intervals`); :func:`seed_agreement` gives all of them at once.
+  bootstrap intervals (:func:`vaetone.analysis.subspace_agreement.seed_intervals`);
+  :func:`vaetone.analysis.subspace_agreement.seed_agreement` gives all of them at once.
 
 Chapter: 08_validity
 """
@@ -333,12 +334,3 @@ def stable_directions(mus, targets: pd.DataFrame, train, test) -> pd.DataFrame:
                 {"target": str(name), "seed": s, "r2": r2, "cosine_to_reference": cos, "cosine_in_code": in_code}
             )
     return pd.DataFrame(rows)
-
-
-def __getattr__(name: str):
-    """Lazy access to seed_intervals and seed_agreement, which live in :mod:`vaetone.analysis.subspace_agreement`."""
-    if name in ("seed_intervals", "seed_agreement"):
-        from vaetone.analysis import subspace_agreement
-
-        return getattr(subspace_agreement, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,7 +39,7 @@ def findings(tables: dict[str, pd.DataFrame]) -> dict:
     """The findings of the seed-agreement tables.
 
     Args:
-        tables: from :func:`vaetone.analysis.subspace.seed_agreement` ("pairs", "intervals", and
+        tables: from :func:`vaetone.analysis.subspace_agreement.seed_agreement` ("pairs", "intervals", and
             optionally "directions", "ranks").
     Returns:
         dict: ``n_seeds``; for each of matched_r_median, subspace_r2, subspace_r2_reverse, cca_mean:

@@ -224,6 +224,16 @@ def interval_phrase(row: pd.Series) -> str:
     return text + ")"
 
 
+def move_phrase(dim: int, name: str, row: pd.Series) -> str:
+    """ "z5 raises centroid_hz: 0.41 spreads per unit z (95 % ...)": the direction and interval of one named move.
+
+    Args:
+        dim: the dimension; name: its descriptor; row: its row of :func:`sweep_intervals` (estimate, low, high, ...).
+    Chapter: 04_sensitivity.
+    """
+    return f"z{dim} {'raises' if row['estimate'] > 0 else 'lowers'} {name}: {interval_phrase(row)}"
+
+
 def _interval_findings(table: pd.DataFrame, named: list, reason: str | None, cfg: Config) -> dict:
     """The quoted interval phrases of :func:`sweep_intervals`."""
     first = table.iloc[0]
@@ -235,10 +245,7 @@ def _interval_findings(table: pd.DataFrame, named: list, reason: str | None, cfg
         )
     else:
         note = f"undefined here, because {reason}"
-    moves = []
-    for d, name in named:
-        row = table.loc[f"z{d} {name}"]
-        moves.append(f"z{d} {'raises' if row['estimate'] > 0 else 'lowers'} {name}: {interval_phrase(row)}")
+    moves = [move_phrase(d, name, table.loc[f"z{d} {name}"]) for d, name in named]
     per_dim = table[(table["measure"] == "log-mel change")].iloc[1:]
     return {
         "interval_note": note,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -364,11 +365,37 @@ def make(**params: Any) -> Config:
 
 
 _NOTEBOOK_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+PRESET_ENV = "VAETONE_PRESET"
+"""Environment variable naming a parameters file whose values a chapter takes for the names it does not declare.
+
+``python -m vaetone.book execute`` sets it, and passes each chapter only the parameters it
+declares, so that papermill warns about no unknown parameter."""
+
+
+def preset_params() -> dict:
+    """The parameters of the file named by :data:`PRESET_ENV` ({} when unset).
+
+    Raises:
+        ConfigError: when the file cannot be read or holds no mapping.
+    """
+    path = os.environ.get(PRESET_ENV, "")
+    if not path:
+        return {}
+    try:
+        params = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"cannot read the preset {path} named by ${PRESET_ENV}: {exc}; unset it or fix the file"
+        ) from exc
+    if not isinstance(params, dict):
+        raise ConfigError(f"the preset {path} named by ${PRESET_ENV} must hold a mapping of name: value")
+    return params
 
 
 def from_notebook(namespace: dict) -> Config:
     """Build the Config from a notebook's globals: the parameters cell plus papermill's injected cell.
 
+    Names the chapter does not set come from the preset named by :data:`PRESET_ENV`, if any.
     Every plain value whose name does not start with ``_`` must be a known parameter;
     modules, functions and classes are ignored. Used by the validation cell of every chapter.
     """
@@ -380,7 +407,7 @@ def from_notebook(namespace: dict) -> Config:
         and not isinstance(v, (types.ModuleType, types.FunctionType, type))
         and not callable(v)
     }
-    return make(**params)
+    return make(**{**preset_params(), **params})
 
 
 def load_yaml(path: str | Path) -> Config:

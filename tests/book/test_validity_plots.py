@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from vaetone.book import validity_plots  # noqa: E402
+from vaetone.book import style, validity_plots  # noqa: E402
 
 
 def _curves() -> pd.DataFrame:
@@ -69,4 +71,17 @@ def test_recovery_bars_show_each_model_with_intervals_and_the_chance_line():
     assert heights == [0.2, 0.4, 0.6, 0.8]
     assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == 0.0625 for line in ax.get_lines())
     assert [t.get_text() for t in ax.get_xticklabels()] == ["one-at-a-time sweeps", "ablation"]
+    plt.close(fig)
+
+
+def test_validity_figures_fit_the_column_with_legible_text():
+    refs = pd.DataFrame(
+        {"mig": [0.97, 0.1, 0.0], "dci_disentanglement": [1, 0.3, 0], "sap": [0.99, 0.2, 0]},
+        index=["perfect", "rotated", "shuffled"],
+    )
+    fig = validity_plots.beta_curves(_curves(), _kl(), "title", refs)
+    assert fig.get_size_inches()[0] <= style.MAX_WIDTH_IN
+    assert style.check_figure(fig) is fig  # raises FigureError on text under 9 pt
+    fig.savefig(buffer := io.StringIO(), format="svg")
+    assert style.svg_problems(buffer.getvalue(), "beta_curves.svg") == []
     plt.close(fig)

@@ -7,58 +7,10 @@ playable source, navigation links resolve; one screenshot per page lands in
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def html_dir(request) -> Path:
-    path = request.config.getoption("--book-html")
-    if not path:
-        pytest.skip("browser tests need --book-html PATH (make test passes it)")
-    path = Path(path)
-    assert (path / "index.html").exists(), f"no built book at {path}: run the build first"
-    return path
-
-
-@pytest.fixture(scope="module")
-def server(html_dir):
-    handler = functools.partial(_QuietHandler, directory=str(html_dir))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def pages(html_dir: Path) -> list[str]:
@@ -71,25 +23,46 @@ def test_book_has_chapters(html_dir):
     assert len(pages(html_dir)) >= 4
 
 
-def test_every_figure_the_run_made_is_on_its_page(html_dir, request):
-    """Each image output of an executed chapter (not removed by a tag) is an <img> on its page."""
+def chapter_pages(html_dir: Path) -> list[str]:
+    """The chapter pages of the book."""
+    return sorted(f"chapters/{p.name}" for p in (html_dir / "chapters").glob("*.html"))
+
+
+def test_every_numbered_figure_the_run_made_is_on_its_page(html_dir, request):
+    """Each ``{glue:figure}`` of an executed chapter is a numbered <figure> holding an image or a sound grid."""
     import json
+    import re
 
     src = request.config.getoption("--book-src")
     if not src:
         pytest.skip("needs --book-src (the staged executed notebooks)")
     for nb_path in sorted((Path(src) / "chapters").glob("*.ipynb")):
         cells = json.loads(nb_path.read_text())["cells"]
-        shown = [
-            c
-            for c in cells
-            if c["cell_type"] == "code" and not {"remove-output", "remove-cell"} & set(c["metadata"].get("tags", []))
-        ]
-        n_png = sum("image/png" in o.get("data", {}) for c in shown for o in c.get("outputs", []))
+        text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        names = re.findall(r"```\{glue:figure\}[^\n]*\n:name: *([\w-]+)", text)
+        assert names, f"{nb_path.stem} has no numbered figure"
         html = (html_dir / "chapters" / f"{nb_path.stem}.html").read_text()
-        assert html.count("<img") >= n_png, f"{nb_path.stem}: {html.count('<img')} images for {n_png} figures"
-        if nb_path.stem not in ("02_model",):
-            assert n_png >= 1, f"{nb_path.stem} shows no figure: did the kernel run without the inline backend?"
+        for name in names:
+            m = re.search(rf'<figure[^>]*id="{name}"[^>]*>(.*?)</figure>', html, re.S)
+            assert m, f"{nb_path.stem}: figure {name} is not on the page"
+            assert "<img" in m.group(1) or "vaetone-sound-grid" in m.group(1), f"{nb_path.stem}: {name} is empty"
+            assert "Fig. " in m.group(1), f"{nb_path.stem}: figure {name} has no number"
+
+
+def test_every_chapter_opens_with_overview_and_closes_with_summary(html_dir):
+    """The chapter frame: Overview first, then the work, Summary and What's next last; one toggle at most."""
+    import re
+
+    for page in chapter_pages(html_dir):
+        html = (html_dir / page).read_text()
+        article = html[html.index("<article") : html.index("</article>")]
+        heads = [re.sub(r"<[^>]+>|#|¶", "", h).strip() for h in re.findall(r"<h2[^>]*>(.*?)</h2>", article, re.S)]
+        assert heads and heads[0] == "Overview", f"{page}: first section is {heads[:1]}, not Overview"
+        assert heads[-2:] == ["Summary", "What’s next"] or heads[-2:] == ["Summary", "What's next"], (
+            f"{page}: last sections are {heads[-2:]}"
+        )
+        toggles = article.count("tag_hide-input") + article.count("tag_hide-output")
+        assert toggles <= 1, f"{page}: {toggles} collapsed cells; remove plumbing cells (remove-cell) instead"
 
 
 def test_every_page_as_a_reader_sees_it(html_dir, server, browser):
@@ -108,7 +81,10 @@ def test_every_page_as_a_reader_sees_it(html_dir, server, browser):
         problems += [f"{page_path}: {m}" for m in _broken_images(page)]
         problems += [f"{page_path}: {m}" for m in _broken_audio(page)]
         problems += [f"{page_path}: {m}" for m in _broken_links(page, server, page_path)]
-        page.screenshot(path=str(shots / (page_path.replace("/", "_") + ".png")), full_page=False)
+        problems += [f"{page_path}: {m}" for m in _small_text(page, server, page_path)]
+        problems += [f"{page_path}: {m}" for m in _overflowing_tables(page)]
+        problems += [f"{page_path}: {m}" for m in _misaligned_players(page)]
+        page.screenshot(path=str(shots / (page_path.replace("/", "_") + ".png")), full_page=True)
         page.close()
     assert not problems, "\n".join(problems)
 
@@ -156,3 +132,97 @@ def _broken_links(page, server: str, page_path: str) -> list[str]:
         if status != 200:
             bad.append(f"link {href} → HTTP {status}")
     return bad
+
+
+MIN_TEXT_PX = 12.0
+"""9 pt at 96 CSS px per inch: the smallest text a figure may show at its displayed size."""
+
+
+def _small_text(page, server: str, page_path: str) -> list[str]:
+    """Figures whose text is drawn smaller than 9 pt at their displayed size, and figures whose text cannot be read.
+
+    Every figure of the book is an SVG whose text stays text (font sizes in SVG user units,
+    the width in its viewBox); sound-grid panels (class ``vaetone-panel``) hold no text.
+    """
+    from vaetone.book import style
+
+    images = page.eval_on_selector_all(
+        "article img",
+        "els => els.map(e => ({src: e.getAttribute('src') || '', width: e.getBoundingClientRect().width,"
+        " panel: e.classList.contains('vaetone-panel')}))",
+    )
+    bad = []
+    for img in images:
+        if img["panel"] or img["width"] == 0:
+            continue
+        src = img["src"]
+        if src.startswith("data:image/svg+xml"):
+            svg = _data_uri_text(src)
+        elif src.split("?")[0].endswith(".svg"):
+            svg = page.request.get(urljoin(urljoin(server, page_path), src)).text()
+        else:
+            bad.append(f"figure {src[:60]} is not SVG, so its text size cannot be checked")
+            continue
+        sizes, natural_px = style.svg_text_sizes(svg), style.svg_width_in(svg) * 96
+        if sizes and natural_px:
+            text, pt = min(sizes, key=lambda s: s[1])
+            shown = pt * 4 / 3 * img["width"] / natural_px  # CSS px at the displayed width
+            if shown < MIN_TEXT_PX - 0.05:
+                bad.append(f"figure {src[:60]}: text {text!r} drawn at {shown:.1f} px (< {MIN_TEXT_PX:.0f} px = 9 pt)")
+    return bad
+
+
+def _data_uri_text(src: str) -> str:
+    """The text of a data: URI (base64 or percent-encoded)."""
+    import base64
+    from urllib.parse import unquote
+
+    head, _, body = src.partition(",")
+    return base64.b64decode(body).decode() if head.endswith(";base64") else unquote(body)
+
+
+def _overflowing_tables(page) -> list[str]:
+    """Tables that stick out of the text column (a table inside a scrolling box is fine)."""
+    script = """els => {
+        const col = document.querySelector('article.bd-article') || document.querySelector('article');
+        const limit = col.getBoundingClientRect().right + 1;
+        const out = [];
+        for (const t of els) {
+            let box = t, a = t.parentElement;
+            while (a && a !== col) {
+                const ox = getComputedStyle(a).overflowX;
+                if (ox === 'auto' || ox === 'scroll' || ox === 'hidden') { box = a; break; }
+                a = a.parentElement;
+            }
+            const right = box.getBoundingClientRect().right;
+            const name = (t.innerText || '').slice(0, 40);
+            const where = `ends at ${right.toFixed(0)} px, the column at ${limit.toFixed(0)}`;
+            if (right > limit) out.push(`table ${name} ${where}`);
+        }
+        return out;
+    }"""
+    return page.eval_on_selector_all("article table", script)
+
+
+def _misaligned_players(page) -> list[str]:
+    """Sound grids whose players do not sit under their panels (same cell, same centre within 4 px)."""
+    script = """grids => {
+        const out = [];
+        for (const g of grids) {
+            const n = Number(g.dataset.columns);
+            for (const row of g.querySelectorAll('tr.vaetone-note-row')) {
+                const cells = row.querySelectorAll('td');  // the row label is a th
+                if (cells.length !== n) out.push(`a row has ${cells.length} cells for ${n} columns`);
+                for (const c of cells) {
+                    const img = c.querySelector('img'), audio = c.querySelector('audio');
+                    if (!img && !audio) continue;
+                    if (!img || !audio) { out.push('a panel without its player, or a player alone'); continue; }
+                    const a = img.getBoundingClientRect(), b = audio.getBoundingClientRect();
+                    if (Math.abs((a.left + a.right) / 2 - (b.left + b.right) / 2) > 4 || b.top < a.bottom - 1)
+                        out.push('a player is not directly under its panel');
+                }
+            }
+        }
+        return out;
+    }"""
+    return page.eval_on_selector_all("table.vaetone-sound-grid", script)

@@ -12,6 +12,7 @@ that holds no ``.md`` twin of any chapter (Jupyter Book would prefer the ``.md``
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import os
 import shutil
@@ -52,19 +53,51 @@ def to_notebook(source: Path, target: Path) -> Path:
     return target
 
 
+def declared_parameters(source: Path) -> list[str]:
+    """The names a chapter declares in its cell tagged ``parameters``, in order."""
+    import jupytext
+
+    for cell in jupytext.read(source).cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            return [t.id for stmt in tree.body if isinstance(stmt, ast.Assign) for t in stmt.targets]
+    raise ConfigError(f"{source} has no code cell tagged 'parameters'; add one (see DESIGN.md, chapter conventions)")
+
+
+def own_parameters(source: Path, parameters: dict) -> dict:
+    """The part of a preset that a chapter declares (what papermill may inject without a warning)."""
+    return {k: parameters[k] for k in declared_parameters(source) if k in parameters}
+
+
+def write_preset(parameters: dict, out_dir: Path) -> Path:
+    """Write the whole preset to ``<out_dir>/preset.yaml`` (atomically) for the chapters' kernels to read."""
+    path = Path(out_dir) / "preset.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(dict(parameters), sort_keys=True))
+    tmp.replace(path)
+    return path
+
+
 def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     """Execute one chapter with papermill; the executed notebook is written atomically.
+
+    The chapter gets only the parameters it declares, so papermill warns about nothing; the
+    rest of the preset reaches its configuration through the file named by
+    :data:`vaetone.config.PRESET_ENV` (read by :func:`vaetone.config.from_notebook`).
 
     Args:
         source: ``chapters/NN_name.md``.
         out_dir: folder that receives ``chapters/NN_name.ipynb``.
-        parameters: papermill parameters (checked against :mod:`vaetone.config`).
+        parameters: the whole preset (checked against :mod:`vaetone.config`).
     Returns:
         The path of the executed notebook.
     """
     import papermill
 
     config.make(**parameters)  # fail before starting a kernel
+    own = own_parameters(source, parameters)
+    os.environ[config.PRESET_ENV] = str(write_preset(parameters, out_dir).resolve())
     os.environ["VAETONE_PROGRESS"] = "0"  # progress bars are noise in a static page
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures into the notebook
     target = out_dir / "chapters" / f"{source.stem}.ipynb"
@@ -74,7 +107,7 @@ def execute_chapter(source: Path, out_dir: Path, parameters: dict) -> Path:
     papermill.execute_notebook(
         str(raw),
         str(running),
-        parameters=parameters,
+        parameters=own,
         cwd=str(source.parent),
         kernel_name="python3",
         progress_bar=False,
@@ -111,7 +144,12 @@ def _prepare_for_book(path: Path) -> None:
 
 
 def execute(params_file: Path, out_dir: Path, only: list[str] | None = None) -> list[Path]:
-    """Execute every chapter (or those whose name starts with one of ``only``) on a parameters file."""
+    """Execute every chapter (or those whose name starts with one of ``only``) on a parameters file.
+
+    Each chapter's wall time is recorded in ``<out_dir>/timings.json`` (:func:`vaetone.book.stamp.record_time`).
+    """
+    from vaetone.book import stamp
+
     parameters = yaml.safe_load(Path(params_file).read_text()) or {}
     config.make(**parameters)
     done = []
@@ -121,7 +159,9 @@ def execute(params_file: Path, out_dir: Path, only: list[str] | None = None) -> 
         start = time.perf_counter()
         print(f"[book] executing {source.name} on {params_file} ...", flush=True)
         done.append(execute_chapter(source, Path(out_dir), parameters))
-        print(f"[book] {source.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+        seconds = time.perf_counter() - start
+        stamp.record_time(Path(out_dir), Path(params_file).stem, source.stem, seconds)
+        print(f"[book] {source.name} done in {seconds:.1f} s", flush=True)
     return done
 
 
@@ -133,6 +173,7 @@ def stage(executed: Path, staging: Path) -> Path:
     (staging / "chapters").mkdir(parents=True)
     for name in BOOK_FILES:
         shutil.copy2(root / name, staging / name)
+    shutil.copytree(root / "_static", staging / "_static")
     for name in toc_chapters(root):
         nb = executed / "chapters" / f"{name}.ipynb"
         if not nb.exists():
@@ -154,7 +195,11 @@ def build(executed: Path, html_parent: Path, strict: bool = False) -> Path:
     Returns:
         The path of ``index.html``.
     """
+    from vaetone.book import checks, stamp
+
     staging = stage(Path(executed), Path(executed) / "book_src")
+    checks.check_book(staging)  # an illegible figure or a misaligned sound grid fails here, not in the browser
+    stamp.write_substitutions(staging / "_config.yml", Path(executed), toc_chapters())
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staging), "--path-output", str(staging)]
     if strict:
         cmd += ["-W", "--keep-going"]

@@ -14,9 +14,13 @@ import pandas as pd
 
 from vaetone.analysis.regimes import recovery_columns
 from vaetone.analysis.regimes_findings import METHOD_NAMES
+from vaetone.book import style
+from vaetone.book.style import MAX_WIDTH_IN, check_figure
+
+style.use()
 
 FONT = 10
-"""Font size (pt) of the labels; figures are drawn at the width of the page (about 10 inches)."""
+"""Font size (pt) of the labels; figures are drawn at the width of the book's column (8 inches)."""
 
 
 def recovery_bars(recovery: pd.DataFrame, title: str):
@@ -32,7 +36,7 @@ def recovery_bars(recovery: pd.DataFrame, title: str):
     """
     models = list(dict.fromkeys(recovery.index.get_level_values("model")))
     methods = list(dict.fromkeys(recovery.index.get_level_values("method")))
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.8))
     width = 0.8 / len(models)
     for k, model in enumerate(models):
         rows = recovery.xs(model, level="model").reindex(methods)
@@ -40,13 +44,13 @@ def recovery_bars(recovery: pd.DataFrame, title: str):
         err = np.vstack([rows["mean"] - rows["low"], rows["high"] - rows["mean"]]).clip(min=0)
         ax.bar(x, rows["mean"], width, yerr=err, capsize=3, label=model)
     ax.axhline(float(recovery["chance"].median()), color="k", ls="--", lw=1, label="chance (permutation null)")
-    ax.set_xticks(np.arange(len(methods)), [METHOD_NAMES.get(m, m) for m in methods], fontsize=FONT)
+    names = [style.wrap(METHOD_NAMES.get(m, m), (MAX_WIDTH_IN - 1) / len(methods)) for m in methods]
+    ax.set_xticks(np.arange(len(methods)), names, fontsize=FONT)
     ax.set_ylabel("factors recovered (share)", fontsize=FONT)
     ax.set_ylim(0, 1.05)
     ax.set_title(title, fontsize=FONT + 1)
     ax.legend(fontsize=FONT - 1, ncols=2, loc="upper right")
-    fig.tight_layout()
-    return fig
+    return check_figure(fig)
 
 
 def _beta_axis(ax, curves: pd.DataFrame) -> None:
@@ -83,10 +87,11 @@ def beta_curves(curves: pd.DataFrame, kl_profile: pd.DataFrame, title: str, refe
         references: the ceiling and floors of the scores (synthetic source), drawn as lines; None on
             the data source, where the panels of scores against known factors are left out.
     Returns:
-        Figure. Chapter: 08_validity.
+        Figure, 8 in wide: panels (a)-(f) in three rows of two (four panels in two rows without references).
+        Chapter: 08_validity.
     """
     truth = references is not None
-    fig, axes = plt.subplots(2, 3 if truth else 2, figsize=(13 if truth else 10, 7.5))
+    fig, axes = plt.subplots(3 if truth else 2, 2, figsize=(MAX_WIDTH_IN, 9.6 if truth else 6.6))
     axes = axes.ravel()
     _line(axes[0], curves, "valid_mse", "validation MSE")
     axes[0].set_ylabel("reconstruction MSE\n(normalised log-mel units²)", fontsize=FONT)
@@ -114,8 +119,7 @@ def beta_curves(curves: pd.DataFrame, kl_profile: pd.DataFrame, title: str, refe
         ax.tick_params(labelsize=FONT)
         ax.set_title(f"({'abcdef'[k]})", loc="left", fontsize=FONT)
     fig.suptitle(title, fontsize=FONT + 2)
-    fig.tight_layout()
-    return fig
+    return check_figure(fig)
 
 
 def _score_panel(ax, curves: pd.DataFrame, references: pd.DataFrame) -> None:

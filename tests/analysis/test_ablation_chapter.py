@@ -28,7 +28,7 @@ def _prose() -> str:
 def test_every_glued_name_is_a_finding_of_the_chapters_stages(tiny_cfg, stage_store):
     own = {k for k, v in ablation.result(tiny_cfg).findings.items() if gluable(v)}
     across = {k for k, v in seeds.result(tiny_cfg, "ablation").findings.items() if gluable(v)}
-    names = set(GLUED.findall(CHAPTER.read_text()))
+    names = set(GLUED.findall(CHAPTER.read_text())) - {"answer", "heatmap_dims"}  # glued by the chapter itself
     assert names, "chapter 05 quotes nothing"
     assert names <= own | across, f"glued but not found: {sorted(names - own - across)}"
     must = {"base_mse_ci", "top_abl", "free_cost", "recovered_test", "vae_vs_pca", "listen_peak_dbfs", "error_bars"}
@@ -56,3 +56,15 @@ def test_quoted_intervals_of_the_tiny_run_read_as_intervals(tiny_cfg, stage_stor
     text = ablation.result(tiny_cfg).findings[name]
     assert "95 % interval" in text or "interval undefined: " in text
     assert "nan" not in text.lower()
+
+
+def test_the_answer_and_the_heatmaps_come_from_the_package(tiny_cfg, stage_store):
+    """The Overview's answer is the package's sentence for the run; the heatmaps show the costliest dimensions only."""
+    r, across = ablation.result(tiny_cfg), seeds.result(tiny_cfg, "ablation")
+    answer = ablation.overview_answer(r.findings, across.findings)
+    assert answer.endswith(".") and r.findings["recovered_test"] in answer
+    text = CHAPTER.read_text()
+    assert 'glue("answer", ablation.overview_answer(f, s.findings)' in text
+    assert 'glue("heatmap_dims", ablation.HEATMAP_DIMS' in text and text.count("top_dims_percent(") == 1
+    shown = ablation.top_dims_percent(r.table("by_family"), r.dimension_order)
+    assert shown.shape[1] == min(ablation.HEATMAP_DIMS, r.findings["n_dims"])

@@ -8,7 +8,13 @@ import pytest
 
 from vaetone import config
 from vaetone.analysis import regimes
-from vaetone.analysis.regimes_findings import _direction_findings, _kl_line, _trend_phrase, and_list
+from vaetone.analysis.regimes_findings import (
+    _direction_findings,
+    _kl_line,
+    _trend_phrase,
+    and_list,
+    validity_answer,
+)
 from vaetone.errors import ConfigError
 
 
@@ -97,6 +103,36 @@ def test_phrases_follow_the_numbers():
     assert "overlap" in _kl_line(curves, 1.0) and "do not" not in _kl_line(curves, 1.0)
     curves.loc[1.0, "mig"] = 0.1004
     assert "the same, to two decimals, as" in _kl_line(curves, 1.0)
+
+
+def test_the_chapter_08_answer_is_built_from_the_numbers():
+    f = {
+        "beta_ref": 1.0,
+        "n_above_chance_ref": 2,
+        "above_chance_ref": "the Jacobian and ablation",
+        "n_methods": 4,
+        "rec_best_method_ref": "ablation",
+        "rec_max_ref": 0.6,
+        "rec_chance": 0.254,
+        "mig_share_ref": "41 %",
+        "agreement_line_ref": "matched axes |r| 0.80, subspace R² 0.90, mean canonical correlation 0.85",
+        "subspace_phrase_ref": "the subspace the code spans agrees between seeds more than its single axes do",
+    }
+    assert validity_answer(f) == (
+        "At β = 1, 2 of the 4 explanation methods (the Jacobian and ablation) name the dimension that carries a "
+        "factor more often than chance (best: ablation, 0.60 of the factors against 0.25 by chance); the code "
+        "reaches 41 % of a perfect code's MIG; across seeds (matched axes |r| 0.80, subspace R² 0.90, mean "
+        "canonical correlation 0.85) the subspace the code spans agrees between seeds more than its single axes do."
+    )
+    one = validity_answer(f | {"n_above_chance_ref": 1, "above_chance_ref": "ablation"})
+    assert "1 of the 4 explanation methods (ablation) names the dimension" in one
+    none = {k: v for k, v in f.items() if k not in ("agreement_line_ref", "subspace_phrase_ref")}
+    none |= {"n_above_chance_ref": 0, "above_chance_ref": "none of the methods", "mig_share_ref": "nan %"}
+    assert validity_answer(none) == (
+        "At β = 1, none of the 4 explanation methods names the dimension that carries a factor more often than "
+        "chance (best: ablation, 0.60 of the factors against 0.25 by chance); the code's MIG share is undefined "
+        "(the perfect code scores 0)."
+    )
 
 
 def test_sweep_trains_each_model_once_and_one_more_beta_trains_only_that_one(stage_store):

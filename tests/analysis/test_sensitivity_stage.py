@@ -17,7 +17,7 @@ from vaetone import config, results, store
 from vaetone.analysis import intervals
 from vaetone.analysis import sensitivity as sens
 from vaetone.analysis.sensitivity import labels, stage
-from vaetone.book import players
+from vaetone.book import sound
 from vaetone.errors import ConfigError
 from vaetone.spectral import inversion
 
@@ -179,14 +179,16 @@ def wav_peaks_dbfs(player_html: str) -> list[float]:
 def test_what_the_strips_player_plays_peaks_at_the_level_the_caption_quotes(known):
     r, _, _ = known
     f = r.findings
-    grid = players.audio_grid(list(zip(f["strip_labels"], r.arrays["strip_audio"])), columns=5)
+    names = pd.Series(["mixed"] * KA_CFG.latent_dim)
+    grid = sound.sound_grid(**sens.strip_grid(r.arrays["strips"], r.arrays["strip_audio"], f, names), cfg=KA_CFG)
     peaks = wav_peaks_dbfs(grid.data)
     assert len(peaks) == len(f["strip_labels"])
     assert max(peaks) == pytest.approx(f["strip_peak_dbfs"], abs=0.01)  # what is heard, to 16-bit precision
     assert min(peaks) < max(peaks)  # one gain for all: the quieter strips stay quieter
     chapter = (Path(__file__).resolve().parents[2] / "chapters" / "04_sensitivity.md").read_text()
-    caption = chapter[chapter.index("*The same decodes as sound") :].split("*\n")[0]
+    caption = chapter.split("```{glue:figure} fig-04-strips", 1)[1].split("\n```", 1)[0]
     assert "{glue:text}`strip_peak_dbfs:.1f` dBFS" in caption and not re.search(r"[−-]\d+ dBFS", caption)
+    assert "one gain for the whole" in caption  # the grid is scaled as the caption says
 
 
 def test_the_findings_are_json_native(known):

@@ -79,6 +79,25 @@ def test_quoted_phrases_are_built_from_the_numbers(one_active):
     assert np.isnan(f["max_corr"]) and f["max_corr_pair"] == "none" and np.isnan(f["mean_corr"])
 
 
+def test_the_answer_is_one_sentence_built_from_the_numbers(one_active):
+    f = dict(one_active[3].findings)
+    assert f["kl_top_dim"] == "z0"
+    assert f["answer"] == (
+        f"1 of the 4 latent units is active on the test notes, with {f['kl_total']:.1f} nats per note of KL to the "
+        "prior (most in z0); 4 of the 4 dimensions differ from N(0, 1) with the instrument as unit; pitch is read "
+        f"most from z0 (MI {f['pitch_mi']:.2f} nats), and the instrument family explains at most "
+        f"{f['family_eta']:.2f} of a dimension's variance."
+    )
+    known = {"n_active": 3, "n_dims": 16, "kl_total": 41.24, "kl_top_dim": "z5", "n_rejected": float("nan")}
+    known |= {"pitch_dim": "z7", "pitch_mi": 0.914, "family_eta": 0.351}
+    assert stage.statistics_answer(known) == (
+        "3 of the 16 latent units are active on the test notes, with 41.2 nats per note of KL to the prior "
+        "(most in z5); whether they differ from N(0, 1) cannot be tested with the instrument as unit; pitch is "
+        "read most from z7 (MI 0.91 nats), and the instrument family explains at most 0.35 of a dimension's variance."
+    )
+    assert stage.statistics_answer(known | {"n_rejected": 0}).count("; 0 of the 16 dimensions differ from N(0, 1)")
+
+
 def test_tests_take_the_instrument_as_unit_and_say_so(one_active):
     mu, _, meta, res = one_active
     f, normal = res.findings, res.table("normality")

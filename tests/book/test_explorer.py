@@ -78,21 +78,23 @@ def test_live_timing_is_the_median_of_five_updates_and_names_the_devices(app, mo
 
 
 def test_labels_name_what_a_dimension_moves_and_values_read_as_positions():
-    assert explorer.slider_label(9, "rms_db") == "z9 (moves rms_db)"
+    assert explorer.slider_label(9, "rms_db") == "z9 (moves RMS level)"
+    assert explorer.slider_label(1, "centroid_hz") == "z1 (moves centroid)"
+    assert explorer.slider_label(5, "decay_db_per_s") == "z5 (moves decay rate)"
     assert explorer.slider_label(2, "mixed") == "z2 (mixed)" and explorer.slider_label(4, "none") == "z4 (none)"
     assert explorer.slider_label(3) == explorer.slider_label(3, "") == "z3"
-    assert explorer.value_label(9, -3.0) == "z9 = \u22123.0"
-    assert explorer.value_label(9, 1.5) == "z9 = +1.5"
-    assert explorer.value_label(0, 0.0) == explorer.value_label(0, -0.01) == "z0 = 0.0"
+    assert explorer.value_label(9, -3.0) == "z9 at \u22123.0 \u03c3"  # a position, not "rms_db = -3.0"
+    assert explorer.value_label(9, 1.5) == "z9 at +1.5 \u03c3"
+    assert explorer.value_label(0, 0.0) == explorer.value_label(0, -0.01) == "z0 at 0.0 \u03c3"
 
 
 def test_widget_sliders_follow_the_given_order_and_labels():
     cfg = config.make(n_mels=N_MELS, latent_dim=3, griffin_lim_iters=4)
     meta = pd.DataFrame({"instrument_family_str": ["brass"], "pitch": [60]}, index=["brass_a-060-100"])
-    labels = {2: "z2 (moves rms_db)", 0: "z0", 1: "z1 (mixed)"}
+    labels = {2: "z2 (moves RMS level)", 0: "z0", 1: "z1 (mixed)"}
     app = explorer.Explorer(explorer.Renderer(OneDimRun(), Feats(), cfg), np.zeros((1, 3)), meta, [2, 0, 1], labels)
     shown = app.widget().children[1].children[0].children
-    assert [s.description for s in shown] == ["z2 (moves rms_db)", "z0", "z1 (mixed)"]
+    assert [s.description for s in shown] == ["z2 (moves RMS level)", "z0", "z1 (mixed)"]
 
 
 # ----------------------------------------------------------------------------- the tour, known answers
@@ -117,7 +119,7 @@ def test_the_tour_of_the_known_answer_decoder_moves_only_under_z0(ka_tour):
         np.testing.assert_array_equal(db[k], np.broadcast_to(db[k0, 2], db[k].shape))
     tour = ka_tour.table("tour").set_index("dimension")
     assert tour.loc[2, "change_db"] == tour.loc[1, "change_db"] == 0.0 and tour.loc[0, "change_db"] > 1.0
-    assert tour.loc[0, "label"] == "z0 (moves centroid_hz)"
+    assert tour.loc[0, "label"] == "z0 (moves centroid)"
 
 
 def test_the_tour_findings_quote_the_order_labels_anchor_and_values(ka_tour):
@@ -126,14 +128,17 @@ def test_the_tour_findings_quote_the_order_labels_anchor_and_values(ka_tour):
     assert f["tour_dimensions"] == [2, 0, 1] and f["tour_dimension_names"] == "z2, z0 and z1"
     assert f["tour_anchor"] == "note_2" and f["tour_values"] == [-3.0, -1.5, 0.0, 1.5, 3.0]
     assert f["tour_check"] == "4 sliders; tour from note_2 over dimensions [2, 0, 1]"
-    labels = {"2": "z2 (moves rms_db)", "0": "z0 (moves centroid_hz)", "1": "z1 (mixed)", "3": "z3 (none)"}
-    assert f["slider_labels"] == labels and f["first_slider_label"] == "z2 (moves rms_db)"
+    labels = {"2": "z2 (moves RMS level)", "0": "z0 (moves centroid)", "1": "z1 (mixed)", "3": "z3 (none)"}
+    assert f["slider_labels"] == labels and f["first_slider_label"] == "z2 (moves RMS level)"
     assert (f["n_named_sliders"], f["n_seeds"]) == (2, 3)
     assert ka_tour.table("sliders")["name"].tolist() == ["rms_db", "centroid_hz", "mixed", "none"]
     assert (f["live_iters"], f["gl_iters"], f["n_sliders"], f["n_test_notes"]) == (8, 2, 4, 5)
     assert ka_tour.table("sliders")["dimension"].tolist() == [2, 0, 1, 3]
     assert ka_tour.arrays["tour_db"].shape == (3, 5, 16, 12)
     assert ka_tour.arrays["tour_audio"].shape == (3, 5, 512 * 11)
+    # one gain for the whole tour: its loudest sample at -1 dBFS, relative levels kept
+    assert np.abs(ka_tour.arrays["tour_audio"]).max() == pytest.approx(10 ** (-1 / 20), rel=1e-5)
+    assert f["tour_peak_dbfs"] == -1.0 and isinstance(f["tour_gain_db"], float)
 
 
 def test_the_tour_rejects_a_bad_order_and_an_empty_test_split(one_dim_decoder):
@@ -201,7 +206,7 @@ def test_the_tour_result_is_cached_and_keyed_by_its_parameters_and_order(tiny_cf
     f = first.findings
     assert first.dimension_order == (3, 1, 0, 2) and f["tour_dimensions"] == [3, 1, 0]
     assert f["slider_labels"] == {
-        "3": "z3 (moves rms_db)", "1": "z1 (moves centroid_hz)", "0": "z0 (mixed)", "2": "z2 (mixed)"
+        "3": "z3 (moves RMS level)", "1": "z1 (moves centroid)", "0": "z0 (mixed)", "2": "z2 (mixed)"
     }  # fmt: skip
     n_test, frames = f["n_test_notes"], first.arrays["tour_db"].shape[-1]
     assert n_test > 0 and first.arrays["tour_db"].shape == (3, 5, tiny_cfg.n_mels, frames)
@@ -227,7 +232,7 @@ def test_the_tour_result_is_cached_and_keyed_by_its_parameters_and_order(tiny_cf
     assert reordered.findings["tour_dimensions"] == [0, 1, 2] and len(tour_folders(tiny_cfg, stage_store) - before) == 2
     fake_ablation(monkeypatch, (0, 1, 2, 3), {"0": "rms_db"})  # another name holds: a new tour result
     renamed = explorer.result(tiny_cfg)
-    assert renamed.findings["first_slider_label"] == "z0 (moves rms_db)"
+    assert renamed.findings["first_slider_label"] == "z0 (moves RMS level)"
     assert len(tour_folders(tiny_cfg, stage_store) - before) == 3
 
 
@@ -235,5 +240,64 @@ def test_the_live_explorer_takes_the_tour_order_and_labels(tiny_cfg, stage_store
     fake_ablation(monkeypatch, (1, 3, 2, 0), {"1": "attack_s"})
     tour = explorer.result(tiny_cfg)
     app = explorer.live(tiny_cfg, tour)
-    assert app.order == [1, 3, 2, 0] and app.sliders[1].description == "z1 (moves attack_s)"
+    assert app.order == [1, 3, 2, 0] and app.sliders[1].description == "z1 (moves attack time)"
     assert len(app.mu) == tour.findings["n_test_notes"] and app.db.shape[0] == tiny_cfg.n_mels
+
+
+# ----------------------------------------------------------------------------- the answer and the static explorer
+
+
+def test_the_answer_sentence_is_built_from_the_tour_numbers_including_negative_results():
+    text = explorer.tour_answer(["z3 (moves RMS level)", "z1 (mixed)"], [6.04, 0.0], 3.0, "brass-060", 0, 8, 2)
+    assert text == (
+        "Moving one of the 2 most important dimensions from \u22123.0 \u03c3 to +3.0 \u03c3 from the test note "
+        "brass-060 changes its decoded spectrogram on average by 6.0 dB for z3 (moves RMS level) and 0.0 dB for "
+        "z1 (mixed), and none of the 8 sliders carries a descriptor's name that holds across the 2 seeds."
+    )
+    assert explorer.tour_answer(["z0"], [1.25], 2.0, "n", 3, 4, 5).endswith(
+        "by 1.2 dB for z0, and 3 of the 4 sliders carry a descriptor's name that holds across the 5 seeds."
+    )
+
+
+def test_the_tour_answer_quotes_its_own_changes(ka_tour):
+    change = ka_tour.table("tour").set_index("dimension")["change_db"]
+    assert ka_tour.findings["answer"] == (
+        "Moving one of the 3 most important dimensions from \u22123.0 \u03c3 to +3.0 \u03c3 from the test note note_2 "
+        f"changes its decoded spectrogram on average by 0.0 dB for z2 (moves RMS level), {change[0]:.1f} dB for "
+        "z0 (moves centroid) and 0.0 dB for z1 (mixed), and 2 of the 4 sliders carry a descriptor's name that "
+        "holds across the 3 seeds."
+    )
+
+
+def test_the_static_explorer_holds_the_plain_grid_and_a_script_over_its_cells(ka_tour):
+    import html as html_lib
+    import json
+    import re
+
+    from vaetone.book import sound
+
+    cfg = config.make(n_mels=16, latent_dim=4, griffin_lim_iters=2, sweep_sigma=3.0)
+    page = explorer.static_explorer(ka_tour, cfg)
+    text = page.data
+    assert text.startswith('<div class="vaetone-explorer"') and text.count("<script>") == 1
+    assert text.count('class="vaetone-panel"') == 15 and text.count("<audio") == 15
+    assert sound.grid_problems(text, "07") == [] and 'data-columns="5"' in text
+    heads = re.findall(r'<tr class="vaetone-head-row">(.*?)</tr>', text)[0]
+    assert re.findall(r">([^<]+)</th>", heads) == [
+        "\u22123.0 \u03c3",
+        "\u22121.5 \u03c3",
+        "0.0 \u03c3",
+        "+1.5 \u03c3",
+        "+3.0 \u03c3",
+    ]
+    assert re.findall(r'<th scope="row"[^>]*>([^<]+)</th>', text) == [
+        "z2 (moves RMS level)",
+        "z0 (moves centroid)",
+        "z1 (mixed)",
+    ]
+    rows = json.loads(html_lib.unescape(re.search(r'data-rows="([^"]*)"', text).group(1)))
+    assert [r["start"] for r in rows] == [2, 2, 2] and rows[1]["values"][0] == "z0 at \u22123.0 \u03c3"
+    uid = re.search(r'id="(vaetone-explorer-[0-9a-f]{10})"', text).group(1)
+    script = text[text.index("<script>") :]
+    assert f'getElementById("{uid}")' in script and "http" not in script and "fetch" not in script
+    assert repr(page).startswith("static explorer: sliders z2 (moves RMS level) | z0 (moves centroid) | z1 (mixed)")

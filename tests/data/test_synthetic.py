@@ -201,3 +201,68 @@ def test_chapter_01_quotes_the_default_ranges():
         f"{base.hop_length / SR * 1000:g}-ms feature frame",
     ):
         assert quoted in text, quoted
+
+
+@pytest.fixture(scope="module")
+def grid() -> synthetic.FactorGrid:
+    """Every factor at 5 levels (the design's own values), the others at their middle level."""
+    return synthetic.factor_grid(_cfg(factor_levels=5), factors=tuple(synthetic.GRID_ROWS))
+
+
+def test_factor_grid_varies_one_factor_at_a_time_over_the_designs_values(grid):
+    cfg = _cfg(factor_levels=5)
+    n = len(synthetic.GRID_ROWS)
+    assert grid.audio.shape == (n, 5, 64000) and grid.logmel.shape == (n, 5, 64, 126)
+    assert grid.rows[0] == "brightness" and grid.columns[0] == "lowest" and grid.columns[2] == "level 3 (middle)"
+    assert grid.cell_titles[0] == ["-15 dB/oct", "-12 dB/oct", "-9 dB/oct", "-6 dB/oct", "-3 dB/oct"]
+    assert grid.cell_titles[-1] == ["40 MIDI", "49 MIDI", "58 MIDI", "67 MIDI", "76 MIDI"]
+    values = synthetic.factor_values(cfg)
+    middle = {"factor_pitch": 58.0, "factor_loudness": float(synthetic.loudness_db(76))}
+    middle |= {c: v[2] for c, v in values.items()}
+    for row, notes in grid.factors.groupby("row", sort=False):
+        if row in values:
+            np.testing.assert_allclose(notes[row], values[row])  # the design's own levels
+        for other, mid in middle.items():
+            if other != row:
+                np.testing.assert_allclose(notes[other], mid)  # every other factor at its middle level
+    np.testing.assert_allclose(
+        grid.factors.query("row == 'factor_loudness'")["factor_loudness"], synthetic.loudness_db([25, 50, 76, 102, 127])
+    )
+
+
+def test_each_grid_row_moves_its_descriptor_the_right_way(grid):
+    cfg = _cfg(factor_levels=5)
+    d = spectral_descriptors(grid.logmel.reshape(-1, 64, 126), cfg)
+    rows = list(synthetic.GRID_ROWS)
+
+    def row(factor, column):
+        return d[column].to_numpy()[rows.index(factor) * 5 : rows.index(factor) * 5 + 5]
+
+    assert np.all(np.diff(row("factor_brightness", "centroid_hz")) > 0)
+    attack = row("factor_attack", "attack_s")
+    assert np.all(np.diff(attack) > 0) and attack[-1] > 5 * attack[0]
+    assert np.all(np.diff(row("factor_decay", "decay_db_per_s")) < 0)  # a longer T60 decays more slowly
+    assert np.all(np.diff(row("factor_noise", "flatness")) > 0)
+    assert np.all(np.diff(row("factor_pitch", "centroid_hz")) > 0)
+    loud = row("factor_loudness", "rms_db")
+    np.testing.assert_allclose(np.diff(loud), np.diff(synthetic.loudness_db([25, 50, 76, 102, 127])), atol=0.1)
+
+
+def test_factor_grid_has_one_gain_and_its_findings_say_so(grid):
+    peaks = 20 * np.log10(np.abs(grid.audio).max(-1))
+    assert peaks.max() == pytest.approx(-1.0, abs=1e-3)  # the loudest clip at -1 dBFS, the rest as rendered
+    raw = synthetic.synthesize_notes(grid.factors, seed=synthetic.SYNTH_SEED)
+    gain = 10 ** (grid.findings["gain_db"] / 20)
+    np.testing.assert_allclose(grid.audio.reshape(raw.shape), raw * gain, rtol=1e-4, atol=1e-6)
+    assert grid.findings["peak_range"] == f"{peaks.min():.0f} to -1 dBFS"
+    assert grid.findings["middle"].startswith("brightness -9 dB/oct; attack 0.089 s; decay (T60) 2 s")
+
+
+def test_factor_grid_refuses_bad_levels_and_factors():
+    assert synthetic.GRID_DEFAULT == tuple(synthetic.GRID_ROWS)[:-1] and "factor_pitch" not in synthetic.GRID_DEFAULT
+    with pytest.raises(ConfigError, match="odd number of levels"):
+        synthetic.grid_levels(_cfg(), 4)
+    with pytest.raises(ConfigError, match="choose one or more"):
+        synthetic.factor_grid(_cfg(), factors=("factor_colour",))
+    three = synthetic.factor_grid(_cfg(), n_levels=3, factors=("factor_attack",))
+    assert three.audio.shape == (1, 3, 64000) and three.columns == ["lowest", "level 2 (middle)", "highest"]

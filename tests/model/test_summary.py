@@ -191,3 +191,29 @@ def test_the_summary_of_a_learned_variance_counts_log_sigma_and_starts_at_sigma_
     assert bands.findings["decoder_variance"] == "per_band" and fixed.findings["decoder_variance"] == "fixed"
     for k in ("untrained_recon", "untrained_kl", "untrained_total"):
         assert bands.findings[k] == pytest.approx(fixed.findings[k], rel=1e-6)  # σ = 1 at the start
+
+
+def test_answer_states_size_latent_and_loss_for_known_findings():
+    f = {"n_params": "187,009", "n_bins": 8064, "latent_dim": 16, "decoder_variance": "fixed"}
+    head = (
+        "A convolutional VAE of 187,009 parameters encodes the 8,064 log-mel values of a note into 16 latent "
+        "numbers and minimises the reconstruction error (negative log-likelihood under a Gaussian with "
+    )
+    assert (
+        summary.answer(f, 1.0, 0.0) == head + "σ = 1) plus β = 1 times the KL divergence of the posterior from N(0, I)."
+    )
+    per_band = {**f, "decoder_variance": "per_band"}
+    assert summary.answer(per_band, 4.0, 0.5) == (
+        head + "one learned σ per mel band) plus β = 4 times the KL divergence of the posterior from N(0, I), "
+        "with 0.5 free nats per dimension."
+    )
+    assert summary.answer({**f, "decoder_variance": "global"}, 0.0, 0.0) == (
+        head + "one learned σ) alone: with β = 0 there is no KL term, and the model is a plain autoencoder."
+    )
+
+
+def test_the_summary_glues_the_answer_of_its_own_numbers(cfg, x):
+    f = summary.compute_summary(summary.untrained_model(cfg, MELS, FRAMES), x, cfg).findings
+    assert f["answer"] == summary.answer(f, cfg.beta, cfg.free_bits)
+    assert f"VAE of {f['n_params']} parameters" in f["answer"] and "into 3 latent numbers" in f["answer"]
+    assert f["n_mels"] == MELS and f["n_frames"] == FRAMES

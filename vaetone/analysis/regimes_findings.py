@@ -7,6 +7,8 @@ Chapter: 08_validity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -193,3 +195,37 @@ def regimes_findings(cfg: Config, source: str, tables: dict, by_beta: dict, best
         out.update(_recovery_findings(tables["recovery"], cfg, best))
         out.update(_code_findings(curves, tables["references"], cfg, best))
     return out
+
+
+def validity_answer(f: Mapping) -> str:
+    """The answer of the validity chapter in one sentence, built from the synthetic sweep's findings (unprefixed).
+
+    Args:
+        f: :func:`regimes_findings` of the synthetic source (``beta_ref``, ``n_above_chance_ref``,
+            ``above_chance_ref``, ``n_methods``, ``rec_best_method_ref``, ``rec_max_ref``, ``rec_chance``,
+            ``mig_share_ref`` and, with two seeds or more, ``agreement_line_ref`` and ``subspace_phrase_ref``).
+    Returns:
+        e.g. "At β = 1, 2 of the 4 explanation methods (the Jacobian and ablation) name the dimension
+        that carries a factor more often than chance (best: ablation, 0.60 of the factors against
+        0.25 by chance); the code reaches 41 % of a perfect code's MIG; across seeds (matched axes
+        |r| 0.80, ...) the subspace ... ." Chapter: 08_validity.
+    """
+    n, m = int(f["n_above_chance_ref"]), int(f["n_methods"])
+    if n == 0:
+        who = f"none of the {m} explanation methods names"
+    else:
+        who = f"{n} of the {m} explanation methods ({f['above_chance_ref']}) name{'s' if n == 1 else ''}"
+    share = str(f["mig_share_ref"])
+    mig = (
+        "the code's MIG share is undefined (the perfect code scores 0)"
+        if "nan" in share
+        else f"the code reaches {share} of a perfect code's MIG"
+    )
+    seeds = (
+        f"; across seeds ({f['agreement_line_ref']}) {f['subspace_phrase_ref']}" if "agreement_line_ref" in f else ""
+    )
+    return (
+        f"At β = {float(f['beta_ref']):g}, {who} the dimension that carries a factor more often than chance "
+        f"(best: {f['rec_best_method_ref']}, {float(f['rec_max_ref']):.2f} of the factors against "
+        f"{float(f['rec_chance']):.2f} by chance); {mig}{seeds}."
+    )

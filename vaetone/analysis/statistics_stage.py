@@ -68,8 +68,9 @@ class StatisticsResult(StageResult):
     notes: family, source, instrument, pitch, velocity), ``pca`` and ``tsne`` (x, y per test
     note, in the order of ``notes``).
     Findings: see :func:`dimension_findings`, :func:`correlation_findings`,
-    :func:`attribute_findings`, :func:`group_findings`, :func:`nested_test_findings` and the intervals'
-    ``<key>_ci``, ``<key>_low``, ``<key>_high``; plus run_id, n_test, n_test_instruments,
+    :func:`attribute_findings`, :func:`group_findings`, :func:`nested_test_findings`, ``answer``
+    (:func:`statistics_answer`) and the intervals' ``<key>_ci``, ``<key>_low``, ``<key>_high``; plus run_id,
+    n_test, n_test_instruments,
     n_boot and pca_explained_variance (list of 2 ratios).
     Arrays: ``mu`` (n_test, D) posterior means of the test notes.
     dimension_order: the dimensions by decreasing KL to the prior.
@@ -77,7 +78,7 @@ class StatisticsResult(StageResult):
     """
 
     stage: ClassVar[str] = "statistics"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     params: ClassVar[tuple[str, ...]] = ("bootstrap_n",)
 
 
@@ -112,7 +113,7 @@ def dimension_findings(table: pd.DataFrame, split: pd.DataFrame, order) -> dict:
         order: the dimensions by decreasing KL.
     Returns:
         {"n_active", "n_dims": int; "inactive": "z3, z9" or "none"; "active": list of bool per dim;
-         "kl_total": nats per note; "kl_top": the three largest, "z5 (1.3 nats), ...";
+         "kl_total": nats per note; "kl_top": the three largest, "z5 (1.3 nats), ..."; "kl_top_dim": "z5";
          "var_range", "total_var_range": "0.04 to 1.13" (variance of the posterior mean; and plus
          the mean posterior variance)}. Chapter: 06_statistics.
     """
@@ -124,6 +125,7 @@ def dimension_findings(table: pd.DataFrame, split: pd.DataFrame, order) -> dict:
         "active": [bool(a) for a in table["active"]],
         "kl_total": float(table["kl"].sum()),
         "kl_top": ", ".join(f"z{d} ({table.loc[d, 'kl']:.1f} nats)" for d in order[:3]),
+        "kl_top_dim": f"z{order[0]}",
         "var_range": f"{table['variance'].min():.2f} to {table['variance'].max():.2f}",
         "total_var_range": f"{total.min():.2f} to {total.max():.2f}",
     }
@@ -241,6 +243,32 @@ def nested_test_findings(
     return out
 
 
+def statistics_answer(f: dict) -> str:
+    """The answer of the statistics chapter in one sentence, built from the findings (negative results stated).
+
+    Args:
+        f: the findings of :func:`dimension_findings`, :func:`attribute_findings`,
+            :func:`group_findings` and :func:`nested_test_findings` (n_rejected NaN: untestable).
+    Returns:
+        e.g. "3 of the 16 latent units are active on the test notes, with 41.2 nats per note of KL to
+        the prior (most in z5); 2 of the 16 dimensions differ from N(0, 1) with the instrument as
+        unit; pitch is read most from z5 (MI 0.91 nats), and the instrument family explains at most
+        0.35 of a dimension's variance." Chapter: 06_statistics.
+    """
+    n, d = f["n_active"], f["n_dims"]
+    rejected = f["n_rejected"]
+    if isinstance(rejected, float) and np.isnan(rejected):
+        normal = "whether they differ from N(0, 1) cannot be tested with the instrument as unit"
+    else:
+        normal = f"{int(rejected)} of the {d} dimensions differ from N(0, 1) with the instrument as unit"
+    return (
+        f"{n} of the {d} latent units {'is' if n == 1 else 'are'} active on the test notes, with "
+        f"{f['kl_total']:.1f} nats per note of KL to the prior (most in {f['kl_top_dim']}); {normal}; pitch is "
+        f"read most from {f['pitch_dim']} (MI {f['pitch_mi']:.2f} nats), and the instrument family explains at "
+        f"most {f['family_eta']:.2f} of a dimension's variance."
+    )
+
+
 def note_table(meta: pd.DataFrame) -> pd.DataFrame:
     """The metadata of the notes the stage reads, renamed (family, source, instrument, pitch, velocity).
 
@@ -302,6 +330,7 @@ def compute_statistics(
         **nested_test_findings(normal, cats, len(notes), n_inst, n_sim),
         "pca_explained_variance": [float(v) for v in pca.attrs.pop("explained_variance_ratio")],
     }
+    findings["answer"] = statistics_answer(findings)
     spans, quoted = headline_intervals(mu, std, notes, findings, n_boot, seed)
     tables = {
         "dimensions": table,

@@ -15,6 +15,7 @@ Chapter: 07_explorer.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,14 +23,15 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from IPython.display import HTML
 
 from vaetone import store
-from vaetone.book.widget import LIVE_GL_ITERS, Explorer, Renderer, slider_label, value_label
+from vaetone.book.widget import LIVE_GL_ITERS, Explorer, Renderer, slider_label, value_label, value_text
 from vaetone.config import Config
 from vaetone.devices import resolve_device
 from vaetone.errors import DataError, VaetoneError
 from vaetone.results import StageResult, cached
-from vaetone.spectral.inversion import mel_to_audio
+from vaetone.spectral.inversion import PEAK_DBFS, mel_to_audio, peak_normalise
 
 __all__ = [
     "LIVE_GL_ITERS",
@@ -37,6 +39,7 @@ __all__ = [
     "TOUR_STEPS",
     "Explorer",
     "Renderer",
+    "StaticExplorer",
     "TourResult",
     "ablation_order",
     "compute_tour",
@@ -45,7 +48,8 @@ __all__ = [
     "result",
     "slider_label",
     "slider_names",
-    "tour_views",
+    "static_explorer",
+    "tour_answer",
     "value_label",
 ]
 
@@ -64,14 +68,15 @@ class TourResult(StageResult):
     Tables: ``sliders`` (one row per slider, most important first: dimension, label, name: the
     name that holds across seeds, "mixed" or "none") and ``tour`` (one row per swept dimension:
     dimension, label, change_db, the mean absolute dB difference between the decodes at
-    +sweep_sigma and -sweep_sigma). Findings: see :func:`tour_findings`. Arrays: ``tour_values``
-    (steps,) in prior standard deviations, ``tour_db`` (dims, steps, n_mels, frames) dB, ``tour_audio`` (dims, steps,
-    samples) at 16 kHz. ``dimension_order``: the slider order.
+    +sweep_sigma and -sweep_sigma). Findings: see :func:`tour_findings`, plus tour_peak_dbfs and tour_gain_db
+    (the one gain, dB, that brought the whole tour's loudest sample to tour_peak_dbfs). Arrays: ``tour_values``
+    (steps,) in prior standard deviations, ``tour_db`` (dims, steps, n_mels, frames) dB, ``tour_audio`` (dims,
+    steps, samples) at 16 kHz, scaled by that one gain. ``dimension_order``: the slider order.
     Chapter: 07_explorer.
     """
 
     stage: ClassVar[str] = "explorer_tour"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     params: ClassVar[tuple[str, ...]] = ("sweep_sigma", "griffin_lim_iters", "n_seeds")
 
 
@@ -137,8 +142,46 @@ def joined(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def tour_answer(
+    labels: Sequence[str],
+    change_db: Sequence[float],
+    sigma: float,
+    anchor: str,
+    n_named: int,
+    n_sliders: int,
+    n_seeds: int,
+) -> str:
+    """The explorer chapter's answer in one sentence, built from the tour's numbers (true for any run).
+
+    Args:
+        labels: the swept dimensions' slider labels; change_db: their mean absolute dB change between the
+            sweep's ends; sigma: sweep_sigma; anchor: the start note; n_named, n_sliders, n_seeds: sliders
+            named after a descriptor, all sliders, seeds a name must hold across.
+    Returns:
+        the sentence. Chapter: 07_explorer.
+    """
+    moves = joined([f"{c:.1f} dB for {lab}" for lab, c in zip(labels, change_db)])
+    named = (
+        f"none of the {n_sliders} sliders carries a descriptor's name that holds across the {n_seeds} seeds"
+        if n_named == 0
+        else f"{n_named} of the {n_sliders} sliders carry a descriptor's name that holds across the {n_seeds} seeds"
+    )
+    return (
+        f"Moving one of the {len(labels)} most important dimensions from {value_text(-sigma)} to "
+        f"{value_text(sigma)} from the test note {anchor} changes its decoded spectrogram on average by "
+        f"{moves}, and {named}."
+    )
+
+
 def tour_findings(
-    order: list[int], labels: dict[int, str], top: list[int], anchor: str, values: np.ndarray, n_notes: int, cfg
+    order: list[int],
+    labels: dict[int, str],
+    top: list[int],
+    anchor: str,
+    values: np.ndarray,
+    n_notes: int,
+    cfg,
+    change: Sequence[float] = (),
 ) -> dict:
     """What chapter 07 quotes and prints about its sliders and tour.
 
@@ -147,16 +190,18 @@ def tour_findings(
         n_sliders, n_test_notes, n_seeds (the seeds a name must hold across), n_named_sliders
         (sliders named after a descriptor), slider_order, slider_labels ({str(dim): label}),
         first_slider_label, tour_anchor (note_str), tour_dimensions (list), tour_dimension_names
-        ("z5, z8 and z15"), tour_values (list, prior standard deviations) and tour_check (the
-        chapter's checked line). Chapter: 07_explorer.
+        ("z5, z8 and z15"), tour_values (list, prior standard deviations), tour_check (the
+        chapter's checked line) and answer (:func:`tour_answer`, from ``change``: the mean absolute dB
+        change of each swept dimension between its sweep's ends). Chapter: 07_explorer.
     """
+    n_named = sum(1 for d in order if labels[d].startswith(f"z{d} (moves "))
     return {
         "live_iters": LIVE_GL_ITERS,
         "gl_iters": int(cfg.griffin_lim_iters),
         "n_sliders": len(order),
         "n_test_notes": int(n_notes),
         "n_seeds": int(cfg.n_seeds),
-        "n_named_sliders": sum(1 for d in order if labels[d].startswith(f"z{d} (moves ")),
+        "n_named_sliders": n_named,
         "slider_order": order,
         "slider_labels": {str(d): labels[d] for d in order},
         "first_slider_label": labels[order[0]],
@@ -165,6 +210,9 @@ def tour_findings(
         "tour_dimension_names": joined([f"z{d}" for d in top]),
         "tour_values": [float(v) for v in values],
         "tour_check": f"{len(order)} sliders; tour from {anchor} over dimensions {top}",
+        "answer": tour_answer(
+            [labels[d] for d in top], change, cfg.sweep_sigma, anchor, n_named, len(order), cfg.n_seeds
+        ),
     }
 
 
@@ -197,7 +245,7 @@ def compute_tour(
     top, i = order[: min(TOUR_DIMS, len(order))], len(notes) // 2
     values = np.linspace(-cfg.sweep_sigma, cfg.sweep_sigma, TOUR_STEPS)
     db = np.asarray(decode_db(sweep_points(mu[i], top, values.tolist())), dtype=np.float32)
-    audio = mel_to_audio(db, cfg).numpy()
+    audio, gain = peak_normalise(mel_to_audio(db, cfg).numpy())
     db, audio = db.reshape(len(top), len(values), *db.shape[1:]), audio.reshape(len(top), len(values), -1)
     labels = {d: slider_label(d, names.get(d)) for d in order}
     sliders = pd.DataFrame(
@@ -207,7 +255,11 @@ def compute_tour(
     tour = pd.DataFrame({"dimension": top, "label": [labels[d] for d in top], "change_db": change})
     return TourResult(
         tables={"sliders": sliders, "tour": tour},
-        findings=tour_findings(order, labels, top, str(notes[i]), values, len(notes), cfg),
+        findings={
+            **tour_findings(order, labels, top, str(notes[i]), values, len(notes), cfg, change.tolist()),
+            "tour_peak_dbfs": PEAK_DBFS,
+            "tour_gain_db": round(20 * float(np.log10(gain)), 1),
+        },
         arrays={"tour_values": values, "tour_db": db, "tour_audio": audio},
         dimension_order=tuple(order),
     )
@@ -274,26 +326,92 @@ def live_timing(app: Explorer, n: int = TIMED_UPDATES) -> dict:
     return {"update_ms": 1000 * float(np.median(times)), "live_device": where}
 
 
-def tour_views(tour: TourResult, cfg: Config) -> list:
-    """One figure per swept dimension (its spectrograms in a row) with the players of the same notes.
+EXPLORER_JS = """(function () {
+  var root = document.getElementById("%(id)s");
+  if (!root || root.getAttribute("data-live") === "yes") return;
+  var grid = root.querySelector("table.vaetone-sound-grid"), ui = el("div", {className: "vaetone-explorer-ui"});
+  var caption = grid.querySelector("caption");
+  if (caption) ui.appendChild(el("div", {textContent: caption.textContent}, "font-size:0.9em"));
+  function el(tag, props, css) {
+    var e = Object.assign(document.createElement(tag), props || {});
+    e.style.cssText = css || "";
+    return e;
+  }
+  JSON.parse(root.getAttribute("data-rows")).forEach(function (row, r) {
+    var id = root.id + "-slider-" + r, wide = "width:100%%;display:block";
+    var label = el("label", {htmlFor: id, textContent: row.label}, "display:block;font-weight:bold");
+    var input = el("input", {id: id, type: "range", min: 0, max: row.values.length - 1, step: 1}, "width:100%%");
+    var shown = el("div", {className: "vaetone-explorer-value"}), level = el("div", {}, "font-size:0.85em");
+    var img = el("img", {className: "vaetone-explorer-panel"}, wide);
+    var audio = el("audio", {className: "vaetone-explorer-player", controls: true, preload: "metadata"}, wide);
+    function show() {
+      var cell = grid.querySelector('td[data-row="' + r + '"][data-col="' + input.value + '"]');
+      img.src = cell.querySelector("img.vaetone-panel").getAttribute("src");
+      img.alt = row.label + ", " + row.values[input.value];
+      audio.src = cell.querySelector("audio").getAttribute("src");
+      shown.textContent = row.values[input.value];
+      level.textContent = cell.querySelector(".vaetone-level").textContent;
+    }
+    input.value = String(row.start);
+    input.addEventListener("input", show);
+    var box = el("div", {className: "vaetone-explorer-row"}, "display:flex;flex-wrap:wrap;gap:0.8em;margin:0.5em 0");
+    var controls = el("div", {}, "flex:1 1 14em;align-self:center"), view = el("div", {}, "flex:0 0 18em");
+    controls.append(label, input, shown);
+    view.append(img, audio, level);
+    box.append(controls, view);
+    ui.appendChild(box);
+    show();
+  });
+  var scale = grid.querySelector("tr.vaetone-scale-row td");
+  if (scale) ui.appendChild(el("div", {innerHTML: scale.innerHTML}));
+  grid.parentNode.insertBefore(ui, grid);
+  grid.style.display = "none";
+  root.setAttribute("data-live", "yes");
+})();"""
+"""The static explorer's script (plain JavaScript, nothing fetched): sliders over the plain grid's cells."""
+
+
+class StaticExplorer(HTML):
+    """The static explorer's HTML; text/plain lists its sliders and values."""
+
+    def __init__(self, data: str, labels: list[str], values: list[str]):
+        super().__init__(data)
+        self.labels, self.values = labels, values
+
+    def __repr__(self) -> str:
+        return "static explorer: sliders " + " | ".join(self.labels) + "; values " + " | ".join(self.values)
+
+
+def static_explorer(tour: TourResult, cfg: Config) -> StaticExplorer:
+    """The tour as a page's explorer: one slider per swept dimension over its pre-rendered panels and sounds.
+
+    Without JavaScript the reader sees the plain sound grid (:func:`vaetone.book.sound.sound_grid`; rows: the
+    swept dimensions by their slider labels, columns: the sweep's values in prior standard deviations). The
+    inline script (plain JavaScript, nothing fetched) builds per row a label, a range input starting at the
+    centre value, the value as "z9 at −3.0 σ", one spectrogram and one player whose sources are the chosen
+    grid cell's, then hides the grid.
 
     Args:
-        tour: the :func:`result`; cfg: the feature settings (axes).
+        tour: the :func:`result`; cfg: the feature settings (the grid's axes).
     Returns:
-        [(Figure, AudioPlayer), ...] in tour order; the figures are closed (display them).
-    Chapter: 07_explorer.
+        a :class:`StaticExplorer` (an ``IPython.display.HTML``; glue it as a figure). Chapter: 07_explorer.
     """
-    import matplotlib.pyplot as plt
+    from vaetone.book.sound import sound_grid
 
-    from vaetone.book.players import audio_grid
-    from vaetone.book.plots import spectrogram_grid
-
-    f, values = tour.findings, tour.arrays["tour_values"]
-    views = []
-    for k, d in enumerate(f["tour_dimensions"]):
-        titles = [value_label(d, v) for v in values]
-        title = f"Sweeping {f['slider_labels'][str(d)]} from {f['tour_anchor']}"
-        fig = spectrogram_grid(list(tour.arrays["tour_db"][k]), titles, cfg, title, ncols=len(values))
-        plt.close(fig)
-        views.append((fig, audio_grid(zip(titles, tour.arrays["tour_audio"][k]), columns=len(values))))
-    return views
+    f, values = tour.findings, [float(v) for v in tour.arrays["tour_values"]]
+    dims = f["tour_dimensions"]
+    labels = [f["slider_labels"][str(d)] for d in dims]
+    title = f"From the test note {f['tour_anchor']}: one row per swept dimension, the others at the note's values"
+    grid = sound_grid(
+        tour.arrays["tour_db"], tour.arrays["tour_audio"], cfg, [value_text(v) for v in values], labels, title
+    )
+    rows = [
+        {"label": lab, "values": [value_label(d, v) for v in values], "start": len(values) // 2}
+        for d, lab in zip(dims, labels)
+    ]
+    uid = "vaetone-explorer-" + hashlib.sha256(json.dumps([f["tour_check"], values]).encode()).hexdigest()[:10]
+    data = (
+        f'<div class="vaetone-explorer" id="{uid}" data-rows="{html.escape(json.dumps(rows))}">{grid.data}'
+        f"<script>{EXPLORER_JS % {'id': uid}}</script></div>"
+    )
+    return StaticExplorer(data, labels, [value_text(v) for v in values])

@@ -11,6 +11,7 @@ Chapter: 07_explorer.
 from __future__ import annotations
 
 import io
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +28,19 @@ LIVE_GL_ITERS = 8
 MIX_STEPS = 20
 """Steps of the interpolation slider between the start note and the 'towards' note."""
 MINUS = "\u2212"
-"""The minus sign of value labels ("z9 = −3.0")."""
+"""The minus sign of value labels ("z9 at −3.0 σ")."""
+SIGMA = "\u03c3"
+"""The unit of slider positions: prior standard deviations."""
+
+
+def descriptor_name(descriptor: str) -> str:
+    """A descriptor's readable name without its unit, e.g. "RMS level" for "rms_db", "centroid" for "centroid_hz".
+
+    Chapter: 07_explorer.
+    """
+    from vaetone.book.plots import descriptor_label
+
+    return re.sub(r"\s*\([^)]*\)$", "", descriptor_label(descriptor))
 
 
 def slider_label(dim: int, descriptor: str | None = None) -> str:
@@ -38,20 +51,34 @@ def slider_label(dim: int, descriptor: str | None = None) -> str:
             (:func:`vaetone.analysis.seeds_labels.held_labels`): a descriptor, "mixed" (no name
             holds), "none" (moves no descriptor), or None or "" when unknown.
     Returns:
-        "z9 (moves rms_db)", "z9 (mixed)", "z9 (none)" or "z9". Chapter: 07_explorer.
+        "z9 (moves RMS level)", "z9 (mixed)", "z9 (none)" or "z9" (readable descriptor names,
+        :func:`descriptor_name`). Chapter: 07_explorer.
     """
     if not descriptor:
         return f"z{dim}"
-    return f"z{dim} ({descriptor})" if descriptor in ("mixed", "none") else f"z{dim} (moves {descriptor})"
+    if descriptor in ("mixed", "none"):
+        return f"z{dim} ({descriptor})"
+    return f"z{dim} (moves {descriptor_name(descriptor)})"
 
 
-def value_label(dim: int, value: float) -> str:
-    """A slider position as text, e.g. "z9 = −3.0" (prior standard deviations, true minus sign).
+def value_text(value: float) -> str:
+    """A position in prior standard deviations as text, e.g. "−3.0 σ", "+1.5 σ", "0.0 σ" (true minus).
 
     Chapter: 07_explorer.
     """
     text = "0.0" if round(float(value), 1) == 0 else f"{float(value):+.1f}"
-    return f"z{dim} = {text.replace('-', MINUS)}"
+    return f"{text.replace('-', MINUS)} {SIGMA}"
+
+
+def value_label(dim: int, value: float) -> str:
+    """A slider position as text, e.g. "z9 at −3.0 σ": where the point sits on z9, not a level.
+
+    Args:
+        dim: the latent dimension; value: its position in prior standard deviations.
+    Returns:
+        "z9 at −3.0 σ". Chapter: 07_explorer.
+    """
+    return f"z{dim} at {value_text(value)}"
 
 
 @dataclass

@@ -9,6 +9,8 @@ and a code equal to them is a perfect, recoverable ground truth.
 
 The factors are stored as ``factor_*`` fields of each note.
 
+:func:`factor_grid` renders notes that vary one factor at a time (chapter 08's sound grid).
+
 Chapters: 01_data, 06_statistics, 08_validity (ground truth).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,7 @@ from vaetone.data.writer import (
     require_notes,
     write_split,
 )
+from vaetone.errors import ConfigError
 from vaetone.progress import tqdm
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +287,121 @@ def _envelope(t: np.ndarray, attack: float, decay: float) -> np.ndarray:
     env = np.exp(x, out=x)
     env *= np.minimum(t / np.float32(attack), np.float32(1.0))
     return env
+
+
+# ---------------------------------------------------------------------------------------------
+# One factor at a time
+# ---------------------------------------------------------------------------------------------
+
+GRID_ROWS = {  # factor column: (row label, unit, number format)
+    "factor_brightness": ("brightness", "dB/oct", "{:g}"),
+    "factor_attack": ("attack", "s", "{:.2g}"),
+    "factor_decay": ("decay (T60)", "s", "{:.2g}"),
+    "factor_inharmonicity": ("inharmonicity B", "", "{:.2g}"),
+    "factor_noise": ("noise", "dB re. tone", "{:g}"),
+    "factor_loudness": ("loudness", "dB", "{:.1f}"),
+    "factor_pitch": ("pitch", "MIDI", "{:g}"),
+}
+"""The rows of :func:`factor_grid`: each factor's label, unit and number format."""
+
+GRID_DEFAULT = tuple(GRID_ROWS)[:-1]
+"""The rows chapter 08 shows: every factor but pitch (no descriptor scores it, and each row costs ~1 MB of page)."""
+
+
+@dataclass(frozen=True)
+class FactorGrid:
+    """Notes that vary one synthetic factor at a time, every other factor at its middle level.
+
+    factors: one row per note (row-major), with ``row`` (the factor varied), ``level`` (0..n-1)
+    and the :data:`~vaetone.data.nsynth.FACTORS` columns; audio: (n_rows, n_levels, 64000)
+    float32 at 16 kHz, as rendered times one gain for the whole grid; logmel: (n_rows, n_levels,
+    n_mels, frames) dB of that audio; rows: row labels (the factors); columns: column titles;
+    cell_titles: (n_rows, n_levels) each note's value and unit; findings: ``peak_range`` ("-29 to
+    -1 dBFS", the clips' peaks), ``gain_db`` (the one gain) and ``middle`` (the middle levels, as text).
+    Chapter: 08_validity.
+    """
+
+    factors: pd.DataFrame
+    audio: np.ndarray
+    logmel: np.ndarray
+    rows: list
+    columns: list
+    cell_titles: list
+    findings: dict
+
+
+def grid_levels(cfg: Config, n_levels: int = 5) -> dict[str, np.ndarray]:
+    """The ``n_levels`` values of each factor in a :func:`factor_grid`, spanning the design's range.
+
+    Timbre factors: :func:`factor_values` with ``n_levels`` values (the design's own values when
+    ``n_levels == cfg.factor_levels``); loudness: :func:`loudness_db` of velocities spaced evenly
+    from the lowest to the highest of ``cfg.velocities``; pitch: MIDI pitches spaced evenly over
+    pitch_min..pitch_max (rounded). Args: cfg; n_levels: odd, 3 to 9, so that a middle level exists.
+    Returns:
+        {factor column of :data:`GRID_ROWS`: (n_levels,) ascending}. Chapter: 08_validity.
+    """
+    if n_levels % 2 == 0 or not 3 <= n_levels <= 9:
+        raise ConfigError(f"n_levels={n_levels!r}: a factor grid needs an odd number of levels from 3 to 9")
+    levels = factor_values(replace(cfg, factor_levels=n_levels))
+    velocity = np.linspace(min(cfg.velocities), max(cfg.velocities), n_levels).round()
+    levels["factor_loudness"] = loudness_db(velocity)
+    levels["factor_pitch"] = np.linspace(cfg.pitch_min, cfg.pitch_max, n_levels).round()
+    return {c: levels[c] for c in GRID_ROWS}
+
+
+def factor_grid(cfg: Config, n_levels: int = 5, factors=GRID_DEFAULT, peak_dbfs: float = -1.0) -> FactorGrid:
+    """Render what each factor sounds like: one row per factor, its levels across, the rest at their middle.
+
+    Args:
+        cfg: the synthetic source's ranges, pitch grid and velocities, and the log-mel parameters.
+        n_levels: levels per row (odd, 3 to 9; :func:`grid_levels`).
+        factors: the factor columns of :data:`GRID_ROWS` to show, in row order (default :data:`GRID_DEFAULT`).
+        peak_dbfs: the whole grid is scaled by one gain so that its loudest sample is at this level
+            (dBFS; :func:`vaetone.spectral.inversion.peak_normalise`): the levels between notes stay as rendered.
+    Returns:
+        A :class:`FactorGrid`: audio rendered by :func:`synthesize_notes` times the one gain, and its
+        log-mel (:func:`vaetone.spectral.melspec.log_mel`, on the CPU). Chapter: 08_validity.
+    """
+    from vaetone.spectral.inversion import peak_normalise
+    from vaetone.spectral.melspec import log_mel
+
+    unknown = [f for f in factors if f not in GRID_ROWS]
+    if unknown or not factors:
+        raise ConfigError(f"factors {unknown or list(factors)}: choose one or more of {list(GRID_ROWS)}")
+    levels = grid_levels(cfg, n_levels)
+    middle = {c: float(v[n_levels // 2]) for c, v in levels.items()}
+    frame = pd.DataFrame(
+        [{**middle, f: float(v), "row": f, "level": i} for f in factors for i, v in enumerate(levels[f])]
+    )
+    rendered = synthesize_notes(frame, seed=SYNTH_SEED)
+    audio, gain = peak_normalise(rendered, peak_dbfs)
+    logmel = log_mel(audio, cfg, device="cpu").numpy()
+    peaks = 20 * np.log10(np.abs(audio).max(1))
+    columns = [f"level {i + 1}" for i in range(n_levels)]
+    columns[0], columns[n_levels // 2], columns[-1] = "lowest", f"level {n_levels // 2 + 1} (middle)", "highest"
+    findings = {
+        "peak_range": f"{peaks.min():.0f} to {peaks.max():.0f} dBFS",
+        "gain_db": float(20 * np.log10(gain)),
+        "middle": "; ".join(
+            f"{GRID_ROWS[c][0]} " + _with_unit(c, GRID_ROWS[c][2].format(v)) for c, v in middle.items()
+        ),
+    }
+    shape = (len(factors), n_levels)
+    return FactorGrid(
+        frame[["row", "level", *FACTORS]],
+        audio.reshape(*shape, -1),
+        logmel.reshape(*shape, *logmel.shape[1:]),
+        [GRID_ROWS[f][0] for f in factors],
+        columns,
+        [[_with_unit(f, GRID_ROWS[f][2].format(v)) for v in levels[f]] for f in factors],
+        findings,
+    )
+
+
+def _with_unit(factor: str, text: str) -> str:
+    """``text`` followed by the factor's unit (none for B)."""
+    unit = GRID_ROWS[factor][1]
+    return f"{text} {unit}" if unit else text
 
 
 def build(cfg: Config, folder: Path) -> None:

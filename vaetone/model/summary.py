@@ -34,12 +34,12 @@ class ModelSummary(StageResult):
 
     Tables: ``layers`` (:func:`vaetone.model.vae.layer_table`: layer, kind, output_shape,
     parameters, from the input to the output).
-    Findings: see :func:`architecture_findings` and :func:`untrained_loss`.
+    Findings: see :func:`architecture_findings`, :func:`untrained_loss` and :func:`answer` ("answer").
     Chapter: 02_model.
     """
 
     stage: ClassVar[str] = "model_summary"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3
     params: ClassVar[tuple[str, ...]] = ("batch_size", "beta", "free_bits", "seed", "decoder_variance")
 
 
@@ -66,7 +66,8 @@ def architecture_findings(vae: ConvVAE, cfg: Config) -> dict:
         {"n_parameters": int; "n_params": the same as text with thousands separators ("187,009");
          "params_line": "<n_params> trainable parameters"; "depth": strided layers;
          "latent_dim": int; "padded": the padded input "<mels>×<frames>";
-         "n_bins": mel bands x frames; "input_description": the model's input and settings;
+         "n_bins": mel bands x frames; "n_mels", "n_frames": the input size;
+         "input_description": the model's input and settings;
          "decoder_variance": "fixed", "global" or "per_band"}.
     Chapter: 02_model.
     """
@@ -81,6 +82,8 @@ def architecture_findings(vae: ConvVAE, cfg: Config) -> dict:
         "latent_dim": vae.latent_dim,
         "padded": f"{height}×{width}",
         "n_bins": vae.n_mels * vae.n_frames,
+        "n_mels": vae.n_mels,
+        "n_frames": vae.n_frames,
         "input_description": (
             f"input: {vae.n_mels} mel bands × {vae.n_frames} frames; latent_dim={vae.latent_dim}, "
             f"channels={cfg.channels}, kernel={cfg.kernel_size}, norm={cfg.norm}, activation={cfg.activation}"
@@ -123,6 +126,38 @@ def untrained_loss(vae: ConvVAE, x: torch.Tensor, beta: float, free_bits: float)
     }
 
 
+NOISE = {
+    "fixed": "a Gaussian with σ = 1",
+    "global": "a Gaussian with one learned σ",
+    "per_band": "a Gaussian with one learned σ per mel band",
+}
+"""How :func:`answer` names the decoder's noise model of each ``decoder_variance``."""
+
+
+def answer(findings: dict, beta: float, free_bits: float) -> str:
+    """The model chapter's answer in one sentence: the model's size, its latent size and the loss it minimises.
+
+    Args:
+        findings: :func:`architecture_findings` ("n_params", "n_bins", "latent_dim", "decoder_variance").
+        beta: the KL weight (0: the plain autoencoder, no KL term); free_bits: nats per dimension (0: none).
+    Returns:
+        E.g. "A convolutional VAE of 187,009 parameters encodes the 8,064 log-mel values of a note
+        into 16 latent numbers and minimises the reconstruction error (negative log-likelihood under
+        a Gaussian with σ = 1) plus β = 1 times the KL divergence of the posterior from N(0, I)."
+    Chapter: 02_model.
+    """
+    noise = NOISE[findings["decoder_variance"]]
+    head = (
+        f"A convolutional VAE of {findings['n_params']} parameters encodes the {findings['n_bins']:,} log-mel "
+        f"values of a note into {findings['latent_dim']} latent numbers and minimises the reconstruction error "
+        f"(negative log-likelihood under {noise})"
+    )
+    if beta == 0:
+        return head + " alone: with β = 0 there is no KL term, and the model is a plain autoencoder."
+    bits = f", with {free_bits:g} free nats per dimension" if free_bits > 0 else ""
+    return head + f" plus β = {beta:g} times the KL divergence of the posterior from N(0, I){bits}."
+
+
 def compute_summary(vae: ConvVAE, x: torch.Tensor, cfg: Config) -> ModelSummary:
     """The model summary of a built model and a batch of inputs (nothing is read from disk).
 
@@ -135,6 +170,7 @@ def compute_summary(vae: ConvVAE, x: torch.Tensor, cfg: Config) -> ModelSummary:
     if len(x) == 0:
         raise ConfigError("the model summary needs at least one training note; widen the data filters")
     findings = {**architecture_findings(vae, cfg), **untrained_loss(vae, x, cfg.beta, cfg.free_bits)}
+    findings["answer"] = answer(findings, cfg.beta, cfg.free_bits)
     return ModelSummary(tables={"layers": layer_table(vae)}, findings=findings)
 
 

@@ -4,6 +4,7 @@
 :mod:`~.effects`: what an ablation changes in the descriptors, and the name of each dimension;
 :mod:`~.choice`: what the stage chooses, on the validation notes (order, free dimensions, k90);
 :mod:`~.scores`: the test scores of those choices, with instrument-level intervals;
+:mod:`~.reading`: what the chapter reads off the results (its answer, heatmaps, listening grid);
 :mod:`~.stage`: the stage result, ``result(cfg) -> AblationResult``, every number chapter 05 quotes.
 """
 
@@ -31,11 +32,13 @@ from vaetone.analysis.ablation.methods import (
     reconstruction_errors,
     summarise_ablation,
 )
+from vaetone.analysis.ablation.reading import HEATMAP_DIMS, listening_grid, overview_answer, top_dims_percent
 from vaetone.analysis.ablation.stage import AblationInputs, AblationResult, compute_ablation, result
 from vaetone.analysis.sensitivity.labels import MIXED
 
 __all__ = [
     "BASELINES",
+    "HEATMAP_DIMS",
     "MIXED",
     "AblationInputs",
     "AblationResult",
@@ -56,8 +59,11 @@ __all__ = [
     "descriptor_rho",
     "importance_order",
     "kept_errors",
+    "listening_grid",
+    "overview_answer",
     "pitch_ranges",
     "reconstruction_errors",
     "result",
     "summarise_ablation",
+    "top_dims_percent",
 ]

@@ -6,7 +6,7 @@ global view), ranked together by :mod:`~.ranking`; :mod:`~.labels` names the dim
 net, monotonic change along the sweeps, and by significant Sobol first-order indices);
 :mod:`~.parts` names the frequency bands and time regions of the output. :mod:`~.stage` is the
 chapter's stage result, ``result(cfg) -> SensitivityResult``, with its quoted numbers and
-intervals from :mod:`~.summary`.
+intervals from :mod:`~.summary`; :mod:`~.reading` reads the chapter's answer and sound grid off the results.
 """
 
 from vaetone.analysis.sensitivity.jacobian import jacobian_norms
@@ -33,6 +33,7 @@ from vaetone.analysis.sensitivity.oat import (
 )
 from vaetone.analysis.sensitivity.parts import Part, frequency_bands, output_parts, time_regions
 from vaetone.analysis.sensitivity.ranking import Analysis, analysis, rank_dimensions, top_descriptor
+from vaetone.analysis.sensitivity.reading import overview_answer, strip_grid
 from vaetone.analysis.sensitivity.sobol import sobol_indices, sobol_problem, sobol_sample
 from vaetone.analysis.sensitivity.stage import SensitivityResult, compute_sensitivity, result
 
@@ -55,6 +56,7 @@ __all__ = [
     "net_change",
     "normalised_moves",
     "one_at_a_time",
+    "overview_answer",
     "output_parts",
     "rank_dimensions",
     "result",
@@ -64,6 +66,7 @@ __all__ = [
     "sobol_problem",
     "sobol_sample",
     "sobol_sums",
+    "strip_grid",
     "sweep_dimension",
     "sweep_grid",
     "sweep_latents",

@@ -270,3 +270,50 @@ def test_the_stage_result_is_cached_and_keyed_by_its_parameters(tiny_cfg, tiny_r
     none = evaluation.result(changed)
     assert none.findings["example_notes"] == [] and none.arrays["recon_db"].shape[0] == 0
     assert none.findings["VAE_lsd_db"] == tiny_result.findings["VAE_lsd_db"]
+
+
+def test_rows_are_scaled_by_one_gain_each_and_the_phrase_says_so():
+    audio = np.zeros((3, 2, 4), np.float32)
+    audio[0, 0, 0], audio[0, 1, 0] = 0.1, 0.05  # row 0 peaks at -20 dBFS, its second clip 6 dB below
+    audio[1, 1, 2] = -0.5  # row 1 peaks at -6.02 dBFS; row 2 is silent
+    scaled, gains = evaluation.scale_rows(audio, peak=-1.0)
+    assert gains[0] == pytest.approx(19.0, abs=1e-4) and gains[1] == pytest.approx(5.0206, abs=1e-4)
+    assert np.isnan(gains[2]) and not scaled[2].any()
+    peak = 10 ** (-1 / 20)
+    assert np.abs(scaled[0]).max() == pytest.approx(peak) and np.abs(scaled[1]).max() == pytest.approx(peak)
+    assert scaled[0, 1, 0] == pytest.approx(peak / 2)  # the relative level within a row is kept
+    assert evaluation.scaling_phrase(gains, -1.0) == (
+        "Each row is scaled by one gain (+5.0 to +19.0 dB) so that its loudest sample is at -1.0 dBFS: "
+        "the clips of a row keep their relative levels; 1 silent row stays silent"
+    )
+    assert evaluation.scaling_phrase([-3.0]).startswith("Each row is scaled by one gain (-3.0 dB) so that")
+    assert evaluation.scaling_phrase([]) == "No sound is played"
+    assert evaluation.scaling_phrase([float("nan")]) == "These sounds are silent"
+
+
+def test_the_answer_adds_the_frequency_f1_beside_the_inversions():
+    found = {"summary": "On notes of unseen instruments the VAE's log-mel log-spectral distance is 5.0 dB"}
+    assert evaluation.answer_sentence(found) == found["summary"]
+    found |= {"VAE_freq_f1_ci": "0.50 [0.40, 0.60]", "inversion_freq_f1_ci": "0.90 [0.85, 0.95]"}
+    assert evaluation.answer_sentence(found) == (
+        "On notes of unseen instruments the VAE's log-mel log-spectral distance is 5.0 dB; against the original "
+        "wav its frequency F1 is 0.50 [0.40, 0.60], where the inversion alone reaches 0.90 [0.85, 0.95]"
+    )
+
+
+def test_the_stage_result_plays_each_row_at_the_stated_peak(tiny_result):
+    r, f = tiny_result, tiny_result.findings
+    assert f["answer"] == evaluation.answer_sentence(f) and f["answer"].startswith(f["summary"])
+    for audio, phrase in (
+        (r.arrays["recon_audio"], f["example_level"]),
+        (r.arrays["prior_audio"][None], f["prior_level"]),
+        (np.stack([r.arrays["linear_audio"], r.arrays["spherical_audio"]]), f["interpolation_level"]),
+    ):
+        peaks = 20 * np.log10(np.abs(audio.reshape(len(audio), -1)).max(axis=1))
+        np.testing.assert_allclose(peaks, -1.0, atol=1e-3)
+        assert "so that its loudest sample is at -1.0 dBFS" in phrase
+    grid = r.interpolation_sounds()
+    assert grid["rows"] == ["linear", "spherical"] and grid["columns"][0] == "t = 0.00"
+    assert grid["dbs"].shape[:2] == grid["audio"].shape[:2] == (2, 5)
+    recon = r.reconstruction_sounds()
+    assert recon["rows"] == f["example_notes"] and recon["columns"] == f["example_models"]

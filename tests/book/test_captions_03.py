@@ -30,10 +30,12 @@ DEFINITIONS = {
 
 
 def prose(text: str) -> str:
-    """The chapter's text outside code cells and front matter, with glued and cited roles removed."""
-    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)
+    """The chapter's text and figure captions, outside code cells, maths and front matter, roles removed."""
+    text = re.sub(r"```\{code-cell\}.*?```", " ", text, flags=re.DOTALL)
+    text = re.sub(r"^```.*$|^:name:.*$", " ", text, flags=re.MULTILINE)  # a figure's fences, not its caption
+    text = re.sub(r"\$\$.*?\$\$( \([\w-]+\))?", " ", text, flags=re.DOTALL)
     text = re.sub(r"^---.*?---", " ", text, flags=re.DOTALL)
-    return re.sub(r"\{(glue:text|cite:p|numref|ref)\}`[^`]*`", "GLUED", text)
+    return re.sub(r"\{(glue:text|cite:p|cite:t|numref|ref|eq|doc)\}`[^`]*`", "GLUED", text)
 
 
 def sentences(text: str) -> list[str]:
@@ -58,6 +60,8 @@ def test_the_old_fixed_kl_caption_is_gone():
 def test_the_sentence_helpers_find_a_typed_direction():
     text = "Intro.\n\n*The KL term {glue:text}`kl_trend`. It rises while warmed up.*\n\n```{code-cell}\nx = 1\n```"
     assert [s for s in sentences(prose(text)) if WORDS.search(s)] == ["It rises while warmed up."]
+    caption = "```{glue:figure} fig-03-x\n:name: fig-03-x\n\nThe loss falls.\n```\n\n$$\nx\n$$ (eq-03-x)"
+    assert sentences(prose(caption)) == ["The loss falls."]
 
 
 @pytest.fixture
@@ -99,5 +103,22 @@ def test_the_glued_phrases_follow_the_runs_numbers(tiny_result):
         assert ("the interval excludes 0" in phrase) == bool(row.significant) == (row.low > 0 or row.high < 0)
     assert f["vae_vs_ae_reading"] == scores.vae_vs_ae_reading(r.table("paired").iloc[0])
     assert f["summary"].startswith("On notes of unseen instruments") and f["VAE_lsd_db_ci"] in f["summary"]
-    peak = 20 * np.log10(np.abs(r.arrays["recon_audio"]).max())  # the level the caption states, measured
-    assert f"{abs(peak):.1f} dBFS" in f["example_level"] and ("beyond full scale" in f["example_level"]) == (peak > 0)
+    assert f["answer"].startswith(f["summary"])
+    played = {"example_level": r.arrays["recon_audio"], "prior_level": r.arrays["prior_audio"][None]}
+    for level, audio in played.items():
+        peaks = 20 * np.log10(np.abs(audio.reshape(len(audio), -1)).max(axis=1))  # measured on what is played
+        np.testing.assert_allclose(peaks, -1.0, atol=1e-3)
+        assert "its loudest sample is at -1.0 dBFS" in f[level]
+
+
+def test_every_figure_is_numbered_referenced_and_every_formula_labelled():
+    text = CHAPTER.read_text()
+    figures = re.findall(r"```\{glue:figure\} (\S+)\n:name: (\S+)", text)
+    assert figures and all(a == b and a.startswith("fig-03-") for a, b in figures)
+    glued = set(re.findall(r'glue\("(fig-03-[^"]+)"', text))
+    assert glued == {a for a, _ in figures}, "every glued figure is shown, and every shown one glued"
+    for name, _ in figures:
+        assert f"{{numref}}`{name}`" in text, f"{name} is not referenced from the prose"
+    assert "{eq}`eq-02-loss`" in text and "hide-input" not in text and "players.audio_grid" not in text
+    labels = re.findall(r"\$\$ \((eq-03-[\w-]+)\)", text)
+    assert labels and all(f"{{eq}}`{label}`" in text for label in labels)

@@ -118,7 +118,16 @@ def test_examples_are_the_notes_nearest_c4_velocity_100_one_per_family(fake, cfg
     np.testing.assert_array_equal(r.arrays["example_audio"], ds.audio[rows])
     frows = feats.meta.index.get_indexer(notes)
     np.testing.assert_array_equal(r.arrays["example_logmel"], feats.logmel[frows].numpy())
-    assert [title for title, _ in r.examples()] == r.findings["example_titles"]
+    cells = r.family_sounds()
+    assert cells["titles"] == ["bass", "flute", "guitar"] and cells["audio"] is r.arrays["example_audio"]
+    assert r.findings["example_notes_line"] == ", ".join(f"{n} ({n.split('_')[0]})" for n in notes)
+    assert cells["dbs"].shape == (3, 16, 32)
+    peaks = 20 * np.log10(np.abs(ds.audio[rows]).max(axis=1))  # measured: velocity 127 is amplitude 0.5, -6 dBFS
+    assert -6.1 < peaks.min() <= peaks.max() < -6.0
+    assert r.findings["example_level"] == (
+        f"They play as they are, without normalisation: their peaks lie between {peaks.min():.1f} and "
+        f"{peaks.max():.1f} dBFS"
+    )
 
 
 def test_round_trip_is_the_middle_example_through_griffin_lim(fake, cfg):
@@ -130,8 +139,14 @@ def test_round_trip_is_the_middle_example_through_griffin_lim(fake, cfg):
     expected = mel_to_audio(feats.logmel[k : k + 1], cfg, n_iter=2)[0].numpy()
     np.testing.assert_array_equal(r.arrays["roundtrip_inverted"], expected)
     assert r.findings["roundtrip_labels"] == ["original", "log-mel → Griffin-Lim (2 iterations)"]
-    labels = [label for label, _ in r.roundtrip()]
-    assert labels == r.findings["roundtrip_labels"]
+    grid = r.roundtrip_sounds()
+    assert grid["columns"] == r.findings["roundtrip_labels"]
+    n = min(len(expected), N)
+    assert grid["dbs"].shape == (1, 2, 16, 32) and grid["audio"].shape == (1, 2, n)
+    np.testing.assert_array_equal(grid["dbs"][0, 0], feats.logmel[k].numpy())  # the original's log-mel ...
+    inverted_db = melspec.log_mel(torch.as_tensor(expected)[None], cfg, device="cpu")[0, :, :32].numpy()
+    np.testing.assert_allclose(grid["dbs"][0, 1], inverted_db, atol=1e-4)  # ... and that of its Griffin-Lim audio
+    np.testing.assert_array_equal(grid["audio"][0, 1], expected[:n])
 
 
 def test_features_of_other_data_are_refused(fake, cfg):
@@ -230,3 +245,49 @@ def test_split_check_of_a_source_without_fonts_says_the_split_is_by_instrument()
     assert tables == {} and found["families_without_test"] == ["vocal"]
     assert found["split_check_line"].startswith("Split by instrument")
     assert found["split_check_line"].endswith("10 of 11 families have test notes; no test notes for vocal.")
+
+
+def test_level_phrase_states_the_peaks_as_played():
+    two = np.stack([0.5 * np.ones(4), 0.1 * np.ones(4)])
+    assert (
+        summary.level_phrase(two)
+        == "They play as they are, without normalisation: their peaks lie between -20.0 and -6.0 dBFS"
+    )
+    assert summary.level_phrase(0.5 * np.ones((1, 4))).endswith("the peak is at -6.0 dBFS")
+    assert summary.level_phrase(np.stack([2 * np.ones(4), np.zeros(4)])).endswith(
+        "the peak is at +6.0 dBFS (1 silent); samples beyond full scale are clipped"
+    )
+    assert summary.level_phrase(np.zeros((2, 4))) == "They are silent"
+
+
+def test_answer_sentence_is_built_from_the_counts():
+    found = {
+        "n_notes": 96,
+        "n_instruments": 22,
+        "n_families": 11,
+        "n_train": 60,
+        "n_test": 20,
+        "n_test_instruments": 5,
+        "feature_shape": [96, 64, 126],
+    }
+    base = (
+        "The model learns from 96 notes of 22 instruments in 11 families, each a 64 × 126 log-mel spectrogram: "
+        "60 notes train it and 20 notes of 5 instruments it never hears test it"
+    )
+    assert summary.answer_sentence(found) == base
+    assert summary.answer_sentence(found | {"n_shared_samples": 0}) == base + "; no sample is played in two splits"
+    one = found | {"n_families": 1, "n_test_instruments": 1, "n_shared_samples": 1}
+    assert summary.answer_sentence(one).endswith(
+        "in 1 family, each a 64 × 126 log-mel spectrogram: 60 notes train it and 20 notes of 1 instrument it never "
+        "hears test it; 1 sample is played in more than one split"
+    )
+
+
+def test_the_answer_of_a_computed_summary_quotes_its_counts(fake, cfg):
+    ds, feats = fake
+    f = summary.compute_summary(ds, feats, cfg).findings
+    assert f["n_test_instruments"] == 1
+    assert f["answer"] == (
+        "The model learns from 16 notes of 4 instruments in 3 families, each a 16 × 32 log-mel spectrogram: "
+        "8 notes train it and 4 notes of 1 instrument it never hears test it"
+    )

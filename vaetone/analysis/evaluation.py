@@ -40,7 +40,7 @@ from vaetone.analysis.metrics import (
 from vaetone.config import Config
 from vaetone.errors import DataError
 from vaetone.results import StageResult, cached
-from vaetone.spectral.inversion import mel_to_audio
+from vaetone.spectral.inversion import PEAK_DBFS, mel_to_audio, peak_normalise
 
 SPECTRAL_COLUMNS = ("logmel_mse_db2", "lsd_db", "spectral_convergence")
 """Per-note log-mel metrics (every test note)."""
@@ -178,21 +178,95 @@ class EvaluationResult(StageResult):
     PCA, inversion only; :func:`vaetone.analysis.scores.comparison`), ``paired``
     (:func:`vaetone.analysis.scores.paired`), ``per_family_lsd``, and the per-note tables
     ``per_note_VAE``, ``per_note_autoencoder``, ``per_note_PCA``, ``per_note_inversion``.
-    Findings: the run summary (``run_id``, ``device``, ``parameters``, ``epochs_trained``, ``best_epoch``,
-    ``stop_reason``, ``train_seconds``, ``seconds_per_epoch``, ``notes_per_s``, ``valid_total``,
-    ``valid_recon``, ``valid_kl``, ``valid_mse``), ``autoencoder_run``, ``n_train``, ``latent_dim``,
-    :func:`vaetone.analysis.curves.history_findings`, :func:`evaluation_findings`, and the notes
-    shown: ``example_notes``, ``example_models``, ``example_level`` (their loudest sample, in words),
-    ``interpolation_from``, ``interpolation_to``, ``interpolation_t``.
+    Findings: ``answer`` (:func:`answer_sentence`); the run summary (``run_id``, ``device``,
+    ``parameters``, ``epochs_trained``, ``best_epoch``, ``stop_reason``, ``train_seconds``,
+    ``seconds_per_epoch``, ``notes_per_s``, ``valid_total``, ``valid_recon``, ``valid_kl``,
+    ``valid_mse``); ``autoencoder_run``, ``n_train``, ``latent_dim``;
+    :func:`vaetone.analysis.curves.history_findings`; :func:`evaluation_findings`; the notes shown:
+    ``example_notes``, ``example_models``, ``interpolation_from``, ``interpolation_to``,
+    ``interpolation_t``; how their sounds are scaled (:func:`scaling_phrase`): ``example_level``,
+    ``prior_level``, ``interpolation_level``.
     Arrays: ``recon_db`` (n_examples, 5, n_mels, frames) dB and ``recon_audio`` (n_examples, 5, samples),
     in the order of ``example_models``; ``prior_z``, ``prior_db``, ``prior_audio`` (4 draws);
-    ``linear_*`` and ``spherical_*`` (``_z``, ``_db``, ``_audio``; 5 points each).
-    Chapter: 03_training.
+    ``linear_*`` and ``spherical_*`` (``_z``, ``_db``, ``_audio``; 5 points each). The audio is
+    scaled by :func:`scale_rows`: one gain per note (row of ``recon_audio``), one for the prior
+    draws, one per interpolation path. Chapter: 03_training.
     """
 
     stage = "evaluation"
-    version = 4
+    version = 5
     params = ("griffin_lim_iters", "n_eval_audio", "n_audio_examples", "peak_tolerance_cents", "bootstrap_n")
+
+    def reconstruction_sounds(self) -> dict:
+        """The examples as keyword arguments of ``vaetone.book.sound.sound_grid``: rows = notes, columns = versions.
+
+        Returns: {"dbs": (notes, 5, n_mels, frames) dB, "audio": (notes, 5, samples), "columns", "rows"}.
+        Chapter: 03_training.
+        """
+        dbs, audio, f = self.arrays["recon_db"], self.arrays["recon_audio"], self.findings
+        return {"dbs": dbs, "audio": audio, "columns": f["example_models"], "rows": list(f["example_notes"])}
+
+    def interpolation_sounds(self) -> dict:
+        """Both interpolation paths as keyword arguments of ``sound_grid``: rows = methods, columns = steps.
+
+        Returns: {"dbs": (2, steps, n_mels, frames) dB, "audio": (2, steps, samples), "columns": "t = 0.00", ...,
+        "rows": ["linear", "spherical"]}. Chapter: 03_training.
+        """
+        methods = ("linear", "spherical")
+        dbs, audio = (np.stack([self.arrays[f"{m}_{kind}"] for m in methods]) for kind in ("db", "audio"))
+        columns = [f"t = {t:.2f}" for t in self.findings["interpolation_t"]]
+        return {"dbs": dbs, "audio": audio, "columns": columns, "rows": list(methods)}
+
+
+def scale_rows(audio, peak: float = PEAK_DBFS) -> tuple[np.ndarray, list[float]]:
+    """Scale each row of a set of sounds by one gain, so that the row's loudest sample is at ``peak`` dBFS.
+
+    The sounds of a row (the versions of one note, the points of one path) keep their relative levels.
+
+    Args: audio: ``(rows, ..., samples)`` finite waveforms; peak: dBFS, at most 0.
+    Returns: (float32 array of ``audio``'s shape, the gain of each row in dB; NaN for a silent row, left as it is).
+    Chapter: 03_training.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    scaled, gains = np.empty_like(audio), []
+    for i, row in enumerate(audio):
+        silent = not np.abs(row).max(initial=0.0) > 0
+        scaled[i], gain = (row, 1.0) if silent else peak_normalise(row, peak)
+        gains.append(float("nan") if silent else 20 * np.log10(gain))
+    return scaled, gains
+
+
+def scaling_phrase(gains_db: Sequence[float], peak: float = PEAK_DBFS) -> str:
+    """How :func:`scale_rows` levelled a set of sounds, in words.
+
+    Args: gains_db: the gain of each row in dB (NaN: a silent row); peak: the level they were scaled to (dBFS).
+    Returns: e.g. "Each row is scaled by one gain (+3.0 to +20.0 dB) so that its loudest sample is at
+        -1.0 dBFS: the clips of a row keep their relative levels". Chapter: 03_training.
+    """
+    heard = [g for g in gains_db if np.isfinite(g)]
+    if not heard:
+        return "No sound is played" if not len(gains_db) else "These sounds are silent"
+    span = f"{heard[0]:+.1f} dB" if len(heard) == 1 else f"{min(heard):+.1f} to {max(heard):+.1f} dB"
+    text = f"Each row is scaled by one gain ({span}) so that its loudest sample is at {peak:.1f} dBFS"
+    text += ": the clips of a row keep their relative levels"
+    silent = len(gains_db) - len(heard)
+    return text + (f"; {silent} silent row{'s' * (silent != 1)} stay{'s' * (silent == 1)} silent" if silent else "")
+
+
+def answer_sentence(findings: Mapping) -> str:
+    """The training chapter's answer in one sentence: the log-mel comparison, then its frequency F1 and the inversion's.
+
+    Args: findings: with ``summary`` (:func:`~vaetone.analysis.scores.summary_sentence`) and, when scored,
+        ``VAE_freq_f1_ci`` and ``inversion_freq_f1_ci``.
+    Returns: the sentence, without a final full stop. Chapter: 03_training.
+    """
+    text = findings["summary"]
+    if "VAE_freq_f1_ci" in findings and "inversion_freq_f1_ci" in findings:
+        text += (
+            f"; against the original wav its frequency F1 is {findings['VAE_freq_f1_ci']}, where the inversion "
+            f"alone reaches {findings['inversion_freq_f1_ci']}"
+        )
+    return text
 
 
 def table_name(model: str) -> str:
@@ -272,21 +346,27 @@ def compute_result(cfg: Config, run, autoencoder, features, mu: np.ndarray, orig
     recon_db, recon_audio = generate.reconstruction_examples(models, x, original[rows], features, cfg)
     a, b = generate.pick_pair(features.meta, "test", seed=cfg.seed)
     za, zb = (mu[features.meta.index.get_loc(k)] for k in (a, b))
+    arrays = {
+        "recon_db": recon_db,
+        **generate.prior_examples(run.decode, cfg.latent_dim, features, cfg, N_PRIOR_SAMPLES),
+        **generate.interpolation_examples(run.decode, za, zb, features, cfg, INTERPOLATION_STEPS),
+    }
+    arrays["recon_audio"], recon_gains = scale_rows(recon_audio)
+    (arrays["prior_audio"],), prior_gain = scale_rows(arrays["prior_audio"][None])
+    paths, path_gains = scale_rows(np.stack([arrays["linear_audio"], arrays["spherical_audio"]]))
+    arrays["linear_audio"], arrays["spherical_audio"] = paths
     findings |= curves.training_findings(run, len(features.rows("train")), cfg.kl_warmup_epochs) | {
         "autoencoder_run": autoencoder.path.name,
         "example_notes": picks,
         "example_models": ["original", scores.INVERSION, *models],
-        "example_level": generate.level_phrase(recon_audio),
+        "example_level": scaling_phrase(recon_gains),
+        "prior_level": scaling_phrase(prior_gain),
+        "interpolation_level": scaling_phrase(path_gains),
         "interpolation_from": a,
         "interpolation_to": b,
         "interpolation_t": np.linspace(0, 1, INTERPOLATION_STEPS).tolist(),
     }
-    arrays = {
-        "recon_db": recon_db,
-        "recon_audio": recon_audio,
-        **generate.prior_examples(run.decode, cfg.latent_dim, features, cfg, N_PRIOR_SAMPLES),
-        **generate.interpolation_examples(run.decode, za, zb, features, cfg, INTERPOLATION_STEPS),
-    }
+    findings["answer"] = answer_sentence(findings)
     tables |= {"history": run.history, "kl_per_dim": curves.kl_per_dim(run.history, run.best_epoch)}
     return EvaluationResult(tables=tables, findings=findings, arrays=arrays)
 

@@ -24,7 +24,8 @@ from vaetone.data.splits import SPLITS
 from vaetone.errors import DataError
 from vaetone.results import StageResult, cached
 from vaetone.spectral.features import Features, dataset_digest, load_features
-from vaetone.spectral.inversion import mel_to_audio
+from vaetone.spectral.inversion import mel_to_audio, peak_dbfs
+from vaetone.spectral.melspec import log_mel
 
 # ---------------------------------------------------------------------------------------------
 # What the data chapter shows
@@ -114,12 +115,15 @@ class DataSummary(StageResult):
     :func:`split_check`.
     Arrays: ``example_audio`` (families, samples) in [-1, 1]; ``example_logmel`` (families,
     n_mels, frames) dB; ``roundtrip_original`` (samples,) and ``roundtrip_inverted`` (samples,),
-    the middle example and its log-mel → Griffin-Lim resynthesis, both at 16 kHz.
+    the middle example and its log-mel → Griffin-Lim resynthesis, both at 16 kHz, and
+    ``roundtrip_logmel`` (2, n_mels, frames) dB, the log-mel of each. The sounds are kept as
+    recorded and as resynthesised (no normalisation); ``example_level`` and ``roundtrip_level``
+    say at what peaks they play.
     Chapter: 01_data.
     """
 
     stage: ClassVar[str] = "data_summary"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 4
     params: ClassVar[tuple[str, ...]] = ("griffin_lim_iters",)
 
     def counts(self) -> dict[str, pd.Series]:
@@ -130,14 +134,31 @@ class DataSummary(StageResult):
             "by velocity (MIDI)": self.table("velocity")["notes"],
         }
 
-    def examples(self) -> list[tuple[str, np.ndarray]]:
-        """The example notes as (title, waveform (samples,)) pairs, for ``players.audio_grid``."""
-        return list(zip(self.findings["example_titles"], self.arrays["example_audio"]))
+    def family_sounds(self) -> dict:
+        """The example notes as keyword arguments of ``vaetone.book.sound.sound_cells`` (one titled cell per family).
 
-    def roundtrip(self) -> list[tuple[str, np.ndarray]]:
-        """The middle example and its Griffin-Lim round trip as (label, waveform) pairs."""
+        Returns: {"dbs": (families, n_mels, frames) dB, "audio": (families, samples) as recorded, "titles": the
+        families (the notes are ``example_notes_line``).
+        Chapter: 01_data.
+        """
+        audio, titles = self.arrays["example_audio"], self.findings["example_families"]
+        return {"dbs": self.arrays["example_logmel"], "audio": audio, "titles": titles}
+
+    def roundtrip_sounds(self) -> dict:
+        """The middle example and its round trip as keyword arguments of ``vaetone.book.sound.sound_grid``.
+
+        Returns: {"dbs": (1, 2, n_mels, frames) dB (the original's log-mel and that of the Griffin-Lim
+        audio), "audio": (1, 2, samples) both trimmed to the shorter length, "columns": the two labels}.
+        Chapter: 01_data.
+        """
         waves = (self.arrays["roundtrip_original"], self.arrays["roundtrip_inverted"])
-        return list(zip(self.findings["roundtrip_labels"], waves))
+        n = min(len(w) for w in waves)
+        audio = np.stack([w[:n] for w in waves])[None]
+        return {
+            "dbs": self.arrays["roundtrip_logmel"][None],
+            "audio": audio,
+            "columns": self.findings["roundtrip_labels"],
+        }
 
 
 def count_findings(ds: Dataset) -> dict:
@@ -146,7 +167,8 @@ def count_findings(ds: Dataset) -> dict:
     Args:
         ds: the dataset (``meta`` with a ``split`` column, ``skipped``).
     Returns:
-        {"n_notes", "n_instruments", "n_families", "n_skipped", "n_train", "n_valid", "n_test": int;
+        {"n_notes", "n_instruments", "n_families", "n_test_instruments", "n_skipped", "n_train", "n_valid",
+         "n_test": int;
          "split_notes": {split: notes}; "notes_line": "<n> notes of <k> instruments; <s> skipped"}.
     Chapter: 01_data.
     """
@@ -156,6 +178,7 @@ def count_findings(ds: Dataset) -> dict:
         "n_notes": len(meta),
         "n_instruments": int(meta["instrument_str"].nunique()),
         "n_families": int(meta["instrument_family_str"].nunique()),
+        "n_test_instruments": int(meta.loc[meta["split"] == "test", "instrument_str"].nunique()),
         "n_skipped": len(ds.skipped),
         **{f"n_{s}": n for s, n in split_notes.items()},
         "split_notes": split_notes,
@@ -196,7 +219,9 @@ def example_arrays(ds: Dataset, feats: Features, cfg: Config) -> tuple[pd.DataFr
         ds: the dataset; feats: its features; cfg: the feature settings and ``griffin_lim_iters``.
     Returns:
         ``(examples, findings, arrays)``: the examples table (indexed by note_str); findings
-        {"example_notes", "example_titles": "<family>: <note_str>", "roundtrip_labels"}; arrays
+        {"example_notes", "example_titles": "<family>: <note_str>", "example_families", "example_notes_line":
+        "<note_str> (<family>), ...", "roundtrip_labels", "example_level",
+        "roundtrip_level" (:func:`level_phrase`)}; arrays
         as described in :class:`DataSummary`.
     Raises:
         DataError: an example note has no features (the feature cache belongs to other data).
@@ -211,20 +236,76 @@ def example_arrays(ds: Dataset, feats: Features, cfg: Config) -> tuple[pd.DataFr
             "was made from other data: recompute it with load_features(cfg, refresh=True)"
         )
     rows, mid = picks["row"].to_numpy(), len(picks) // 2
-    inverted = mel_to_audio(feats.logmel[frow[mid] : frow[mid] + 1], cfg, n_iter=cfg.griffin_lim_iters)[0]
+    original = feats.logmel[frow[mid] : frow[mid] + 1]
+    inverted = mel_to_audio(original, cfg, n_iter=cfg.griffin_lim_iters)[0]
+    inverted_db = log_mel(inverted[None], cfg, device="cpu")[..., : original.shape[-1]]
     found = {
         "example_notes": [str(k) for k in picks.index],
         "example_titles": [f"{fam}: {k}" for k, fam in picks["instrument_family_str"].items()],
+        "example_families": [str(fam) for fam in picks["instrument_family_str"]],
+        "example_notes_line": ", ".join(f"{k} ({fam})" for k, fam in picks["instrument_family_str"].items()),
         "roundtrip_labels": ["original", f"log-mel → Griffin-Lim ({cfg.griffin_lim_iters} iterations)"],
+        "example_level": level_phrase(ds.audio[rows]),
+        "roundtrip_level": level_phrase(np.stack([ds.audio[rows[mid]][: len(inverted)], inverted.numpy()])),
     }
     arrays = {
         "example_audio": ds.audio[rows],
         "example_logmel": feats.logmel[torch.as_tensor(frow)].numpy(),
         "roundtrip_original": ds.audio[rows[mid]],
         "roundtrip_inverted": inverted.numpy(),
+        "roundtrip_logmel": torch.cat([original, inverted_db]).numpy(),
     }
     columns = ["instrument_family_str", "instrument_str", "pitch", "velocity", "row"]
     return picks[columns].rename_axis("note"), found, arrays
+
+
+def level_phrase(audio) -> str:
+    """How a set of sounds played as given is levelled, in words, from each sound's loudest sample.
+
+    Args: audio: ``(n, samples)`` waveforms, full scale 1.0.
+    Returns: e.g. "They play as they are, without normalisation: their peaks lie between -15.3 and
+        -7.7 dBFS"; a silent sound or one beyond full scale is named. Chapter: 01_data.
+    """
+    peaks = [peak_dbfs(a) for a in np.asarray(audio)]
+    heard = [p for p in peaks if np.isfinite(p)]
+    if not heard:
+        return "They are silent"
+    low, high = (f"{p:+.1f}" if p > 0 else f"{p:.1f}" for p in (min(heard), max(heard)))
+    text = "They play as they are, without normalisation: "
+    text += f"the peak is at {high} dBFS" if len(heard) == 1 else f"their peaks lie between {low} and {high} dBFS"
+    if len(heard) < len(peaks):
+        text += f" ({len(peaks) - len(heard)} silent)"
+    if max(heard) > 0:
+        text += "; samples beyond full scale are clipped"
+    return text
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``n`` with the singular or plural noun: "1 note", "3 notes"."""
+    return f"{n} {one if n == 1 else many}"
+
+
+def answer_sentence(found: dict) -> str:
+    """The data chapter's answer in one sentence, from its counts, feature shape and split check.
+
+    Args: found: the findings of :func:`count_findings`, :func:`feature_findings` and :func:`split_check`.
+    Returns: e.g. "The model learns from 96 notes of 22 instruments in 11 families, each a 64 × 126 log-mel
+        spectrogram: 60 notes train it and 20 notes of 5 instruments it never hears test it; no sample is
+        played in two splits" (no final full stop). Chapter: 01_data.
+    """
+    _, n_mels, frames = found["feature_shape"]
+    text = (
+        f"The model learns from {_count(found['n_notes'], 'note', 'notes')} of "
+        f"{_count(found['n_instruments'], 'instrument', 'instruments')} in "
+        f"{_count(found['n_families'], 'family', 'families')}, each a {n_mels} × {frames} log-mel spectrogram: "
+        f"{_count(found['n_train'], 'note', 'notes')} train it and {_count(found['n_test'], 'note', 'notes')} of "
+        f"{_count(found['n_test_instruments'], 'instrument', 'instruments')} it never hears test it"
+    )
+    if "n_shared_samples" in found:
+        shared = found["n_shared_samples"]
+        verdict = _count(shared, "sample is", "samples are") + " played in more than one split"
+        text += "; no sample is played in two splits" if not shared else "; " + verdict
+    return text
 
 
 def split_check(meta: pd.DataFrame, cfg: Config) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -295,6 +376,7 @@ def compute_summary(ds: Dataset, feats: Features, cfg: Config) -> DataSummary:
     split_tables, split_found = split_check(ds.meta, cfg)
     tables.update(skipped=skipped_table(ds.skipped), examples=examples, **split_tables)
     findings = {**count_findings(ds), **feature_findings(feats, cfg), **example_found, **split_found}
+    findings["answer"] = answer_sentence(findings)
     return DataSummary(tables=tables, findings=findings, arrays=arrays)
 
 

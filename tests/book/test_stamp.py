@@ -31,7 +31,7 @@ def test_substitutions_quote_the_times_of_this_build_and_of_its_siblings(tmp_pat
     stamp.record_time(tmp_path / "default", "default", "01_data", 65)
     stamp.record_time(tmp_path / "default", "default", "02_model", 6)
     subs = stamp.substitutions(tmp_path / "default", ["01_data", "02_model", "03_training"])
-    assert subs["preset"] == "default"
+    assert subs["preset"] == "`default`"
     assert subs["time_01_data"] == "1 min 05 s" and subs["time_02_model"] == "6 s"
     assert subs["time_03_training"] == "not measured in this build"
     table = subs["times_table"].splitlines()

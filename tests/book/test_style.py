@@ -48,7 +48,7 @@ def test_a_ten_inch_figure_is_too_wide():
     with pytest.raises(style.FigureError, match="10.00 in wide"):
         style.check_figure(fig)
     assert issubclass(style.FigureError, VaetoneError)
-    assert style.svg_problems(_svg(fig), "wide.svg") == ["wide.svg: 10.00 in wide, wider than the column (8.0 in)"]
+    assert style.svg_problems(_svg(fig), "wide.svg") == ["wide.svg: 10.00 in wide, wider than the column (7.0 in)"]
     plt.close(fig)
 
 
@@ -61,7 +61,7 @@ def test_eight_point_text_is_too_small_and_named():
 
 
 def test_width_is_a_share_of_the_column():
-    assert style.width() == 8.0 and style.width(0.5) == 4.0
+    assert style.width() == 7.0 and style.width(0.5) == 3.5
     with pytest.raises(style.FigureError):
         style.width(1.5)
 

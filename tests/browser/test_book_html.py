@@ -149,7 +149,7 @@ def _small_text(page, server: str, page_path: str) -> list[str]:
     images = page.eval_on_selector_all(
         "article img",
         "els => els.map(e => ({src: e.getAttribute('src') || '', width: e.getBoundingClientRect().width,"
-        " panel: e.classList.contains('vaetone-panel')}))",
+        " panel: e.classList.contains('vaetone-panel') || e.classList.contains('vaetone-explorer-panel')}))",
     )
     bad = []
     for img in images:

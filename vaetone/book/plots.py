@@ -87,7 +87,7 @@ def waveform_grid(audio: np.ndarray, titles: Sequence[str], suptitle: str, ncols
     fig, axes, ncols = style.panels(n, ncols, 4, 1.6, sharex=True, sharey=True)
     t = np.arange(audio.shape[1]) / sr
     for i, ax in enumerate(list(axes.flat)[:n]):
-        ax.plot(t, audio[i], lw=0.4, color="C0")
+        ax.plot(t, audio[i], lw=0.4, color="C0", rasterized=True)  # a vector path of every sample weighs MBs
         ax.set_title(wrap(titles[i], 0.8 * MAX_WIDTH_IN / ncols - 0.3))
         if i >= n - ncols:
             ax.set_xlabel("time (s)")

@@ -18,13 +18,14 @@ import string
 from collections import Counter
 
 from pybtex.plugin import register_plugin
+from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
 
 
 def _surname(person) -> str:
-    """A person's surname as printed (von part and last names, braces removed)."""
-    return " ".join(person.prelast_names + person.last_names).replace("{", "").replace("}", "")
+    """A person's surname as printed: von part and last names, LaTeX accents decoded ("Cheveigné")."""
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
 
 
 def author_year(entry) -> str:

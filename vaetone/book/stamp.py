@@ -138,7 +138,7 @@ def substitutions(executed: Path, chapters: list[str]) -> dict[str, str]:
         "times_table", "env_<package>" for Python and :data:`PACKAGES`, "env_lock"}.
     """
     t = read_timings(executed)
-    subs = {"preset": t.get("preset", "unknown"), "machine": t.get("machine", machine())}
+    subs = {"preset": f"`{t.get('preset', 'unknown')}`", "machine": t.get("machine", machine())}
     for stem in chapters:
         seconds = t.get("chapters", {}).get(stem)
         subs[f"time_{stem}"] = duration(seconds) if seconds is not None else "not measured in this build"

@@ -19,8 +19,9 @@ import numpy as np
 
 from vaetone.errors import VaetoneError
 
-MAX_WIDTH_IN = 8.0
-"""Widest figure (inches): the book's column is 784 CSS px = 8.17 in, so figures are shown at 1:1."""
+MAX_WIDTH_IN = 7.0
+"""Widest figure (inches): the text column of the book's theme in a 1280-px window is 672 CSS px = 7.0 in
+(measured in Chromium), so figures are shown at 1:1 and 9 pt stays 9 pt."""
 
 MIN_FONT_PT = 9.0
 """Smallest text (points) at display size."""

@@ -41,7 +41,9 @@ unit: setup
 chapters-ci: setup
 	$(BIN)/python -m vaetone.book execute --params params/ci.yaml --out _build/executed/ci
 
+## nbval re-executes the chapters: their kernels read the rest of the preset from the copy the pipeline wrote
 nbval: chapters-ci
+	VAETONE_PRESET=$(CURDIR)/_build/executed/ci/preset.yaml \
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax _build/executed/ci/chapters -o testpaths=
 
 html-ci: chapters-ci

@@ -35,8 +35,9 @@ lint: setup
 	$(BIN)/ruff check vaetone tests scripts
 	$(BIN)/ruff format --check vaetone tests scripts
 
+## unit tests in parallel, one process per core, each torch on one thread (no oversubscription)
 unit: setup
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -n auto
 
 chapters-ci: setup
 	$(BIN)/python -m vaetone.book execute --params params/ci.yaml --out _build/executed/ci

@@ -164,7 +164,7 @@ def test_chapter_02_has_its_frame_and_numbers_its_figure_and_formulas():
     assert (
         "**Answer.** {glue:text}`answer:s`" in text and "{{ time_02_model }}" in text and "{doc}`03_training`" in text
     )
-    assert 'glue("fig-02-architecture", architecture_figure(' in text
+    assert 'glue_figure("fig-02-architecture", architecture_figure(' in text
     assert "```{glue:figure} fig-02-architecture\n:name: fig-02-architecture" in text
     assert "{numref}`fig-02-architecture`" in text and "hide-input" not in text
     labels = re.findall(r"^\$\$ \((eq-02-[\w-]+)\)$", text, flags=re.MULTILINE)

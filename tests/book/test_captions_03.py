@@ -115,7 +115,7 @@ def test_every_figure_is_numbered_referenced_and_every_formula_labelled():
     text = CHAPTER.read_text()
     figures = re.findall(r"```\{glue:figure\} (\S+)\n:name: (\S+)", text)
     assert figures and all(a == b and a.startswith("fig-03-") for a, b in figures)
-    glued = set(re.findall(r'glue\("(fig-03-[^"]+)"', text))
+    glued = set(re.findall(r'glue_figure\("(fig-03-[^"]+)"', text))
     assert glued == {a for a, _ in figures}, "every glued figure is shown, and every shown one glued"
     for name, _ in figures:
         assert f"{{numref}}`{name}`" in text, f"{name} is not referenced from the prose"

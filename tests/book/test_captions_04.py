@@ -78,7 +78,9 @@ def test_both_chapters_follow_the_frame_and_number_every_figure():
         assert "**Answer.** {glue:text}`answer`" in text and f"{{{{ time_{stem} }}}}" in text
         assert "hide-input" not in text and "hide-output" not in text
         assert "spectrogram_grid" not in text and "audio_grid" not in text and "sound_grid(" in text
-        glued = re.findall(r'glue\("(fig-0[45]-[a-z-]+)"', text) + re.findall(r'glue\(f"(fig-0[45]-)\{name\}"', text)
+        glued = re.findall(r'glue_figure\("(fig-0[45]-[a-z-]+)"', text) + re.findall(
+            r'glue_figure\(f"(fig-0[45]-)\{name\}"', text
+        )
         figures = re.findall(r"```\{glue:figure\} (\S+)\n:name: (\S+)", text)
         assert figures and all(a == b for a, b in figures), stem
         assert all(any(name.startswith(g) for g in glued) for name, _ in figures), stem

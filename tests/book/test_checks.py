@@ -68,3 +68,13 @@ def test_a_sound_grid_missing_a_player_fails_the_build(tmp_path):
     broken = html.replace("<audio", "<span", 1)
     with pytest.raises(checks.BookError, match="04_x, cell 0"):
         checks.check_book(chapter(tmp_path, [display({"text/html": broken, "text/plain": "grid"})]))
+
+
+def test_glue_figure_glues_once_and_closes_the_matplotlib_figure(capsys):
+    from vaetone.book.findings import glue_figure
+
+    fig = plt.figure(figsize=(2, 1))
+    glue_figure("fig-x", fig)
+    assert not plt.fignum_exists(fig.number)  # the inline backend will not show it a second time
+    html = sound.sound_grid(np.zeros((1, 1, 16, 5)), np.zeros((1, 1, 800)), config.make(n_mels=16), ["a"])
+    glue_figure("fig-y", html)  # an HTML block is glued as it is

@@ -31,3 +31,18 @@ def glue_findings(findings: Mapping[str, Any], prefix: str = "") -> list[str]:
             glue(prefix + name, value, display=False)
             names.append(prefix + name)
     return names
+
+
+def glue_figure(name: str, figure: Any) -> None:
+    """Glue a figure (a matplotlib Figure or an HTML block such as a sound grid) for a ``{glue:figure}``.
+
+    A matplotlib figure is closed once glued, so that the notebook holds it once (not again as
+    the cell's own output). Chapters: all.
+    """
+    from myst_nb import glue
+
+    glue(name, figure, display=False)
+    if type(figure).__module__.startswith("matplotlib"):
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)

@@ -24,10 +24,10 @@ import torch
 from IPython.display import HTML
 
 from vaetone.book.players import wav_bytes
+from vaetone.book.widget import MINUS
 from vaetone.config import SAMPLE_RATE, Config
 from vaetone.errors import DataError
 
-MINUS = "\u2212"
 """The minus sign of printed levels ("peak −6.0 dBFS")."""
 PANEL_PX = (320, 200)
 """Pixel size of a rendered panel (width, height): about 2x its display size in a 4-5 column grid."""

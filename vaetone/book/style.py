@@ -248,13 +248,18 @@ def _inches(value: str) -> float:
     return number / {"pt": 72.0, "px": 96.0, "in": 1.0}[unit]
 
 
+def _svg_attrs(svg_text: str) -> dict[str, str]:
+    """The attributes of an SVG document's root ``<svg>`` element ({} when it has none)."""
+    root = re.search(r"<svg\b[^>]*>", svg_text)
+    return dict(re.findall(r'\b([\w:-]+)="([^"]*)"', root.group(0))) if root else {}
+
+
 def svg_width_in(svg_text: str) -> float:
     """The width of an SVG document in inches (0 when it has no ``<svg width=...>``).
 
     Chapters: all (the build check and the browser test).
     """
-    root = re.search(r"<svg\b[^>]*>", svg_text)
-    attrs = dict(re.findall(r'\b([\w:-]+)="([^"]*)"', root.group(0))) if root else {}
+    attrs = _svg_attrs(svg_text)
     return _inches(attrs["width"]) if "width" in attrs else 0.0
 
 
@@ -265,9 +270,7 @@ def svg_text_sizes(svg_text: str) -> list[tuple[str, float]]:
         [(text, pt), ...] in document order (matplotlib with ``svg.fonttype="none"`` keeps text as
         ``<text style="font-size: 9px">``, 1 user unit = 1 pt). Chapters: all (the build check and the browser test).
     """
-    root = re.search(r"<svg\b[^>]*>", svg_text)
-    attrs = dict(re.findall(r'\b([\w:-]+)="([^"]*)"', root.group(0))) if root else {}
-    view = attrs.get("viewBox", "").split()
+    view = _svg_attrs(svg_text).get("viewBox", "").split()
     width_in = svg_width_in(svg_text)
     scale = width_in * 72.0 / float(view[2]) if len(view) == 4 and float(view[2]) > 0 else 1.0  # pt per user unit
     sizes = []
